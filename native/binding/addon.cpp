@@ -1,0 +1,177 @@
+// Module entry: the Postprocessor class and the stage functions the TypeScript API exposes alone
+// (anchor generation, NMS), plus build information.
+#include <napi.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "convert.h"
+#include "postprocessor.h"
+#include "rk/stages.h"
+#if defined(RK_WITH_CUDA)
+#include "rk/cuda_engine.h"
+#endif
+
+#ifndef RK_VERSION
+#define RK_VERSION "0.0.0"
+#endif
+
+namespace rkjs {
+namespace {
+
+// anchors(params, { featureSizes, paddedSize, anchorsPerLocation }) -> Float32Array [sum(HWA) * 4]
+Napi::Value Anchors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) {
+    ThrowTypeError(env, "Expected anchors(params, shapes) but received other arguments");
+  }
+  const rk::PostprocessParams params = ParamsFromJs(info[0].As<Napi::Object>());
+  Napi::Object shapes = info[1].As<Napi::Object>();
+  rk::HeadShapes s;
+  s.batch = 1;
+  s.num_classes = params.num_classes;
+  s.anchors_per_loc = params.anchors.AnchorsPerLocation();
+  Napi::Value fsv = shapes.Get("featureSizes");
+  if (!fsv.IsArray()) ThrowTypeError(env, "Expected [[H, W], ...] for featureSizes");
+  Napi::Array fs = fsv.As<Napi::Array>();
+  s.num_levels = static_cast<int32_t>(std::min<uint32_t>(fs.Length(), rk::kMaxLevels));
+  for (int l = 0; l < s.num_levels; ++l) {
+    Napi::Value lv = fs.Get(static_cast<uint32_t>(l));
+    if (!lv.IsArray()) ThrowTypeError(env, "Expected [H, W] for featureSizes[" + std::to_string(l) + "]");
+    s.levels[l].height = lv.As<Napi::Array>().Get(0u).As<Napi::Number>().Int32Value();
+    s.levels[l].width = lv.As<Napi::Array>().Get(1u).As<Napi::Number>().Int32Value();
+  }
+  Napi::Value pv = shapes.Get("paddedSize");
+  if (pv.IsArray()) {
+    s.padded_height = pv.As<Napi::Array>().Get(0u).As<Napi::Number>().Int32Value();
+    s.padded_width = pv.As<Napi::Array>().Get(1u).As<Napi::Number>().Int32Value();
+  }
+  rk::Status st = rk::ValidateShapes(params, s);
+  rk::AnchorGrid grid;
+  if (st.ok()) st = rk::MakeAnchorGrid(params.anchors, s, &grid);
+  if (!st.ok()) throw StatusError(env, st);
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(s.TotalAnchors()) * 4);
+  st = rk::GenerateAnchors(grid, s, out.Data());
+  if (!st.ok()) throw StatusError(env, st);
+  return out;
+}
+
+// nms(boxes Float32Array [n*4], scores Float32Array [n], labels Int32Array [n], params) -> Int32Array keep
+Napi::Value Nms(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsTypedArray() ||
+      !info[3].IsObject()) {
+    ThrowTypeError(env, "Expected nms(boxes: Float32Array, scores: Float32Array, labels: Int32Array, params)");
+  }
+  auto boxes = info[0].As<Napi::TypedArray>();
+  auto scores = info[1].As<Napi::TypedArray>();
+  auto labels = info[2].As<Napi::TypedArray>();
+  if (boxes.TypedArrayType() != napi_float32_array || scores.TypedArrayType() != napi_float32_array ||
+      labels.TypedArrayType() != napi_int32_array) {
+    ThrowTypeError(env, "Expected Float32Array boxes and scores and Int32Array labels for nms()");
+  }
+  const size_t n = scores.ElementLength();
+  if (boxes.ElementLength() != n * 4 || labels.ElementLength() != n) {
+    ThrowRangeError(env, "Expected boxes of " + std::to_string(n * 4) + " and labels of " + std::to_string(n) +
+                             " elements for " + std::to_string(n) + " scores but received " +
+                             std::to_string(boxes.ElementLength()) + " and " + std::to_string(labels.ElementLength()));
+  }
+  Napi::Object po = info[3].As<Napi::Object>();
+  rk::NmsParams p;
+  p.iou_thresh = po.Get("iouThresh").As<Napi::Number>().DoubleValue();
+  const std::string algo = po.Get("algorithm").ToString().Utf8Value();
+  p.algorithm = algo == "greedy_per_class" ? rk::NmsAlgorithm::kGreedyPerClass : rk::NmsAlgorithm::kTorchvisionBatched;
+  p.torchvision_device = po.Get("torchvisionDevice").ToString().Utf8Value() == "cuda" ? rk::NmsDevice::kCuda : rk::NmsDevice::kCpu;
+  p.compare_in_double = po.Get("compareInDouble").ToBoolean().Value();
+  const int32_t pixel_offset = po.Get("pixelOffset").ToNumber().Int32Value();
+  std::vector<rk::Box> b(n);
+  const float* bp = reinterpret_cast<const float*>(static_cast<const uint8_t*>(boxes.ArrayBuffer().Data()) + boxes.ByteOffset());
+  for (size_t i = 0; i < n; ++i) b[i] = rk::Box{bp[4 * i], bp[4 * i + 1], bp[4 * i + 2], bp[4 * i + 3]};
+  const float* sp = reinterpret_cast<const float*>(static_cast<const uint8_t*>(scores.ArrayBuffer().Data()) + scores.ByteOffset());
+  const int32_t* lp = reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(labels.ArrayBuffer().Data()) + labels.ByteOffset());
+  std::vector<uint8_t> ws(rk::NmsWorkspaceSize(static_cast<int32_t>(n)));
+  std::vector<int32_t> keep(n);
+  const int32_t kept = rk::Nms(p, pixel_offset, b.data(), sp, lp, static_cast<int32_t>(n), keep.data(), ws.data());
+  Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(kept));
+  for (int32_t i = 0; i < kept; ++i) out[static_cast<size_t>(i)] = keep[static_cast<size_t>(i)];
+  return out;
+}
+
+Napi::Object BuildInfo(Napi::Env env) {
+  Napi::Object info = Napi::Object::New(env);
+  info.Set("version", RK_VERSION);
+#if defined(__clang__)
+  info.Set("compiler", "clang " __clang_version__);
+#elif defined(__GNUC__)
+  info.Set("compiler", "g++ " __VERSION__);
+#else
+  info.Set("compiler", "unknown");
+#endif
+#if defined(__SSE2__)
+  info.Set("simd", "sse2");
+#else
+  info.Set("simd", "none");
+#endif
+  info.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  info.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
+  Napi::Object cuda = Napi::Object::New(env);
+#if defined(RK_WITH_CUDA)
+  cuda.Set("compiled", true);
+  cuda.Set("runtimeVersion", Napi::Number::New(env, rk::CudaRuntimeVersion()));
+  cuda.Set("architectures", RK_CUDA_ARCHITECTURES);
+#else
+  cuda.Set("compiled", false);
+  cuda.Set("reason", "nvcc was not found when the addon was built");
+#endif
+  info.Set("cuda", cuda);
+  Napi::Object trt = Napi::Object::New(env);
+#if defined(RK_WITH_TENSORRT)
+  trt.Set("compiled", true);
+#else
+  trt.Set("compiled", false);
+  trt.Set("reason", "TENSORRT_ROOT was not set to a TensorRT SDK when the addon was built");
+#endif
+  info.Set("tensorrt", trt);
+  return info;
+}
+
+#if defined(RK_WITH_CUDA)
+Napi::Value Devices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  rk::CudaDeviceList list = rk::ListCudaDevices();
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array arr = Napi::Array::New(env, list.devices.size());
+  for (size_t i = 0; i < list.devices.size(); ++i) {
+    const rk::CudaDeviceInfo& d = list.devices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", Napi::Number::New(env, d.index));
+    o.Set("name", d.name);
+    o.Set("sm", std::to_string(d.major) + "." + std::to_string(d.minor));
+    o.Set("multiprocessors", Napi::Number::New(env, d.multiprocessors));
+    o.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(d.total_memory)));
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  out.Set("devices", arr);
+  if (!list.reason.empty()) out.Set("reason", list.reason);
+  out.Set("driverVersion", Napi::Number::New(env, list.driver_version));
+  return out;
+}
+#endif
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Postprocessor", Postprocessor::Define(env));
+  exports.Set("anchors", Napi::Function::New<Anchors>(env, "anchors"));
+  exports.Set("nms", Napi::Function::New<Nms>(env, "nms"));
+  exports.Set("buildInfo", BuildInfo(env));
+#if defined(RK_WITH_CUDA)
+  exports.Set("devices", Napi::Function::New<Devices>(env, "devices"));
+#endif
+  return exports;
+}
+
+}  // namespace
+}  // namespace rkjs
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return rkjs::Init(env, exports); }
+NODE_API_MODULE(retinanet_kernel, InitModule)

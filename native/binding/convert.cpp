@@ -1,0 +1,316 @@
+#include "convert.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace rkjs {
+namespace {
+
+std::string Describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsNumber()) return std::to_string(v.As<Napi::Number>().DoubleValue());
+  if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsTypedArray()) {
+    static const char* kNames[] = {"Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array",
+                                   "Uint16Array", "Int32Array", "Uint32Array", "Float32Array",
+                                   "Float64Array", "BigInt64Array", "BigUint64Array"};
+    const int t = static_cast<int>(v.As<Napi::TypedArray>().TypedArrayType());
+    return (t >= 0 && t < 11) ? kNames[t] : "a TypedArray";
+  }
+  if (v.IsArray()) return "an array";
+  if (v.IsFunction()) return "a function";
+  if (v.IsObject()) return "an object";
+  return "a value";
+}
+
+Napi::Value Field(const Napi::Object& obj, const char* name, const std::string& path, bool required = true) {
+  Napi::Value v = obj.Get(name);
+  if (required && (v.IsUndefined() || v.IsNull())) {
+    ThrowTypeError(obj.Env(), "Expected a value for " + path + " but received " + Describe(v));
+  }
+  return v;
+}
+
+double Number(const Napi::Object& obj, const char* name, const std::string& path) {
+  Napi::Value v = Field(obj, name, path);
+  if (!v.IsNumber()) ThrowTypeError(obj.Env(), "Expected a number for " + path + " but received " + Describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int32_t Int(const Napi::Object& obj, const char* name, const std::string& path) {
+  const double d = Number(obj, name, path);
+  if (!(std::floor(d) == d) || d < -2147483648.0 || d > 2147483647.0) {
+    ThrowRangeError(obj.Env(), "Expected an integer for " + path + " but received " + std::to_string(d));
+  }
+  return static_cast<int32_t>(d);
+}
+
+bool Bool(const Napi::Object& obj, const char* name, const std::string& path) {
+  Napi::Value v = Field(obj, name, path);
+  if (!v.IsBoolean()) ThrowTypeError(obj.Env(), "Expected a boolean for " + path + " but received " + Describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+Napi::Object Object(const Napi::Object& obj, const char* name, const std::string& path) {
+  Napi::Value v = Field(obj, name, path);
+  if (!v.IsObject()) ThrowTypeError(obj.Env(), "Expected an object for " + path + " but received " + Describe(v));
+  return v.As<Napi::Object>();
+}
+
+Napi::Array Array(const Napi::Object& obj, const char* name, const std::string& path) {
+  Napi::Value v = Field(obj, name, path);
+  if (!v.IsArray()) ThrowTypeError(obj.Env(), "Expected an array for " + path + " but received " + Describe(v));
+  return v.As<Napi::Array>();
+}
+
+double ArrayNumber(const Napi::Array& arr, uint32_t i, const std::string& path) {
+  Napi::Value v = arr.Get(i);
+  if (!v.IsNumber()) {
+    ThrowTypeError(arr.Env(), "Expected a number for " + path + "[" + std::to_string(i) + "] but received " + Describe(v));
+  }
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+template <typename E, size_t N>
+E Enum(const Napi::Object& obj, const char* name, const std::string& path,
+       const std::pair<const char*, E> (&table)[N]) {
+  Napi::Value v = Field(obj, name, path);
+  std::string options;
+  for (size_t i = 0; i < N; ++i) options += (i ? ", \"" : "\"") + std::string(table[i].first) + "\"";
+  if (!v.IsString()) ThrowTypeError(obj.Env(), "Expected one of " + options + " for " + path + " but received " + Describe(v));
+  const std::string s = v.As<Napi::String>().Utf8Value();
+  for (size_t i = 0; i < N; ++i) {
+    if (s == table[i].first) return table[i].second;
+  }
+  ThrowRangeError(obj.Env(), "Expected one of " + options + " for " + path + " but received \"" + s + "\"");
+}
+
+void SetCode(Napi::Error& err, const char* code) { err.Set("code", Napi::String::New(err.Env(), code)); }
+
+// A TypedArray of the given type with at least `elements` elements, or a TypeError / RangeError.
+const void* TypedData(const Napi::Value& v, napi_typedarray_type type, size_t elements,
+                      const std::string& path, const char* type_name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    ThrowTypeError(v.Env(), "Expected a " + std::string(type_name) + " for " + path + " but received " + Describe(v));
+  }
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.ElementLength() != elements) {
+    Napi::Error err = Napi::RangeError::New(
+        v.Env(), "Expected " + std::to_string(elements) + " elements for " + path +
+                     " (from the declared shapes) but received " + std::to_string(ta.ElementLength()));
+    SetCode(err, "ERR_RK_SHAPE");
+    throw err;
+  }
+  return static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+}
+
+}  // namespace
+
+void ThrowTypeError(Napi::Env env, const std::string& message) {
+  Napi::Error err = Napi::TypeError::New(env, message);
+  SetCode(err, "ERR_RK_PARAM");
+  throw err;
+}
+
+void ThrowRangeError(Napi::Env env, const std::string& message) {
+  Napi::Error err = Napi::RangeError::New(env, message);
+  SetCode(err, "ERR_RK_PARAM");
+  throw err;
+}
+
+Napi::Error StatusError(Napi::Env env, const rk::Status& status) {
+  Napi::Error err = status.code() == rk::Code::kInvalidArgument || status.code() == rk::Code::kShapeMismatch
+                        ? Napi::RangeError::New(env, status.message())
+                        : Napi::Error::New(env, status.message());
+  SetCode(err, rk::CodeName(status.code()));
+  return err;
+}
+
+rk::PostprocessParams ParamsFromJs(const Napi::Object& obj) {
+  static const std::pair<const char*, rk::AnchorCell> kCells[] = {
+      {"torchvision", rk::AnchorCell::kTorchvision}, {"detectron2", rk::AnchorCell::kDetectron2},
+      {"odtk", rk::AnchorCell::kOdtk}};
+  static const std::pair<const char*, rk::AnchorOrder> kOrders[] = {
+      {"ratio_major", rk::AnchorOrder::kRatioMajor}, {"size_major", rk::AnchorOrder::kSizeMajor}};
+  static const std::pair<const char*, rk::ScoreInput> kInputs[] = {
+      {"logits", rk::ScoreInput::kLogits}, {"probabilities", rk::ScoreInput::kProbabilities}};
+  static const std::pair<const char*, rk::CandidateOrder> kCandOrders[] = {
+      {"anchor_major", rk::CandidateOrder::kAnchorMajor}, {"class_major", rk::CandidateOrder::kClassMajor}};
+  static const std::pair<const char*, rk::ClipMode> kClips[] = {
+      {"none", rk::ClipMode::kNone}, {"image_before_nms", rk::ClipMode::kImageBeforeNms},
+      {"canvas_in_decode", rk::ClipMode::kCanvasInDecode}, {"output_after_nms", rk::ClipMode::kOutputAfterNms}};
+  static const std::pair<const char*, rk::NmsAlgorithm> kAlgos[] = {
+      {"torchvision_batched", rk::NmsAlgorithm::kTorchvisionBatched},
+      {"greedy_per_class", rk::NmsAlgorithm::kGreedyPerClass}};
+  static const std::pair<const char*, rk::NmsDevice> kDevices[] = {
+      {"cpu", rk::NmsDevice::kCpu}, {"cuda", rk::NmsDevice::kCuda}};
+
+  rk::PostprocessParams p;
+  p.num_classes = Int(obj, "numClasses", "numClasses");
+
+  const Napi::Object a = Object(obj, "anchors", "anchors");
+  p.anchors.cell = Enum(a, "cell", "anchors.cell", kCells);
+  p.anchors.order = Enum(a, "order", "anchors.order", kOrders);
+  const Napi::Array sizes = Array(a, "sizes", "anchors.sizes");
+  const Napi::Array ratios = Array(a, "ratios", "anchors.ratios");
+  const Napi::Array strides = Array(a, "strides", "anchors.strides");
+  if (sizes.Length() < 1 || sizes.Length() > rk::kMaxLevels) {
+    ThrowRangeError(obj.Env(), "Expected 1.." + std::to_string(rk::kMaxLevels) +
+                                   " levels in anchors.sizes but received " + std::to_string(sizes.Length()));
+  }
+  if (ratios.Length() < 1 || ratios.Length() > rk::kMaxRatios) {
+    ThrowRangeError(obj.Env(), "Expected 1.." + std::to_string(rk::kMaxRatios) +
+                                   " entries in anchors.ratios but received " + std::to_string(ratios.Length()));
+  }
+  p.anchors.num_ratios = static_cast<int32_t>(ratios.Length());
+  for (uint32_t i = 0; i < ratios.Length(); ++i) p.anchors.ratios[i] = ArrayNumber(ratios, i, "anchors.ratios");
+  p.anchors.num_sizes = -1;
+  for (uint32_t l = 0; l < sizes.Length(); ++l) {
+    const std::string path = "anchors.sizes[" + std::to_string(l) + "]";
+    Napi::Value lv = sizes.Get(l);
+    if (!lv.IsArray()) ThrowTypeError(obj.Env(), "Expected an array for " + path + " but received " + Describe(lv));
+    const Napi::Array level = lv.As<Napi::Array>();
+    if (level.Length() < 1 || level.Length() > rk::kMaxSizes ||
+        (p.anchors.num_sizes >= 0 && static_cast<int32_t>(level.Length()) != p.anchors.num_sizes)) {
+      ThrowRangeError(obj.Env(), "Expected the same number (1.." + std::to_string(rk::kMaxSizes) +
+                                     ") of sizes on every level for " + path + " but received " +
+                                     std::to_string(level.Length()));
+    }
+    p.anchors.num_sizes = static_cast<int32_t>(level.Length());
+    for (uint32_t i = 0; i < level.Length(); ++i) p.anchors.sizes[l][i] = ArrayNumber(level, i, path);
+  }
+  p.anchors.strides_from_padded_size = Bool(a, "stridesFromPaddedSize", "anchors.stridesFromPaddedSize");
+  for (uint32_t l = 0; l < strides.Length() && l < rk::kMaxLevels; ++l) {
+    p.anchors.strides[l] = ArrayNumber(strides, l, "anchors.strides");
+  }
+  p.anchors.offset = Number(a, "offset", "anchors.offset");
+
+  const Napi::Object s = Object(obj, "select", "select");
+  p.select.score_thresh = Number(s, "scoreThresh", "select.scoreThresh");
+  p.select.topk_candidates = Int(s, "topkCandidates", "select.topkCandidates");
+  p.select.score_input = Enum(s, "scoreInput", "select.scoreInput", kInputs);
+  p.select.candidate_order = Enum(s, "candidateOrder", "select.candidateOrder", kCandOrders);
+
+  const Napi::Object d = Object(obj, "decode", "decode");
+  const Napi::Array weights = Array(d, "weights", "decode.weights");
+  if (weights.Length() != 4) {
+    ThrowRangeError(obj.Env(), "Expected 4 entries in decode.weights but received " + std::to_string(weights.Length()));
+  }
+  for (uint32_t i = 0; i < 4; ++i) p.decode.weights[i] = static_cast<float>(ArrayNumber(weights, i, "decode.weights"));
+  p.decode.clamp_dwdh = Bool(d, "clampDwdh", "decode.clampDwdh");
+  p.decode.bbox_xform_clip = Number(d, "bboxXformClip", "decode.bboxXformClip");
+  p.decode.pixel_offset = Int(d, "pixelOffset", "decode.pixelOffset");
+  p.decode.clip = Enum(d, "clip", "decode.clip", kClips);
+
+  const Napi::Object n = Object(obj, "nms", "nms");
+  p.nms.iou_thresh = Number(n, "iouThresh", "nms.iouThresh");
+  p.nms.algorithm = Enum(n, "algorithm", "nms.algorithm", kAlgos);
+  p.nms.torchvision_device = Enum(n, "torchvisionDevice", "nms.torchvisionDevice", kDevices);
+  p.nms.compare_in_double = Bool(n, "compareInDouble", "nms.compareInDouble");
+
+  const Napi::Object o = Object(obj, "output", "output");
+  p.output.detections_per_img = Int(o, "detectionsPerImg", "output.detectionsPerImg");
+  p.output.remove_empty = Bool(o, "removeEmpty", "output.removeEmpty");
+  return p;
+}
+
+RunInputs InputsFromJs(const Napi::Object& obj, const rk::PostprocessParams& params) {
+  static const std::pair<const char*, rk::Layout> kLayouts[] = {
+      {"concatenated", rk::Layout::kConcatenated}, {"per_level", rk::Layout::kPerLevel}};
+  static const std::pair<const char*, rk::DType> kDTypes[] = {
+      {"float32", rk::DType::kFloat32}, {"float16", rk::DType::kFloat16}};
+  Napi::Env env = obj.Env();
+  RunInputs in;
+  rk::HeadShapes& s = in.shapes;
+  rk::HeadTensors& t = in.tensors;
+  t.layout = Enum(obj, "layout", "layout", kLayouts);
+  t.dtype = Enum(obj, "dtype", "dtype", kDTypes);
+  s.batch = Int(obj, "batch", "batch");
+  s.num_classes = Int(obj, "numClasses", "numClasses");
+  s.anchors_per_loc = Int(obj, "anchorsPerLocation", "anchorsPerLocation");
+  const Napi::Array fs = Array(obj, "featureSizes", "featureSizes");
+  if (fs.Length() < 1 || fs.Length() > rk::kMaxLevels) {
+    ThrowRangeError(env, "Expected 1.." + std::to_string(rk::kMaxLevels) + " levels in featureSizes but received " +
+                             std::to_string(fs.Length()));
+  }
+  s.num_levels = static_cast<int32_t>(fs.Length());
+  for (uint32_t l = 0; l < fs.Length(); ++l) {
+    Napi::Value lv = fs.Get(l);
+    if (!lv.IsArray() || lv.As<Napi::Array>().Length() != 2) {
+      ThrowTypeError(env, "Expected [H, W] for featureSizes[" + std::to_string(l) + "] but received " + Describe(lv));
+    }
+    s.levels[l].height = static_cast<int32_t>(ArrayNumber(lv.As<Napi::Array>(), 0, "featureSizes"));
+    s.levels[l].width = static_cast<int32_t>(ArrayNumber(lv.As<Napi::Array>(), 1, "featureSizes"));
+  }
+  const Napi::Array padded = Array(obj, "paddedSize", "paddedSize");
+  if (padded.Length() != 2) ThrowTypeError(env, "Expected [H, W] for paddedSize but received an array of " + std::to_string(padded.Length()));
+  s.padded_height = static_cast<int32_t>(ArrayNumber(padded, 0, "paddedSize"));
+  s.padded_width = static_cast<int32_t>(ArrayNumber(padded, 1, "paddedSize"));
+  rk::Status st = rk::ValidateShapes(params, s);
+  if (!st.ok()) throw StatusError(env, st);
+
+  Napi::Value residency = obj.Get("residency");
+  if (residency.IsString() && residency.As<Napi::String>().Utf8Value() == "device") {
+    in.residency = rk::Residency::kDevice;
+  }
+
+  const napi_typedarray_type head_type = t.dtype == rk::DType::kFloat32 ? napi_float32_array : napi_uint16_array;
+  const char* head_name = t.dtype == rk::DType::kFloat32 ? "Float32Array" : "Uint16Array (fp16 bits)";
+  const Napi::Array cls = Array(obj, "cls", "cls");
+  const Napi::Array box = Array(obj, "box", "box");
+  const uint32_t want = t.layout == rk::Layout::kConcatenated ? 1 : static_cast<uint32_t>(s.num_levels);
+  if (cls.Length() != want || box.Length() != want) {
+    ThrowRangeError(env, "Expected " + std::to_string(want) + " class and box arrays for the " +
+                             (t.layout == rk::Layout::kConcatenated ? "concatenated" : "per-level") +
+                             " layout but received " + std::to_string(cls.Length()) + " and " +
+                             std::to_string(box.Length()));
+  }
+  const size_t N = static_cast<size_t>(s.batch);
+  for (uint32_t i = 0; i < want; ++i) {
+    const size_t anchors = t.layout == rk::Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors())
+                                                                 : static_cast<size_t>(s.LevelAnchors(static_cast<int>(i)));
+    const std::string suffix = t.layout == rk::Layout::kConcatenated ? "" : "[" + std::to_string(i) + "] (P" + std::to_string(i + 3) + ")";
+    Napi::Value c = cls.Get(i), b = box.Get(i);
+    if (in.residency == rk::Residency::kDevice) {
+      // Device pointers as numbers (from upload()); the CUDA engine checks them.
+      if (!c.IsNumber() || !b.IsNumber()) ThrowTypeError(env, "Expected device pointers for cls/box of a device-resident run");
+      t.cls[i] = reinterpret_cast<const void*>(static_cast<uintptr_t>(c.As<Napi::Number>().Int64Value()));
+      t.box[i] = reinterpret_cast<const void*>(static_cast<uintptr_t>(b.As<Napi::Number>().Int64Value()));
+      continue;
+    }
+    t.cls[i] = TypedData(c, head_type, N * anchors * static_cast<size_t>(s.num_classes), "cls_logits" + suffix, head_name);
+    t.box[i] = TypedData(b, head_type, N * anchors * 4, "bbox_regression" + suffix, head_name);
+    in.buffers.push_back(c);
+    in.buffers.push_back(b);
+  }
+  Napi::Value anchors = obj.Get("anchors");
+  if (!anchors.IsUndefined() && !anchors.IsNull()) {
+    const size_t per_image = static_cast<size_t>(s.TotalAnchors()) * 4;
+    if (!anchors.IsTypedArray()) ThrowTypeError(env, "Expected a Float32Array for anchors but received " + Describe(anchors));
+    const size_t len = anchors.As<Napi::TypedArray>().ElementLength();
+    t.anchors_per_image = len == per_image * N && N > 1;
+    t.anchors = static_cast<const float*>(
+        TypedData(anchors, napi_float32_array, t.anchors_per_image ? per_image * N : per_image, "anchors", "Float32Array"));
+    in.buffers.push_back(anchors);
+  }
+  Napi::Value sizes = Field(obj, "imageSizes", "imageSizes");
+  t.image_sizes = static_cast<const int32_t*>(TypedData(sizes, napi_int32_array, N * 2, "image_sizes", "Int32Array"));
+  in.buffers.push_back(sizes);
+  for (size_t n = 0; n < N; ++n) {
+    if (t.image_sizes[2 * n] < 1 || t.image_sizes[2 * n + 1] < 1) {
+      ThrowRangeError(env, "Expected image_sizes[" + std::to_string(n) + "] >= 1x1 but received " +
+                               std::to_string(t.image_sizes[2 * n]) + "x" + std::to_string(t.image_sizes[2 * n + 1]));
+    }
+  }
+  Napi::Value outs = obj.Get("outputSizes");
+  if (!outs.IsUndefined() && !outs.IsNull()) {
+    t.output_sizes = static_cast<const int32_t*>(TypedData(outs, napi_int32_array, N * 2, "output_sizes", "Int32Array"));
+    in.buffers.push_back(outs);
+  }
+  return in;
+}
+
+}  // namespace rkjs

@@ -1,0 +1,63 @@
+// Box decode and clip of the selected candidates (SPEC 1(3), 1(6), 2(3), 3(3)).
+#include <cmath>
+#include <string>
+
+#include "rk/stages.h"
+
+namespace rk {
+namespace {
+
+inline float Load(const void* base, DType dtype, int64_t i) {
+  return dtype == DType::kFloat32 ? static_cast<const float*>(base)[i]
+                                  : HalfToFloat(static_cast<const uint16_t*>(base)[i]);
+}
+
+}  // namespace
+
+Status DecodeCandidates(const PostprocessParams& p, const HeadShapes& s, Layout layout, DType dtype,
+                        const ImageDeltas& deltas, const AnchorGrid& grid, const float* anchors,
+                        int32_t image_h, int32_t image_w, const Candidate* cands, int32_t n,
+                        Box* boxes, int32_t image_index) {
+  const int A = s.anchors_per_loc;
+  for (int32_t i = 0; i < n; ++i) {
+    const Candidate& c = cands[i];
+    const int l = c.level;
+    const int64_t row = c.row;
+    float d[4];
+    if (layout == Layout::kConcatenated) {
+      const int64_t base = (s.LevelAnchorOffset(l) + row) * 4;  // [sum(HWA), 4]
+      for (int j = 0; j < 4; ++j) d[j] = Load(deltas.box[0], dtype, base + j);
+    } else {
+      const int64_t hw = static_cast<int64_t>(s.levels[l].height) * s.levels[l].width;
+      const int64_t a = row % A, loc = row / A;
+      for (int j = 0; j < 4; ++j) d[j] = Load(deltas.box[l], dtype, (a * 4 + j) * hw + loc);  // [A*4, H, W]
+    }
+    Box anchor;
+    if (anchors != nullptr) {
+      const float* q = anchors + (s.LevelAnchorOffset(l) + row) * 4;
+      anchor = Box{q[0], q[1], q[2], q[3]};
+    } else {
+      anchor = GridAnchor(grid, s, l, row);
+    }
+    const float canvas_w = static_cast<float>(s.levels[l].width * grid.stride_x[l]);
+    const float canvas_h = static_cast<float>(s.levels[l].height * grid.stride_y[l]);
+    Box b = DecodeBox(anchor, d[0], d[1], d[2], d[3], p.decode, canvas_w, canvas_h);
+    if (p.decode.clip == ClipMode::kImageBeforeNms) {
+      b = ClipBox(b, static_cast<float>(image_h), static_cast<float>(image_w));
+    }
+    if (std::isnan(b.x1) || std::isnan(b.y1) || std::isnan(b.x2) || std::isnan(b.y2)) {
+      const bool bad_anchor = std::isnan(anchor.x1) || std::isnan(anchor.y1) ||
+                              std::isnan(anchor.x2) || std::isnan(anchor.y2);
+      return Status(Code::kNonFinite,
+                    std::string("Expected finite ") + (bad_anchor ? "anchors" : "bbox_regression") +
+                        " for a selected candidate but received NaN at image " +
+                        std::to_string(image_index) + ", level P" + std::to_string(l + 3) +
+                        ", anchor row " + std::to_string(row) + " (class " +
+                        std::to_string(c.label) + "): the box cannot be decoded");
+    }
+    boxes[i] = b;
+  }
+  return Status::Ok();
+}
+
+}  // namespace rk

@@ -1,0 +1,39 @@
+// A backend's runner: built once from validated params, owning its workspace and threads (CPU) or
+// stream, buffers and graphs (CUDA). The bindings hold one per Postprocessor.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "rk/params.h"
+#include "rk/status.h"
+#include "rk/tensor.h"
+
+namespace rk {
+
+struct RunTimings {
+  double upload_ms = 0.0;    // host -> device copies (CUDA, host inputs)
+  double compute_ms = 0.0;   // the stages
+  double download_ms = 0.0;  // device -> host copies (CUDA)
+  bool graph_replayed = false;
+};
+
+// Where the HeadTensors pointers live.
+enum class Residency : int32_t { kHost = 0, kDevice = 1 };
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual const char* backend() const = 0;
+  // [in] shapes, tensors (host or device memory, as `residency` says); [out] detections in host
+  // memory, padded form. Returns a Status; never throws.
+  virtual Status Run(const HeadShapes& shapes, const HeadTensors& tensors, Residency residency,
+                     Detections* out, RunTimings* timings) = 0;
+  // Bytes of scratch the engine holds for the last shapes it ran.
+  virtual size_t workspace_bytes() const = 0;
+};
+
+// CPU engine with `num_threads` threads (>= 1), over host memory.
+std::unique_ptr<Engine> MakeCpuEngine(const PostprocessParams& params, int num_threads);
+
+}  // namespace rk

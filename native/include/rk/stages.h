@@ -1,0 +1,106 @@
+// The stages of RetinaNet post-processing on the CPU, each a size query plus a run, in the CUB
+// style: the caller owns the workspace. No stage throws; each returns a Status.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "rk/math.h"
+#include "rk/params.h"
+#include "rk/status.h"
+#include "rk/tensor.h"
+
+namespace rk {
+
+// ---------------------------------------------------------------------------------------------
+// Parameter and shape checks shared by every backend (the TS layer validates first; these guard
+// the C++ API for callers that skip it, such as the TensorRT plugins).
+Status ValidateParams(const PostprocessParams& p);
+Status ValidateShapes(const PostprocessParams& p, const HeadShapes& s);
+
+// ---------------------------------------------------------------------------------------------
+// Anchors. The grid form holds one cell anchor per (level, a) and the strides; the anchor of row
+// (y*W + x)*A + a is ShiftCell(cell[l][a], GridShift(offset, stride_x, x), GridShift(.., y)).
+struct AnchorGrid {
+  int32_t num_levels = 0;
+  int32_t anchors_per_loc = 0;
+  float cell[kMaxLevels][kMaxAnchors][4] = {};
+  double stride_y[kMaxLevels] = {};
+  double stride_x[kMaxLevels] = {};
+  double offset = 0.0;
+};
+
+// [in] params, shapes -> [out] grid. Strides from the padded size need shapes.padded_*.
+Status MakeAnchorGrid(const AnchorParams& p, const HeadShapes& s, AnchorGrid* grid);
+
+// Anchor of row `row` (within level l). row = (y*W + x)*A + a.
+inline Box GridAnchor(const AnchorGrid& g, const HeadShapes& s, int l, int64_t row) {
+  const int32_t a = static_cast<int32_t>(row % g.anchors_per_loc);
+  const int64_t loc = row / g.anchors_per_loc;
+  const int32_t x = static_cast<int32_t>(loc % s.levels[l].width);
+  const int32_t y = static_cast<int32_t>(loc / s.levels[l].width);
+  return ShiftCell(g.cell[l][a], GridShift(g.offset, g.stride_x[l], x),
+                   GridShift(g.offset, g.stride_y[l], y));
+}
+
+// [out] anchors [sum(HWA), 4] f32 in the concatenated row order. No workspace.
+Status GenerateAnchors(const AnchorGrid& g, const HeadShapes& s, float* anchors);
+
+// ---------------------------------------------------------------------------------------------
+// Selection: score = sigmoid(logit) (or the probability), keep score > f32(t), then the top-k by
+// (score desc, flat index asc) per image and level. Candidates carry the row and label.
+struct Candidate {
+  float score;
+  int32_t level;
+  int32_t label;
+  int32_t row;      // anchor row within the level: (y*W + x)*A + a
+  int64_t order;    // tie-break key in the preset's candidate order (SelectParams::candidate_order)
+};
+
+// Strict weak order of the ranking: score desc, then level asc, then order asc.
+inline bool RanksBefore(const Candidate& a, const Candidate& b) {
+  if (a.score != b.score) return a.score > b.score;
+  if (a.level != b.level) return a.level < b.level;
+  return a.order < b.order;
+}
+
+// Scans the element range [begin, end) of one image's level slice (HWA*K elements in storage
+// order) and keeps the best `topk` candidates. [in] logits of the slice; [out] out, room for
+// SelectChunkCapacity(topk, end - begin) candidates; returns the number kept, sorted by RanksBefore.
+size_t SelectChunkCapacity(int32_t topk, int64_t chunk_elements);
+int32_t SelectChunk(const SelectParams& p, const HeadShapes& s, Layout layout, DType dtype,
+                    int level, const void* slice, int64_t begin, int64_t end, Candidate* out,
+                    size_t capacity);
+
+// Merges several sorted candidate lists of one image and level into its top-k (sorted).
+int32_t MergeTopK(Candidate* const* lists, const int32_t* counts, int num_lists, int32_t topk,
+                  Candidate* out);
+
+// ---------------------------------------------------------------------------------------------
+// Decode + clip of selected candidates of one image. [in] deltas of that image (per layout),
+// anchors (grid or given [sum(HWA), 4]); [out] boxes [n].
+struct ImageDeltas {
+  const void* box[kMaxLevels];  // concatenated: box[0] = [sum(HWA), 4]; per level: [A*4, H, W]
+};
+Status DecodeCandidates(const PostprocessParams& p, const HeadShapes& s, Layout layout, DType dtype,
+                        const ImageDeltas& deltas, const AnchorGrid& grid, const float* anchors,
+                        int32_t image_h, int32_t image_w, const Candidate* cands, int32_t n,
+                        Box* boxes, int32_t image_index);
+
+// ---------------------------------------------------------------------------------------------
+// NMS of one image. [in] boxes, scores, labels [n]; [out] keep (indices into the inputs, in output
+// order: score desc, ties by input position), returns the count. Workspace: NmsWorkspaceSize(n).
+size_t NmsWorkspaceSize(int32_t n);
+int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const float* scores,
+            const int32_t* labels, int32_t n, int32_t* keep, void* workspace);
+
+// ---------------------------------------------------------------------------------------------
+// The whole pipeline on the CPU: every stage for every image, threads over images, levels and
+// chunks of levels. Workspace: PostprocessWorkspaceSize for the same params, shapes and threads.
+class ThreadPool;
+size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s, int num_threads);
+Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTensors& t,
+                   const AnchorGrid& grid, Detections* out, void* workspace, size_t workspace_bytes,
+                   ThreadPool* pool);
+
+}  // namespace rk
