@@ -4,7 +4,7 @@
  */
 import * as os from "os";
 
-import { NativePostprocessor, loadNative, nativeStatus } from "../native";
+import { NativePostprocessor, NativeResult, loadNative, nativeStatus } from "../native";
 import { describe, resolveConfig, toNativeParams } from "./config";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { PostprocessConfig } from "./presets";
@@ -89,6 +89,10 @@ function pickBackend(choice: BackendChoice): BackendName {
   return choice;
 }
 
+function padded(r: NativeResult): PaddedDetections {
+  return { maxDetections: r.maxDetections, counts: r.counts, boxes: r.boxes, scores: r.scores, labels: r.labels };
+}
+
 function toResult(backend: BackendName, padded: PaddedDetections, timings: RunTimings): PostprocessResult {
   const D = padded.maxDetections;
   const detections: ImageDetections[] = [];
@@ -167,7 +171,7 @@ export class Postprocessor {
         return toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false });
       }
       const r = await engine.run(h);
-      return toResult(this.backend, r, { totalMs: performance.now() - start, ...r.timings });
+      return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
     });
     this.tail = job.catch(() => undefined);
     return job.catch((e: Error) => {
@@ -189,7 +193,7 @@ export class Postprocessor {
       return toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false });
     }
     const r = engine.runSync(h);
-    return toResult(this.backend, r, { totalMs: performance.now() - start, ...r.timings });
+    return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
   }
 
   /** Frees the native workspace and threads now instead of at garbage collection. */

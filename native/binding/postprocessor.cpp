@@ -35,13 +35,15 @@ struct Outputs {
   }
 };
 
-Napi::Object ResultObject(Napi::Env env, const Outputs& out, const rk::RunTimings& timings) {
+// [counts, boxes, scores, labels] as live handles of the current scope.
+Napi::Object ResultObject(Napi::Env env, const Napi::Value (&arrays)[4], int32_t max_detections,
+                          const rk::RunTimings& timings) {
   Napi::Object result = Napi::Object::New(env);
-  result.Set("counts", out.counts);
-  result.Set("boxes", out.boxes);
-  result.Set("scores", out.scores);
-  result.Set("labels", out.labels);
-  result.Set("maxDetections", Napi::Number::New(env, out.view.max_detections));
+  result.Set("counts", arrays[0]);
+  result.Set("boxes", arrays[1]);
+  result.Set("scores", arrays[2]);
+  result.Set("labels", arrays[3]);
+  result.Set("maxDetections", Napi::Number::New(env, max_detections));
   Napi::Object t = Napi::Object::New(env);
   t.Set("uploadMs", Napi::Number::New(env, timings.upload_ms));
   t.Set("computeMs", Napi::Number::New(env, timings.compute_ms));
@@ -59,27 +61,31 @@ class RunWorker final : public Napi::AsyncWorker {
       : Napi::AsyncWorker(env, "retinanet-kernel:run"),
         deferred_(Napi::Promise::Deferred::New(env)),
         owner_(owner),
-        inputs_(std::move(inputs)),
-        outputs_(env, inputs_.shapes.batch, owner->params().output.detections_per_img) {
+        inputs_(std::move(inputs)) {
     owner_ref_ = Napi::Persistent(owner_object);
     for (Napi::Value& v : inputs_.buffers) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
     inputs_.buffers.clear();
-    out_refs_.push_back(Napi::Persistent(outputs_.counts.As<Napi::Object>()));
-    out_refs_.push_back(Napi::Persistent(outputs_.boxes.As<Napi::Object>()));
-    out_refs_.push_back(Napi::Persistent(outputs_.scores.As<Napi::Object>()));
-    out_refs_.push_back(Napi::Persistent(outputs_.labels.As<Napi::Object>()));
+    // Outputs are allocated here, on the main thread; Execute writes through `view_`.
+    Outputs outputs(env, inputs_.shapes.batch, owner->params().output.detections_per_img);
+    view_ = outputs.view;
+    out_refs_.push_back(Napi::Persistent(outputs.counts.As<Napi::Object>()));
+    out_refs_.push_back(Napi::Persistent(outputs.boxes.As<Napi::Object>()));
+    out_refs_.push_back(Napi::Persistent(outputs.scores.As<Napi::Object>()));
+    out_refs_.push_back(Napi::Persistent(outputs.labels.As<Napi::Object>()));
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    status_ = owner_->engine()->Run(inputs_.shapes, inputs_.tensors, inputs_.residency, &outputs_.view, &timings_);
+    status_ = owner_->engine()->Run(inputs_.shapes, inputs_.tensors, inputs_.residency, &view_, &timings_);
     if (!status_.ok()) SetError(status_.message());
   }
 
   void OnOK() override {
     owner_->set_busy(false);
-    deferred_.Resolve(ResultObject(Env(), outputs_, timings_));
+    // The handles made in the constructor belong to its scope: read the arrays back from the references.
+    const Napi::Value arrays[4] = {out_refs_[0].Value(), out_refs_[1].Value(), out_refs_[2].Value(), out_refs_[3].Value()};
+    deferred_.Resolve(ResultObject(Env(), arrays, view_.max_detections, timings_));
   }
 
   void OnError(const Napi::Error&) override {
@@ -92,7 +98,7 @@ class RunWorker final : public Napi::AsyncWorker {
   Postprocessor* owner_;
   Napi::ObjectReference owner_ref_;
   RunInputs inputs_;
-  Outputs outputs_;
+  rk::Detections view_;
   std::vector<Napi::ObjectReference> refs_;
   std::vector<Napi::ObjectReference> out_refs_;
   rk::Status status_;
@@ -189,7 +195,8 @@ Napi::Value Postprocessor::RunSync(const Napi::CallbackInfo& info) {
   rk::RunTimings timings;
   rk::Status st = engine_->Run(inputs.shapes, inputs.tensors, inputs.residency, &outputs.view, &timings);
   if (!st.ok()) throw StatusError(env, st);
-  return ResultObject(env, outputs, timings);
+  const Napi::Value arrays[4] = {outputs.counts, outputs.boxes, outputs.scores, outputs.labels};
+  return ResultObject(env, arrays, outputs.view.max_detections, timings);
 }
 
 Napi::Value Postprocessor::Backend(const Napi::CallbackInfo& info) {

@@ -1,0 +1,70 @@
+/** Shared test helpers: where the golden data is, which backends run here, configs of golden cases. */
+import * as fs from "fs";
+import * as path from "path";
+
+import { PACKAGE_ROOT } from "../kernel/native";
+import { availableBackends, BackendName } from "../kernel/postprocess/postprocessor";
+import { PostprocessConfig, PRESET_NAMES, PresetName } from "../kernel/postprocess/presets";
+
+/** ../shared/golden beside the checkout, or RK_GOLDEN_DIR (the GPU machine carries a copy). */
+export const GOLDEN_DIR = process.env.RK_GOLDEN_DIR ?? path.resolve(PACKAGE_ROOT, "..", "shared", "golden");
+
+export interface GoldenCase {
+  name: string;
+  npz: string;
+  meta: Record<string, unknown>;
+  preset: string;
+}
+
+export function goldenCases(): GoldenCase[] {
+  if (!fs.existsSync(GOLDEN_DIR)) return [];
+  return fs
+    .readdirSync(GOLDEN_DIR)
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .map((f) => {
+      const meta = JSON.parse(fs.readFileSync(path.join(GOLDEN_DIR, f), "utf8")) as Record<string, unknown>;
+      return { name: f.replace(/\.json$/, ""), npz: path.join(GOLDEN_DIR, f.replace(/\.json$/, ".npz")), meta, preset: String(meta.preset) };
+    });
+}
+
+export function isBuiltPreset(p: string): p is PresetName {
+  return (PRESET_NAMES as readonly string[]).includes(p);
+}
+
+/** The config a golden case was made with. */
+export function goldenConfig(c: GoldenCase): Partial<PostprocessConfig> {
+  const m = c.meta;
+  return {
+    preset: c.preset as PresetName,
+    score_thresh: m.score_thresh as number,
+    nms_thresh: m.nms_thresh as number,
+    topk_candidates: m.topk_candidates as number,
+    detections_per_img: m.detections_per_img as number,
+    num_classes: m.num_classes as number,
+  };
+}
+
+/** Host backends available in this process (cuda has its own GPU test files). */
+export function hostBackends(): BackendName[] {
+  return availableBackends().available.filter((b) => b !== "cuda");
+}
+
+export function nativeAvailable(): boolean {
+  return availableBackends().available.includes("cpu");
+}
+
+/** Deterministic uniform floats in [lo, hi). */
+export function randomFloats(n: number, seed: number, lo = 0, hi = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = lo + ((s >>> 0) / 4294967296) * (hi - lo);
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+/**
+ * run() works off the main thread: while a large batch is post-processed, the event loop keeps
+ * turning (timers fire on time); runSync() by contrast blocks it, which the same probe shows.
+ */
+import * as assert from "assert";
+
+import { createPostprocessor } from "../kernel/postprocess/postprocessor";
+import { synthesize } from "../kernel/postprocess/synth";
+import { nativeAvailable } from "./helpers";
+
+/** Largest gap between 5 ms timer ticks while `work` is pending. */
+async function maxTimerGap(work: () => Promise<unknown>): Promise<{ gap: number; ticks: number; ms: number }> {
+  let last = performance.now();
+  let gap = 0;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+    ticks++;
+  }, 5);
+  const start = performance.now();
+  await work();
+  const ms = performance.now() - start;
+  clearInterval(timer);
+  gap = Math.max(gap, performance.now() - last);
+  return { gap, ticks, ms };
+}
+
+describe("event loop responsiveness", function () {
+  before(function () {
+    if (!nativeAvailable()) {
+      console.log("      (skipped: the native addon is not loaded)");
+      this.skip();
+    }
+  });
+
+  it("stays responsive while run() post-processes a large dense batch", async function () {
+    const ds = synthesize({ images: 4, size: [800, 1333], classes: 80, bgMean: -4, seed: 3 });
+    const pp = createPostprocessor({}, { backend: "cpu", threads: 1 });
+    pp.runSync(ds); // warm: workspace allocated
+    let blockedMs = 0;
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      pp.runSync(ds);
+      blockedMs = Math.max(blockedMs, performance.now() - t);
+    }
+    const async = await maxTimerGap(() => pp.run(ds));
+    // The synchronous run blocks for its whole duration; the asynchronous one must not.
+    assert.ok(blockedMs > 60, `the batch is large enough to matter (${blockedMs.toFixed(1)} ms synchronously)`);
+    assert.ok(async.ticks >= 3, `timer ticked ${async.ticks} times during a ${async.ms.toFixed(1)} ms run`);
+    assert.ok(async.gap < Math.max(50, blockedMs / 2), `largest timer gap ${async.gap.toFixed(1)} ms during run() vs ${blockedMs.toFixed(1)} ms blocked by runSync()`);
+    await pp.dispose();
+  });
+
+  it("serialises concurrent run() calls on one Postprocessor", async function () {
+    const ds = synthesize({ images: 1, size: [256, 256], classes: 5, seed: 4 });
+    const pp = createPostprocessor({}, { backend: "cpu" });
+    const results = await Promise.all([pp.run(ds), pp.run(ds), pp.run(ds)]);
+    assert.deepStrictEqual(results[1].padded, results[0].padded);
+    assert.deepStrictEqual(results[2].padded, results[0].padded);
+  });
+});
