@@ -79,6 +79,8 @@ export interface ArgSchema {
   keyValues?: boolean;
   /** Accept any number of extra positionals (kept as raw strings). */
   variadic?: boolean;
+  /** The magic takes its argument text as is (code), without tokenizing. */
+  raw?: boolean;
 }
 
 export interface ParsedArgs {

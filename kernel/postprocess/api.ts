@@ -1,0 +1,5 @@
+/** The post-processing API as cells see it (the global `rk`): everything in index.ts plus helpers. */
+export * from "./index";
+export { synthesize, bgMeanForDensity } from "./synth";
+export type { SynthOptions } from "./synth";
+export { devicesInfo, devicesReport } from "./devices";

@@ -1,0 +1,96 @@
+/**
+ * The main thread's side of the wire: an interface the session sends through and receives from,
+ * so that the session is tested without sockets, and its implementation over the I/O thread.
+ */
+import * as path from "path";
+import { Worker } from "worker_threads";
+
+import { ConnectionInfo } from "./connection";
+import { FromIo, IoThreadData, OutgoingMessage, SHARED, ToIo } from "./io-thread";
+import { Channel, Message } from "./wire";
+
+export interface Transport {
+  send(channel: Channel, msg: OutgoingMessage): void;
+  onMessage(handler: (channel: Channel, msg: Message) => void): void;
+  close(): Promise<void>;
+}
+
+function toBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/** The transport over the I/O worker thread and its ZMQ sockets. */
+export class ZmqTransport implements Transport {
+  readonly shared: Int32Array;
+  private readonly worker: Worker;
+  private handler: (channel: Channel, msg: Message) => void = () => undefined;
+  readonly ready: Promise<Record<string, string>>;
+
+  constructor(connection: ConnectionInfo, session: string, kernelInfo: Record<string, unknown>, canTerminate: boolean) {
+    const sab = new SharedArrayBuffer(16 * Int32Array.BYTES_PER_ELEMENT);
+    this.shared = new Int32Array(sab);
+    const data: IoThreadData = { connection, shared: sab, session, kernelInfo, canTerminate };
+    this.worker = new Worker(path.join(__dirname, "io-thread.js"), { workerData: data, stdout: false, stderr: false });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.on("message", (m: FromIo) => {
+        if (m.t === "ready") resolve(m.endpoints);
+        else if (m.t === "fatal") reject(new Error(m.error));
+        else if (m.t === "msg") {
+          const msg = m.m;
+          msg.identities = msg.identities.map(toBuffer);
+          msg.buffers = msg.buffers.map(toBuffer);
+          this.handler(m.ch, msg);
+        }
+      });
+      this.worker.on("error", reject);
+    });
+  }
+
+  send(channel: Channel, msg: OutgoingMessage): void {
+    this.worker.postMessage({ t: "send", ch: channel, m: msg } satisfies ToIo);
+  }
+
+  onMessage(handler: (channel: Channel, msg: Message) => void): void {
+    this.handler = handler;
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
+    this.worker.postMessage({ t: "close" } satisfies ToIo);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+  }
+
+  setBusy(busy: boolean): void {
+    Atomics.store(this.shared, SHARED.BUSY, busy ? 1 : 0);
+  }
+
+  tick(): void {
+    Atomics.add(this.shared, SHARED.TICK, 1);
+  }
+
+  /**
+   * Marks termination unsafe once anything enables async hooks on this thread (createHook().enable(),
+   * AsyncLocalStorage): Node then checks its async stack and aborts on the one a terminated callback
+   * leaves behind.
+   */
+  watchAsyncHooks(): void {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const hooks = require("async_hooks") as typeof import("async_hooks");
+    const mark = () => Atomics.store(this.shared, SHARED.HOOKS_ENABLED, 1);
+    const createHook = hooks.createHook;
+    hooks.createHook = ((callbacks: import("async_hooks").HookCallbacks) => {
+      const hook = createHook(callbacks);
+      const enable = hook.enable.bind(hook);
+      hook.enable = () => (mark(), enable());
+      return hook;
+    }) as typeof hooks.createHook;
+    const proto = hooks.AsyncLocalStorage.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    for (const method of ["run", "enterWith"]) {
+      const original = proto[method];
+      proto[method] = function (this: unknown, ...args: unknown[]) {
+        mark();
+        return original.apply(this, args);
+      };
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * `retinanet-kernel kernel -f <connection_file>`: starts the I/O thread (sockets) and the compiler
+ * thread (TypeScript) side by side, then the session on the main thread. kernel_info is answered as
+ * soon as the sockets are bound; the first cell waits for the compiler if it is still loading.
+ */
+import { randomUUID } from "crypto";
+
+import { readConnectionFile } from "../protocol/connection";
+import { ZmqTransport } from "../protocol/transport";
+import { CompilerClient } from "../runtime/compiler";
+import { preludeDeclarations } from "../runtime/prelude";
+import { Kernel, kernelInfoContent } from "./kernel";
+
+export async function kernelCommand(argv: string[]): Promise<void> {
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "-f" || argv[i] === "--connection-file") file = argv[++i];
+    else if (argv[i].startsWith("--connection-file=")) file = argv[i].slice("--connection-file=".length);
+    else if (!argv[i].startsWith("-")) file = argv[i];
+  }
+  if (!file) throw new Error("Expected -f <connection_file> (Jupyter passes it) but received none");
+  const connection = readConnectionFile(file);
+  const session = randomUUID();
+  // Loop interrupts past SIGINT's reach need Node's async-hooks checks off (see protocol/io-thread.ts).
+  const canTerminate = process.execArgv.includes("--no-force-async-hooks-checks");
+  const compiler = new CompilerClient(preludeDeclarations());
+  const transport = new ZmqTransport(connection, session, kernelInfoContent(), canTerminate);
+  await transport.ready;
+  transport.watchAsyncHooks();
+  const realExit = process.exit.bind(process);
+  const kernel = new Kernel({
+    transport,
+    compiler,
+    session,
+    busy: transport,
+    captureOutput: true,
+    onShutdown: () => {
+      void (async () => {
+        await transport.close();
+        await compiler.close();
+        realExit(0);
+      })();
+    },
+  });
+  const logErr = kernel.installProcessHooks();
+  if (!canTerminate) logErr("[retinanet-kernel] started without --no-force-async-hooks-checks: interrupts reach top-level code and awaits, not loops inside callbacks\n");
+  kernel.status("starting");
+  kernel.status("idle");
+  compiler.ready.catch((e: Error) => logErr(`[retinanet-kernel] the TypeScript compiler failed to start: ${e.message}\n`));
+}
