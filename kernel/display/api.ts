@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "crypto";
 
-import { MimeBundle, bundleOf, escapeHtml } from "./mimebundle";
+import { MimeBundle, SILENT, bundleOf, escapeHtml } from "./mimebundle";
 
 export interface Publisher {
   display(bundle: MimeBundle, metadata: Record<string, unknown>, displayId?: string): void;
@@ -57,7 +57,8 @@ function show(bundle: MimeBundle, options: DisplayOptions = {}): DisplayHandle {
   return {
     id,
     update: (value: unknown) => publisher.update(toBundle(value), options.metadata ?? {}, id),
-  };
+    [SILENT]: true,
+  } as DisplayHandle;
 }
 
 function base64(data: Uint8Array | string): string {
@@ -118,6 +119,7 @@ export function clearOutput(wait = false): void {
  * text bar for consoles. Updates are throttled to ten a second; finish() always shows.
  */
 export class ProgressBar {
+  readonly [SILENT] = true;
   private readonly handle: DisplayHandle;
   private readonly start = performance.now();
   private lastShown = 0;

@@ -10,6 +10,13 @@ export type MimeBundle = Record<string, unknown>;
 /** Objects that know how to show themselves implement this method. */
 export const MIMEBUNDLE = Symbol.for("jupyter.mimebundle");
 
+/** Values marked with this symbol are not shown as a cell's result (display handles, progress bars). */
+export const SILENT = Symbol.for("retinanet-kernel.silent");
+
+export function isSilent(v: unknown): boolean {
+  return v !== null && typeof v === "object" && (v as Record<symbol, unknown>)[SILENT] === true;
+}
+
 export interface RichValue {
   [MIMEBUNDLE](): MimeBundle;
 }

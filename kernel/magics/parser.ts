@@ -7,6 +7,8 @@
  * `a:b:step`. Every error names the argument, what was expected and what was received.
  */
 
+import { closest } from "../postprocess/config";
+
 export class MagicArgError extends Error {
   readonly code = "ERR_RK_MAGIC_ARGS";
   constructor(
@@ -215,7 +217,8 @@ export function parseArgs(tokens: string[], schema: ArgSchema): ParsedArgs {
       const spec = byName.get(name) ?? byName.get(name.replace(/_/g, "-"));
       if (!spec) {
         const known = options.map((o) => `--${o.name}`);
-        const near = known.find((k) => k.slice(2).startsWith(name.slice(0, 3)));
+        const nearName = closest(name, options.map((o) => o.name));
+        const near = nearName ? `--${nearName}` : undefined;
         throw new MagicArgError(
           `Expected an option (${known.join(", ") || "none"}) but received ${JSON.stringify(tok)}${near ? ` (did you mean ${near}?)` : ""}`,
           name,

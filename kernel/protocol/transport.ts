@@ -7,6 +7,7 @@ import { Worker } from "worker_threads";
 
 import { ConnectionInfo } from "./connection";
 import { FromIo, IoThreadData, OutgoingMessage, SHARED, ToIo } from "./io-thread";
+import { kernelStderr } from "../session/log";
 import { Channel, Message } from "./wire";
 
 export interface Transport {
@@ -30,7 +31,10 @@ export class ZmqTransport implements Transport {
     const sab = new SharedArrayBuffer(16 * Int32Array.BYTES_PER_ELEMENT);
     this.shared = new Int32Array(sab);
     const data: IoThreadData = { connection, shared: sab, session, kernelInfo, canTerminate };
-    this.worker = new Worker(path.join(__dirname, "io-thread.js"), { workerData: data, stdout: false, stderr: false });
+    // The thread's stderr (its log) goes to the real stderr, not through the main thread's capture.
+    this.worker = new Worker(path.join(__dirname, "io-thread.js"), { workerData: data, stdout: true, stderr: true });
+    this.worker.stderr.on("data", kernelStderr);
+    this.worker.stdout.on("data", kernelStderr);
     this.ready = new Promise((resolve, reject) => {
       this.worker.on("message", (m: FromIo) => {
         if (m.t === "ready") resolve(m.endpoints);

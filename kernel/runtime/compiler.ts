@@ -4,6 +4,7 @@ import { Worker } from "worker_threads";
 
 import type { CompilerRequest, CompilerResponse, CompilerThreadData } from "./compiler-thread";
 import type { IsCompleteResult } from "./is-complete";
+import { kernelStderr } from "../session/log";
 
 /** What tslab's converter returns for one cell (kernel-relevant fields). */
 export interface ConvertResult {
@@ -49,7 +50,9 @@ export class CompilerClient {
 
   constructor(prelude: string) {
     const data: CompilerThreadData = { prelude };
-    this.worker = new Worker(path.join(__dirname, "compiler-thread.js"), { workerData: data });
+    this.worker = new Worker(path.join(__dirname, "compiler-thread.js"), { workerData: data, stdout: true, stderr: true });
+    this.worker.stderr.on("data", kernelStderr);
+    this.worker.stdout.on("data", kernelStderr);
     // The kernel must be able to exit while this thread idles.
     this.worker.unref();
     this.ready = new Promise((resolve, reject) => {

@@ -19,6 +19,8 @@ export function preludeDeclarations(): string {
   function input(prompt?: string, options?: { password?: boolean }): Promise<string>;
   /** Runs magics from code: await magics.run("%time 1 + 1"); magics.list(); magics.help("time"). */
   const magics: import("${modulePath("magics/api")}").MagicsApi;
+  /** Comms with the frontend: comms.registerTarget(name, (comm, data) => ...), comms.open(target, data). */
+  const comms: import("${modulePath("session/comms")}").CommsApi;
   /** The post-processing API: rk.createPostprocessor, rk.presets, rk.loadDataset, rk.synthesize, ... */
   const rk: typeof import("${modulePath("postprocess/api")}");
 }

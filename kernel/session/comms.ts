@@ -17,6 +17,14 @@ export interface Comm {
 
 export type CommTarget = (comm: Comm, openData: unknown, buffers: Buffer[]) => void;
 
+/** Comms as cells use them (the global `comms`). */
+export interface CommsApi {
+  /** Registers a target the frontend can open comms to. */
+  registerTarget(name: string, target: CommTarget): void;
+  /** Opens a comm to a target the frontend registered. */
+  open(targetName: string, data?: unknown, metadata?: Record<string, unknown>): Comm;
+}
+
 export interface CommSender {
   send(msgType: "comm_open" | "comm_msg" | "comm_close", content: Record<string, unknown>, buffers?: Uint8Array[]): void;
 }

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { display, setPublisher } from "../display/api";
-import { MimeBundle } from "../display/mimebundle";
+import { MimeBundle, isSilent } from "../display/mimebundle";
 import { toBundle } from "../display/api";
 import { magicsApi } from "../magics/api";
 import { builtinMagics } from "../magics/index";
@@ -21,9 +21,10 @@ import { CompilerClient } from "../runtime/compiler";
 import { errorContent, ErrorContent } from "../runtime/errors";
 import { Executor } from "../runtime/executor";
 import { tslabCompat } from "../runtime/tslab-compat";
-import { CommManager } from "./comms";
+import { CommManager, CommTarget } from "./comms";
 import { History } from "./history";
 import { Interrupts, KeyboardInterrupt, isInterrupt } from "./interrupt";
+import { kernelLog } from "./log";
 import { OutputCapture } from "./output";
 
 export const KERNEL_VERSION: string = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -107,6 +108,8 @@ export class Kernel {
    * as in ipykernel.
    */
   private running: CellStore | undefined;
+  /** The request being handled: comm messages sent from a handler are its children. */
+  private handling: Message | undefined;
   private readonly queue: Message[] = [];
   private processing = false;
   private lastExecute: Message | undefined;
@@ -120,7 +123,7 @@ export class Kernel {
     this.session = options.session;
     this.transport = options.transport;
     this.compiler = options.compiler;
-    this.log = options.log ?? ((t) => process.stderr.write(`[retinanet-kernel] ${t}\n`));
+    this.log = options.log ?? ((t) => kernelLog(`[retinanet-kernel] ${t}`));
     this.executor = new Executor(this.compiler, this.interrupts, {
       modules: { tslab: tslabCompat(), "retinanet-kernel": lazyApi() },
     });
@@ -158,8 +161,8 @@ export class Kernel {
   }
 
   /** Kernel-process-only hooks: output capture, SIGINT, process.exit refusal, stray errors. */
-  installProcessHooks(): (s: string) => void {
-    const real = this.options.captureOutput ? this.output.install() : { stderr: (s: string) => void process.stderr.write(s) };
+  installProcessHooks(): void {
+    if (this.options.captureOutput) this.output.install();
     this.interrupts.installSignalHandler();
     const refuse = (what: string) => () => {
       throw Object.assign(
@@ -178,7 +181,6 @@ export class Kernel {
     // Errors nobody caught: shown on the cell that started them (or the last cell), the kernel lives on.
     process.on("unhandledRejection", (reason) => this.reportStray("UnhandledPromiseRejection", reason));
     process.on("uncaughtException", (err) => this.reportStray("UncaughtException", err));
-    return real.stderr;
   }
 
   /** The names of the prelude (runtime/prelude.ts), in the cell scope and on globalThis. */
@@ -188,6 +190,7 @@ export class Kernel {
       clearOutput: (wait = false) => this.iopub("clear_output", { wait: Boolean(wait) }, this.currentParent()),
       input: (prompt = "", opts: { password?: boolean } = {}) => this.input(String(prompt), Boolean(opts?.password)),
       magics: magicsApi(this.magics, () => this.magicContext()),
+      comms: { registerTarget: (name: string, target: CommTarget) => this.comms.registerTarget(name, target), open: (t: string, d?: unknown, md?: Record<string, unknown>) => this.comms.open(t, d, md) },
     };
     for (const [name, value] of Object.entries(values)) {
       this.executor.definePrelude(name, { value, writable: true });
@@ -241,12 +244,15 @@ export class Kernel {
   private async dispatch(msg: Message, ch: Channel, table: Record<string, Handler>): Promise<void> {
     const handler = table[msg.header.msg_type];
     this.status("busy", msg);
+    const previous = this.handling;
+    if (ch === "shell") this.handling = msg;
     try {
       if (handler) await handler(msg, ch);
       else this.log(`unknown message type ${JSON.stringify(msg.header.msg_type)} on ${ch}: ignored`);
     } catch (e) {
       this.log(`handling ${msg.header.msg_type} failed: ${(e as Error).stack ?? String(e)}`);
     } finally {
+      if (ch === "shell") this.handling = previous;
       this.status("idle", msg);
     }
   }
@@ -255,7 +261,7 @@ export class Kernel {
   // Sending
 
   private currentParent(): Message | undefined {
-    return this.running?.msg ?? this.lastExecute;
+    return this.running?.msg ?? this.handling ?? this.lastExecute;
   }
 
   private send(ch: Channel, m: OutgoingMessage): void {
@@ -322,7 +328,7 @@ export class Kernel {
     try {
       const payload: Record<string, unknown>[] = [];
       const result = await this.withCell({ msg, allowStdin: c.allow_stdin === true, payload }, () => this.runCell(code));
-      if (result.hasValue && !silent) {
+      if (result.hasValue && !silent && !isSilent(result.value)) {
         const data = toBundle(result.value);
         this.iopub("execute_result", { execution_count: count, data, metadata: {} }, msg);
         if (storeHistory) this.history.setOutput(count, String(data["text/plain"] ?? ""));

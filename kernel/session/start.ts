@@ -10,6 +10,7 @@ import { ZmqTransport } from "../protocol/transport";
 import { CompilerClient } from "../runtime/compiler";
 import { preludeDeclarations } from "../runtime/prelude";
 import { Kernel, kernelInfoContent } from "./kernel";
+import { kernelLog } from "./log";
 
 export async function kernelCommand(argv: string[]): Promise<void> {
   let file: string | undefined;
@@ -42,9 +43,9 @@ export async function kernelCommand(argv: string[]): Promise<void> {
       })();
     },
   });
-  const logErr = kernel.installProcessHooks();
-  if (!canTerminate) logErr("[retinanet-kernel] started without --no-force-async-hooks-checks: interrupts reach top-level code and awaits, not loops inside callbacks\n");
+  kernel.installProcessHooks();
+  if (!canTerminate) kernelLog("[retinanet-kernel] started without --no-force-async-hooks-checks: interrupts reach top-level code and awaits, not loops inside callbacks\n");
   kernel.status("starting");
   kernel.status("idle");
-  compiler.ready.catch((e: Error) => logErr(`[retinanet-kernel] the TypeScript compiler failed to start: ${e.message}\n`));
+  compiler.ready.catch((e: Error) => kernelLog(`[retinanet-kernel] the TypeScript compiler failed to start: ${e.message}\n`));
 }

@@ -1,0 +1,44 @@
+/** Output ordering: streams, displays and results arrive in the order the cell produced them. */
+import * as assert from "assert";
+
+import { TestKernel } from "./kernel-client";
+
+describe("output ordering", function () {
+  let k: TestKernel;
+  before(async function () {
+    k = await TestKernel.start();
+  });
+  after(() => k?.stop());
+
+  it("interleaved stdout, stderr and display_data keep their order", async function () {
+    const r = await k.execute(
+      'console.log("a"); console.error("b"); display.text("c"); console.log("d"); process.stdout.write("e\\n"); console.error("f"); "g"',
+    );
+    const seq = r.iopub
+      .filter((m) => ["stream", "display_data", "execute_result"].includes(m.msg_type))
+      .map((m) => (m.msg_type === "stream" ? String(m.content.text) : String((m.content.data as Record<string, string>)["text/plain"])));
+    assert.deepStrictEqual(seq.join("|"), "a\n|b\n|c|d\ne\n|f\n|'g'");
+  });
+
+  it("consecutive writes to one stream are coalesced into few messages", async function () {
+    const r = await k.execute("for (let i = 0; i < 2000; i++) console.log(i)");
+    const streams = r.iopub.filter((m) => m.msg_type === "stream");
+    const text = streams.map((m) => m.content.text).join("");
+    assert.strictEqual(text.split("\n").length, 2001);
+    assert.ok(streams.length < 20, `${streams.length} stream messages`);
+  });
+
+  it("output of an await inside the cell stays in order with the rest", async function () {
+    const r = await k.execute('console.log("before"); await new Promise((r) => setTimeout(r, 50)); console.log("after"); display.text("end")');
+    const seq = r.iopub.filter((m) => m.msg_type === "stream" || m.msg_type === "display_data").map((m) => m.msg_type);
+    assert.deepStrictEqual(seq, ["stream", "stream", "display_data"]);
+    assert.strictEqual(r.stdout, "before\nafter\n");
+  });
+
+  it("output from a callback that outlives its cell is attributed to the last cell, as in ipykernel", async function () {
+    const first = await k.execute('setTimeout(() => console.log("late"), 200); 1');
+    const second = await k.execute("await new Promise((r) => setTimeout(r, 500)); 2");
+    await k.waitFor(() => k.iopubFor(second.id).some((m) => m.msg_type === "stream") || k.iopubFor(first.id).some((m) => m.msg_type === "stream"));
+    assert.match(second.stdout + k.iopubFor(second.id).filter((m) => m.msg_type === "stream").map((m) => m.content.text).join(""), /late/);
+  });
+});
