@@ -42,6 +42,10 @@ export interface StartOptions {
   /** Start without --no-force-async-hooks-checks. */
   plainNode?: boolean;
   cwd?: string;
+  /** Another kernel's command line ({connection_file} is replaced), e.g. ipykernel for benchmarks. */
+  argv?: string[];
+  /** Return once the sockets are connected, without waiting for the kernel (start-up timing). */
+  noWait?: boolean;
 }
 
 export class TestKernel {
@@ -61,6 +65,8 @@ export class TestKernel {
   private readonly replies = new Map<string, WireMsg>();
   readonly stdinLog: WireMsg[] = [];
   private closed = false;
+  /** performance.now() when the kernel process was spawned. */
+  startedAt = 0;
 
   private constructor(
     readonly dir: string,
@@ -69,8 +75,11 @@ export class TestKernel {
   ) {
     const file = path.join(dir, "connection.json");
     fs.writeFileSync(file, JSON.stringify(conn));
-    const args = [...(options.plainNode ? [] : ["--no-force-async-hooks-checks"]), path.join(PACKAGE_ROOT, "dist", "kernel", "main.js"), "kernel", "-f", file];
-    this.proc = spawn(process.execPath, args, { cwd: options.cwd ?? dir, stdio: ["ignore", "pipe", "pipe"] });
+    const argv = options.argv
+      ? options.argv.map((a) => a.replace("{connection_file}", file))
+      : [process.execPath, ...(options.plainNode ? [] : ["--no-force-async-hooks-checks"]), path.join(PACKAGE_ROOT, "dist", "kernel", "main.js"), "kernel", "-f", file];
+    this.startedAt = performance.now();
+    this.proc = spawn(argv[0], argv.slice(1), { cwd: options.cwd ?? dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: "1" } });
     this.proc.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
     this.proc.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
   }
@@ -92,7 +101,7 @@ export class TestKernel {
       kernel_name: "retinanet-kernel",
     };
     const k = new TestKernel(dir, conn, options);
-    await k.connect();
+    await k.connect(!options.noWait);
     return k;
   }
 
@@ -101,7 +110,7 @@ export class TestKernel {
     return this.conn.transport === "tcp" ? `tcp://${this.conn.ip}:${port}` : `ipc://${this.conn.ip}-${port}`;
   }
 
-  private async connect(): Promise<void> {
+  private async connect(wait: boolean): Promise<void> {
     this.shell.connect(this.endpoint("shell"));
     this.control.connect(this.endpoint("control"));
     this.stdin.connect(this.endpoint("stdin"));
@@ -112,6 +121,7 @@ export class TestKernel {
     void this.pump(this.control, (m) => this.replies.set(m.parent_header.msg_id!, m));
     void this.pump(this.stdin, (m) => this.stdinLog.push(m));
     void this.pump(this.iopub, (m) => this.iopubLog.push(m));
+    if (!wait) return;
     // Like jupyter_client's wait_for_ready: kernel_info until iopub shows its status messages.
     const deadline = Date.now() + 30000;
     while (Date.now() < deadline) {
@@ -218,6 +228,12 @@ export class TestKernel {
       result: out.find((m) => m.msg_type === "execute_result")?.content.data as Record<string, unknown> | undefined,
       error: out.find((m) => m.msg_type === "error")?.content as { ename: string; evalue: string; traceback: string[] } | undefined,
     };
+  }
+
+  /** Resolves when the reply to request `id` has arrived (no iopub wait). */
+  async replyTo(id: string, timeoutMs = 60000): Promise<WireMsg> {
+    await this.waitFor(() => this.replies.has(id), timeoutMs);
+    return this.replies.get(id)!;
   }
 
   /** Heartbeat round trip in ms (REQ/REP echo). */

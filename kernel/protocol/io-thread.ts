@@ -44,7 +44,7 @@ export interface IoThreadData {
 
 /** Messages main -> I/O thread. */
 export type ToIo =
-  | { t: "send"; ch: Channel; m: OutgoingMessage }
+  | { t: "send"; batch: { ch: Channel; m: OutgoingMessage }[] }
   | { t: "close" };
 
 /** Messages I/O thread -> main. */
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
 
   port.on("message", (msg: ToIo) => {
     if (msg.t === "send") {
-      send(msg.ch, msg.m);
+      for (const { ch, m } of msg.batch) send(ch, m);
     } else if (msg.t === "close") {
       void (async () => {
         await Promise.all(Object.values(queues).map((q) => q.drain()));

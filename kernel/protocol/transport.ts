@@ -50,8 +50,29 @@ export class ZmqTransport implements Transport {
     });
   }
 
+  private batch: { ch: Channel; m: OutgoingMessage }[] = [];
+  private flushScheduled = false;
+
+  /**
+   * Queues a message for the I/O thread. Messages made in one turn of the event loop (busy,
+   * execute_input; result, reply, idle) cross to the I/O thread in one postMessage: each crossing
+   * wakes a thread, which on a small machine costs more than the work itself.
+   */
   send(channel: Channel, msg: OutgoingMessage): void {
-    this.worker.postMessage({ t: "send", ch: channel, m: msg } satisfies ToIo);
+    this.batch.push({ ch: channel, m: msg });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Hands the queued messages to the I/O thread now (also before a blocking step). */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    this.worker.postMessage({ t: "send", batch } satisfies ToIo);
   }
 
   onMessage(handler: (channel: Channel, msg: Message) => void): void {
@@ -59,6 +80,7 @@ export class ZmqTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.flush();
     const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
     this.worker.postMessage({ t: "close" } satisfies ToIo);
     await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);

@@ -4,6 +4,9 @@
  * magic; `%name?` asks for the magic's help. Line numbers are kept so that errors point at the cell.
  */
 
+/** The export a cell's last expression is stored under (runtime/converter.ts writes it). */
+export const LAST_VALUE = "__rk_last__";
+
 export type Segment =
   | { kind: "ts"; code: string; firstLine: number }
   | { kind: "magic"; name: string; args: string; line: number; help: boolean; body?: string };

@@ -1,28 +1,15 @@
-/** The main thread's client of the compiler thread: promises for convert / complete / inspect / isComplete. */
+/**
+ * The main thread's client of the compiler thread (cells, is_complete) and the language thread
+ * (completion, inspection): requests as promises, matched by id.
+ */
 import * as path from "path";
 import { Worker } from "worker_threads";
 
-import type { CompilerRequest, CompilerResponse, CompilerThreadData } from "./compiler-thread";
-import type { IsCompleteResult } from "./is-complete";
 import { kernelStderr } from "../session/log";
-
-/** What tslab's converter returns for one cell (kernel-relevant fields). */
-export interface ConvertResult {
-  output?: string;
-  declOutput?: string;
-  diagnostics: Diagnostic[];
-  lastExpressionVar?: string;
-  hasToplevelAwait?: boolean;
-}
-
-export interface Diagnostic {
-  start: { offset: number; line: number; character: number };
-  end: { offset: number; line: number; character: number };
-  messageText: string;
-  category: number;
-  code: number;
-  fileName?: string;
-}
+import type { CompilerRequest, CompilerThreadData } from "./compiler-thread";
+import type { ConvertedCell } from "./converter";
+import type { IsCompleteResult } from "./is-complete";
+import type { LanguageRequest, LanguageThreadData } from "./language-thread";
 
 export interface CompletionInfo {
   start: number;
@@ -41,30 +28,27 @@ export interface QuickInfo {
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-export class CompilerClient {
+/** One worker thread answering requests by id; id 0 is its "ready" message. */
+class ThreadClient<Req extends { id: number }> {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  /** Resolves once the TypeScript converter exists (seconds after start). */
   readonly ready: Promise<void>;
 
-  constructor(prelude: string) {
-    const data: CompilerThreadData = { prelude };
-    this.worker = new Worker(path.join(__dirname, "compiler-thread.js"), { workerData: data, stdout: true, stderr: true });
+  constructor(file: string, data: unknown, what: string) {
+    // A larger young generation: each cell's program is short-lived garbage; fewer scavenges.
+    this.worker = new Worker(path.join(__dirname, file), { workerData: data, stdout: true, stderr: true, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
     this.worker.stderr.on("data", kernelStderr);
     this.worker.stdout.on("data", kernelStderr);
-    // The kernel must be able to exit while this thread idles.
     this.worker.unref();
-    this.ready = new Promise((resolve, reject) => {
-      this.pending.set(0, { resolve: () => resolve(), reject });
-    });
+    this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve: () => resolve(), reject }));
     this.ready.catch(() => undefined);
-    this.worker.on("message", (res: CompilerResponse) => {
+    this.worker.on("message", (res: { id: number; ok: boolean; result?: unknown; error?: string }) => {
       const p = this.pending.get(res.id);
       if (!p) return;
       this.pending.delete(res.id);
       if (res.ok) p.resolve(res.result);
-      else p.reject(new Error(`the TypeScript compiler failed: ${res.error}`));
+      else p.reject(new Error(`the ${what} failed: ${res.error}`));
     });
     this.worker.on("error", (e) => {
       for (const p of this.pending.values()) p.reject(e);
@@ -72,31 +56,61 @@ export class CompilerClient {
     });
   }
 
-  private call<T>(req: DistributiveOmit<CompilerRequest, "id">): Promise<T> {
+  call<T>(req: DistributiveOmit<Req, "id">): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ ...req, id } as CompilerRequest);
+      this.worker.postMessage({ ...req, id });
     });
   }
 
-  convert(prevDecl: string, src: string): Promise<ConvertResult> {
-    return this.call({ op: "convert", prevDecl, src });
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+export class CompilerClient {
+  private readonly compiler: ThreadClient<CompilerRequest>;
+  private language: ThreadClient<LanguageRequest> | undefined;
+  /** Resolves once cells can be compiled (about a second after start). */
+  readonly ready: Promise<void>;
+
+  constructor(private readonly prelude: string) {
+    this.compiler = new ThreadClient<CompilerRequest>("compiler-thread.js", { prelude } satisfies CompilerThreadData, "TypeScript compiler");
+    this.ready = this.compiler.ready;
+    // The language service starts once the compiler is up, so the two do not compete at start.
+    this.ready.then(
+      () => this.languageThread(),
+      () => undefined,
+    );
   }
 
-  complete(prevDecl: string, src: string, pos: number): Promise<CompletionInfo> {
-    return this.call({ op: "complete", prevDecl, src, pos });
+  private languageThread(): ThreadClient<LanguageRequest> {
+    this.language ??= new ThreadClient<LanguageRequest>("language-thread.js", { prelude: this.prelude } satisfies LanguageThreadData, "TypeScript language service");
+    return this.language;
   }
 
-  inspect(prevDecl: string, src: string, pos: number): Promise<QuickInfo | null> {
-    return this.call({ op: "inspect", prevDecl, src, pos });
+  convert(prevDecl: string, src: string): Promise<ConvertedCell> {
+    return this.compiler.call({ op: "convert", prevDecl, src });
   }
 
   isComplete(src: string): Promise<IsCompleteResult> {
-    return this.call({ op: "isComplete", src });
+    return this.compiler.call({ op: "isComplete", src });
+  }
+
+  async complete(prevDecl: string, src: string, pos: number): Promise<CompletionInfo> {
+    const lang = this.languageThread();
+    await lang.ready;
+    return lang.call({ op: "complete", prevDecl, src, pos });
+  }
+
+  async inspect(prevDecl: string, src: string, pos: number): Promise<QuickInfo | null> {
+    const lang = this.languageThread();
+    await lang.ready;
+    return lang.call({ op: "inspect", prevDecl, src, pos });
   }
 
   async close(): Promise<void> {
-    await this.worker.terminate();
+    await Promise.all([this.compiler.terminate(), this.language?.terminate()]);
   }
 }

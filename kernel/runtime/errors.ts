@@ -6,7 +6,7 @@
 import * as path from "path";
 
 import { inspectText } from "../display/mimebundle";
-import type { Diagnostic } from "./compiler";
+import type { CellDiagnostic } from "./converter";
 
 export interface ErrorContent {
   ename: string;
@@ -24,17 +24,20 @@ export class TypeScriptError extends Error {
     this.name = "TSError";
   }
 
-  static fromDiagnostics(diags: Diagnostic[], chunk: string, firstLine: number): TypeScriptError {
+  static fromDiagnostics(diags: CellDiagnostic[], chunk: string, firstLine: number): TypeScriptError {
     const lines = chunk.split("\n");
-    const errors = diags.filter((d) => d.category === 1 || diags.every((x) => x.category !== 1));
+    const errors = diags.filter((d) => d.category === 1);
     return new TypeScriptError(
-      errors.map((d) => ({
-        line: d.start.line + firstLine + 1,
-        column: d.start.character + 1,
-        message: d.fileName ? `${d.fileName}: ${d.messageText}` : d.messageText,
-        code: d.code,
-        sourceLine: d.fileName ? "" : (lines[d.start.line] ?? ""),
-      })),
+      errors.map((d) => {
+        const line = Math.min(Math.max(d.line, 0), lines.length - 1);
+        return {
+          line: line + firstLine + 1,
+          column: d.character + 1,
+          message: d.fileName ? `${d.fileName}: ${d.messageText}` : d.messageText,
+          code: d.code,
+          sourceLine: d.fileName ? "" : (lines[line] ?? ""),
+        };
+      }),
     );
   }
 }

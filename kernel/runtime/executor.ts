@@ -1,18 +1,17 @@
 /**
- * Runs TypeScript chunks with tslab's converter and a small executor of our own.
- *
- * tslab's converter turns a chunk into CommonJS that reads earlier cells' values from a shared
- * `exports` object and returns declarations for the next chunk; this is what keeps state across
- * cells. tslab's executor is replaced here because a kernel needs what it does not do: the last
- * expression's value returned (for execute_result, not printed to stdout), interrupts raced against
- * every await, values bound by magics (declared for the type checker too), and a `require` that
- * knows this kernel's modules.
+ * Runs TypeScript chunks: the compiler thread turns a chunk into CommonJS that reads earlier cells'
+ * values from the shared `exports` object, plus the declarations the next chunk is checked against
+ * (runtime/converter.ts); this executor runs that code. It replaces tslab's executor because a
+ * kernel needs what that one does not do: the last expression's value returned (for
+ * execute_result, not printed to stdout), interrupts raced against every await, values bound by
+ * magics (declared for the type checker too), and a `require` that knows this kernel's modules.
  */
 import * as Module from "module";
 import * as path from "path";
 import * as vm from "vm";
 
 import type { CompilerClient } from "./compiler";
+import { LAST_VALUE } from "./cell";
 import { TypeScriptError } from "./errors";
 import type { Interrupts } from "../session/interrupt";
 
@@ -67,7 +66,7 @@ export class Executor {
     const t0 = performance.now();
     const conv = await this.interrupts.race(this.compiler.convert(this.prevDecl, code));
     const compileMs = performance.now() - t0;
-    if (conv.diagnostics.length > 0) throw TypeScriptError.fromDiagnostics(conv.diagnostics, code, firstLine);
+    if (conv.diagnostics.some((d) => d.category === 1)) throw TypeScriptError.fromDiagnostics(conv.diagnostics, code, firstLine);
     if (!conv.output) {
       this.prevDecl = conv.declOutput ?? this.prevDecl;
       return { hasValue: false, compileMs, runMs: 0 };
@@ -81,20 +80,19 @@ export class Executor {
     const ret: unknown = script.runInThisContext({ breakOnSigint: true });
     if (conv.hasToplevelAwait) await this.interrupts.race(ret as Promise<unknown>);
     const runMs = performance.now() - t1;
+    if (process.env.RK_TRACE === "1") process.emitWarning(`convert ${compileMs.toFixed(2)} ms, run ${runMs.toFixed(2)} ms`, { code: "RK_TRACE" });
     this.prevDecl = conv.declOutput ?? this.prevDecl;
-    const last = conv.lastExpressionVar;
-    if (last && last in this.values) {
-      const value = this.values[last];
-      delete this.values[last];
+    if (conv.hasLastValue && LAST_VALUE in this.values) {
+      const value = this.values[LAST_VALUE];
+      delete this.values[LAST_VALUE];
       return { hasValue: value !== undefined, value, compileMs, runMs };
     }
     return { hasValue: false, compileMs, runMs };
   }
 
   /**
-   * Names the prelude declares (display, rk, ...). tslab's converter rewrites every name declared
-   * in the declaration file to `exports.name`, so they must be in the cell scope too; they are
-   * non-enumerable there, so that %who lists only the user's own names.
+   * Names the prelude declares (display, rk, ...), also in the cell scope, non-enumerable so that
+   * %who lists only the user's own names (code compiled by tslab's converter reads them there).
    */
   definePrelude(name: string, descriptor: PropertyDescriptor): void {
     Object.defineProperty(this.values, name, { ...descriptor, enumerable: false, configurable: true });
@@ -116,7 +114,7 @@ export class Executor {
   /** Names in the cell scope with their runtime type. */
   variables(): { name: string; type: string; value: unknown }[] {
     return Object.keys(this.values)
-      .filter((k) => !k.startsWith("tsLastExpr"))
+      .filter((k) => k !== LAST_VALUE)
       .sort()
       .map((name) => {
         const v = this.values[name];

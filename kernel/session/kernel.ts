@@ -64,6 +64,9 @@ export function kernelInfoContent(): Record<string, unknown> {
   };
 }
 
+/** RK_TRACE=1: timings of each execute on the kernel's stderr. */
+const TRACE = process.env.RK_TRACE === "1";
+
 export interface KernelOptions {
   transport: Transport;
   compiler: CompilerClient;
@@ -310,6 +313,8 @@ export class Kernel {
   }
 
   private async execute(msg: Message): Promise<void> {
+    const trace = TRACE ? { t0: performance.now(), marks: [] as string[] } : undefined;
+    const mark = (what: string) => trace?.marks.push(`${what} ${(performance.now() - trace.t0).toFixed(2)}`);
     const c = msg.content as { code?: unknown; silent?: boolean; store_history?: boolean; user_expressions?: Record<string, string>; allow_stdin?: boolean; stop_on_error?: boolean };
     const code = typeof c.code === "string" ? c.code : "";
     const silent = c.silent === true;
@@ -327,7 +332,9 @@ export class Kernel {
     let failed: ErrorContent | undefined;
     try {
       const payload: Record<string, unknown>[] = [];
+      mark("start");
       const result = await this.withCell({ msg, allowStdin: c.allow_stdin === true, payload }, () => this.runCell(code));
+      mark("ran");
       if (result.hasValue && !silent && !isSilent(result.value)) {
         const data = toBundle(result.value);
         this.iopub("execute_result", { execution_count: count, data, metadata: {} }, msg);
@@ -344,6 +351,8 @@ export class Kernel {
       this.endBusy();
     }
     this.reply("shell", msg, "execute_reply", content, { started, dependencies_met: true, engine: this.session, status: content.status });
+    mark("replied");
+    if (trace) this.log(`trace execute: ${trace.marks.join(", ")}`);
     if (failed && c.stop_on_error !== false) this.abortQueued();
   }
 
