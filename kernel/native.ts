@@ -32,6 +32,10 @@ export interface NativeTimings {
   uploadMs: number;
   computeMs: number;
   downloadMs: number;
+  /** Threshold + top-k pass (CPU), part of computeMs. */
+  selectMs?: number;
+  /** Merge, decode, NMS, cap and write (CPU), part of computeMs. */
+  decodeNmsMs?: number;
   graphReplayed: boolean;
 }
 
@@ -85,6 +89,8 @@ export interface NativeAddon {
   Postprocessor: new (params: NativeParams, options?: { backend?: "cpu" | "cuda"; threads?: number; device?: number }) => NativePostprocessor;
   anchors(params: NativeParams, shapes: { featureSizes: [number, number][]; paddedSize?: [number, number] }): Float32Array;
   nms(boxes: Float32Array, scores: Float32Array, labels: Int32Array, params: NativeNmsParams): Int32Array;
+  /** Max over every element, one streaming pass on one thread (the CPU benchmark's floor). */
+  streamMax(arrays: Float32Array[]): number;
   buildInfo: NativeBuildInfo;
   /** Present when the addon was built with CUDA. */
   devices?: () => { devices: CudaDevice[]; reason?: string; driverVersion: number };

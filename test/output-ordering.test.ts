@@ -35,6 +35,16 @@ describe("output ordering", function () {
     assert.strictEqual(r.stdout, "before\nafter\n");
   });
 
+  it("output printed before a long synchronous loop arrives while the loop still runs", async function () {
+    const id = k.send("shell", "execute_request", { code: 'console.log("early"); display.text("shown"); const t0 = Date.now(); while (Date.now() - t0 < 1500) {} "late"', silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true });
+    const t0 = performance.now();
+    await k.waitFor(() => k.iopubFor(id).some((m) => m.msg_type === "stream") && k.iopubFor(id).some((m) => m.msg_type === "display_data"), 5000);
+    const streamAt = performance.now() - t0;
+    assert.ok(!k.reply(id), "the cell is still running");
+    assert.ok(streamAt < 1000, `stream after ${streamAt.toFixed(0)} ms`);
+    await k.waitFor(() => !!k.reply(id));
+  });
+
   it("output from a callback that outlives its cell is attributed to the last cell, as in ipykernel", async function () {
     const first = await k.execute('setTimeout(() => console.log("late"), 200); 1');
     const second = await k.execute("await new Promise((r) => setTimeout(r, 500)); 2");

@@ -36,6 +36,8 @@ export interface RunTimings {
   uploadMs: number;
   computeMs: number;
   downloadMs: number;
+  selectMs?: number;
+  decodeNmsMs?: number;
   graphReplayed: boolean;
 }
 

@@ -12,6 +12,8 @@ import { Channel, Message } from "./wire";
 
 export interface Transport {
   send(channel: Channel, msg: OutgoingMessage): void;
+  /** Hands queued messages over now (output must go out even while user code blocks the loop). */
+  flush?(): void;
   onMessage(handler: (channel: Channel, msg: Message) => void): void;
   close(): Promise<void>;
 }

@@ -64,6 +64,9 @@ export function kernelInfoContent(): Record<string, unknown> {
   };
 }
 
+/** iopub messages that are a cell's output (sent immediately, not batched with the next turn). */
+const OUTPUT_TYPES = new Set(["stream", "display_data", "update_display_data", "clear_output", "error", "comm_msg", "comm_open", "comm_close"]);
+
 /** RK_TRACE=1: timings of each execute on the kernel's stderr. */
 const TRACE = process.env.RK_TRACE === "1";
 
@@ -283,6 +286,8 @@ export class Kernel {
     if (msgType !== "stream") this.output.flush();
     const topic = msgType === "stream" ? `stream.${String(content.name)}` : `kernel.${this.session}.${msgType}`;
     this.send("iopub", { identities: [Buffer.from(topic)], header: newHeader(msgType, this.session), parent_header: parent ?? {}, metadata, content, buffers });
+    // Outputs go out at once: the cell may be running synchronous code that holds the event loop.
+    if (OUTPUT_TYPES.has(msgType)) this.transport.flush?.();
   }
 
   status(state: "busy" | "idle" | "starting", parent?: Message): void {

@@ -20,6 +20,7 @@ export class OutputCapture {
   readonly maxBytesPerCell: number;
   private pending: { name: "stdout" | "stderr"; text: string; parent: Header | undefined } | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private lastFlush = 0;
   private cellBytes = 0;
   private droppedBytes = 0;
   private originals: { out: WriteFn; err: WriteFn } | undefined;
@@ -95,7 +96,9 @@ export class OutputCapture {
     if (this.pending && (this.pending.name !== name || this.pending.parent?.msg_id !== parent?.msg_id)) this.flush();
     if (this.pending) this.pending.text += keep;
     else this.pending = { name, text: keep, parent };
-    if (this.pending.text.length >= 64 * 1024) this.flush();
+    // Timers cannot fire while a cell's synchronous code runs: text after a quiet spell, and at
+    // least every 50 ms of a burst, is sent from the write itself, so it shows up as it happens.
+    if (this.pending.text.length >= 64 * 1024 || performance.now() - this.lastFlush >= 50) this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), 20);
       this.timer.unref();
@@ -110,6 +113,7 @@ export class OutputCapture {
     }
     const p = this.pending;
     this.pending = undefined;
+    this.lastFlush = performance.now();
     if (p && p.text.length > 0) this.sink.stream(p.name, p.text, p.parent);
   }
 }

@@ -2,6 +2,7 @@
 // (anchor generation, NMS), plus build information.
 #include <napi.h>
 
+#include <cmath>
 #include <string>
 #include <thread>
 #include <vector>
@@ -11,6 +12,9 @@
 #include "rk/stages.h"
 #if defined(RK_WITH_CUDA)
 #include "rk/cuda_engine.h"
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 #ifndef RK_VERSION
@@ -98,6 +102,39 @@ Napi::Value Nms(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// streamMax(arrays: Float32Array[]) -> max over every element: one streaming pass on one thread,
+// 16 floats per step, the floor the CPU benchmark compares the post-processing with.
+Napi::Value StreamMax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowTypeError(env, "Expected streamMax(arrays: Float32Array[])");
+  Napi::Array arrays = info[0].As<Napi::Array>();
+  float best = -INFINITY;
+  for (uint32_t i = 0; i < arrays.Length(); ++i) {
+    Napi::Value v = arrays.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      ThrowTypeError(env, "Expected Float32Array elements for streamMax");
+    }
+    Napi::Float32Array a = v.As<Napi::Float32Array>();
+    const float* p = a.Data();
+    const size_t n = a.ElementLength();
+    size_t j = 0;
+#if defined(__SSE2__)
+    __m128 m0 = _mm_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    for (; j + 16 <= n; j += 16) {
+      m0 = _mm_max_ps(m0, _mm_loadu_ps(p + j));
+      m1 = _mm_max_ps(m1, _mm_loadu_ps(p + j + 4));
+      m2 = _mm_max_ps(m2, _mm_loadu_ps(p + j + 8));
+      m3 = _mm_max_ps(m3, _mm_loadu_ps(p + j + 12));
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, _mm_max_ps(_mm_max_ps(m0, m1), _mm_max_ps(m2, m3)));
+    for (float l : lanes) best = l > best ? l : best;
+#endif
+    for (; j < n; ++j) best = p[j] > best ? p[j] : best;
+  }
+  return Napi::Number::New(env, best);
+}
+
 Napi::Object BuildInfo(Napi::Env env) {
   Napi::Object info = Napi::Object::New(env);
   info.Set("version", RK_VERSION);
@@ -163,6 +200,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Postprocessor", Postprocessor::Define(env));
   exports.Set("anchors", Napi::Function::New<Anchors>(env, "anchors"));
   exports.Set("nms", Napi::Function::New<Nms>(env, "nms"));
+  exports.Set("streamMax", Napi::Function::New<StreamMax>(env, "streamMax"));
   exports.Set("buildInfo", BuildInfo(env));
 #if defined(RK_WITH_CUDA)
   exports.Set("devices", Napi::Function::New<Devices>(env, "devices"));

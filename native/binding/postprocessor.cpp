@@ -48,6 +48,8 @@ Napi::Object ResultObject(Napi::Env env, const Napi::Value (&arrays)[4], int32_t
   t.Set("uploadMs", Napi::Number::New(env, timings.upload_ms));
   t.Set("computeMs", Napi::Number::New(env, timings.compute_ms));
   t.Set("downloadMs", Napi::Number::New(env, timings.download_ms));
+  t.Set("selectMs", Napi::Number::New(env, timings.select_ms));
+  t.Set("decodeNmsMs", Napi::Number::New(env, timings.decode_nms_ms));
   t.Set("graphReplayed", Napi::Boolean::New(env, timings.graph_replayed));
   result.Set("timings", t);
   return result;

@@ -29,7 +29,7 @@ class CpuEngine final : public Engine {
     const size_t need = PostprocessWorkspaceSize(params_, shapes, pool_.size());
     if (workspace_.size() < need) workspace_.resize(need);  // grows once per larger shape
     RK_RETURN_IF_ERROR(
-        Postprocess(params_, shapes, tensors, grid, out, workspace_.data(), workspace_.size(), &pool_));
+        Postprocess(params_, shapes, tensors, grid, out, workspace_.data(), workspace_.size(), &pool_, timings));
     if (timings != nullptr) {
       timings->compute_ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -8,8 +8,14 @@
 // clipped before NMS) classes can interact through the shift, and the single NMS is run as is.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "rk/stages.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RK_HAVE_AVX2_PATH 1
+#endif
 
 namespace rk {
 namespace {
@@ -38,9 +44,12 @@ NmsScratch Carve(void* workspace, int32_t n) {
   return s;
 }
 
-// Greedy NMS over `idx[0..m)` (already in score order), IoU on `boxes`.
-void Greedy(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
-            double thresh, bool in_double, uint8_t* suppressed) {
+// Greedy NMS over `idx[0..m)` (already in score order), IoU on `boxes`. Pairs whose intersection
+// is empty have IoU exactly 0 (0 / union, or NaN for a zero union), which never suppresses for a
+// threshold >= 0: they are skipped before the division. The IoU of intersecting pairs is always
+// the scalar Iou(), so the result does not depend on the path.
+void GreedyScalar(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
+                  double thresh, bool in_double, uint8_t* suppressed) {
   for (int32_t a = 0; a < m; ++a) {
     const int32_t i = idx[a];
     if (suppressed[i]) continue;
@@ -49,9 +58,64 @@ void Greedy(const int32_t* idx, int32_t m, const Box* boxes, const float* area, 
     for (int32_t b = a + 1; b < m; ++b) {
       const int32_t j = idx[b];
       if (suppressed[j]) continue;
-      if (Suppresses(Iou(bi, ai, boxes[j], area[j], off), thresh, in_double)) suppressed[j] = 1;
+      const Box& bj = boxes[j];
+      if (!(MinLikeStd(bi.x2, bj.x2) - MaxLikeStd(bi.x1, bj.x1) + off > 0.0f) ||
+          !(MinLikeStd(bi.y2, bj.y2) - MaxLikeStd(bi.y1, bj.y1) + off > 0.0f)) {
+        continue;
+      }
+      if (Suppresses(Iou(bi, ai, bj, area[j], off), thresh, in_double)) suppressed[j] = 1;
     }
   }
+}
+
+#if defined(RK_HAVE_AVX2_PATH)
+// The same with the intersection test on 8 later boxes at a time (structure of arrays of the group).
+__attribute__((target("avx2"))) void GreedyAvx2(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
+                                                double thresh, bool in_double, uint8_t* suppressed) {
+  std::vector<float> soa(static_cast<size_t>(m + 8) * 4);
+  float* x1 = soa.data();
+  float* y1 = x1 + m + 8;
+  float* x2 = y1 + m + 8;
+  float* y2 = x2 + m + 8;
+  for (int32_t b = 0; b < m; ++b) {
+    const Box& bx = boxes[idx[b]];
+    x1[b] = bx.x1;
+    y1[b] = bx.y1;
+    x2[b] = bx.x2;
+    y2[b] = bx.y2;
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 voff = _mm256_set1_ps(off);
+  for (int32_t a = 0; a < m; ++a) {
+    const int32_t i = idx[a];
+    if (suppressed[i]) continue;
+    const Box bi = boxes[i];
+    const float ai = area[i];
+    const __m256 ix1 = _mm256_set1_ps(bi.x1), iy1 = _mm256_set1_ps(bi.y1), ix2 = _mm256_set1_ps(bi.x2), iy2 = _mm256_set1_ps(bi.y2);
+    for (int32_t b = a + 1; b < m; b += 8) {
+      const __m256 w = _mm256_add_ps(_mm256_sub_ps(_mm256_min_ps(ix2, _mm256_loadu_ps(x2 + b)), _mm256_max_ps(ix1, _mm256_loadu_ps(x1 + b))), voff);
+      const __m256 h = _mm256_add_ps(_mm256_sub_ps(_mm256_min_ps(iy2, _mm256_loadu_ps(y2 + b)), _mm256_max_ps(iy1, _mm256_loadu_ps(y1 + b))), voff);
+      unsigned hits = static_cast<unsigned>(_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(w, zero, _CMP_GT_OQ), _mm256_cmp_ps(h, zero, _CMP_GT_OQ))));
+      if (b + 8 > m) hits &= (1u << (m - b)) - 1u;
+      while (hits) {
+        const int32_t lane = __builtin_ctz(hits);
+        hits &= hits - 1;
+        const int32_t j = idx[b + lane];
+        if (suppressed[j]) continue;
+        if (Suppresses(Iou(bi, ai, boxes[j], area[j], off), thresh, in_double)) suppressed[j] = 1;
+      }
+    }
+  }
+}
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+#endif
+
+void Greedy(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
+            double thresh, bool in_double, uint8_t* suppressed) {
+#if defined(RK_HAVE_AVX2_PATH)
+  if (kHaveAvx2 && m > 16) return GreedyAvx2(idx, m, boxes, area, off, thresh, in_double, suppressed);
+#endif
+  GreedyScalar(idx, m, boxes, area, off, thresh, in_double, suppressed);
 }
 
 }  // namespace
@@ -61,15 +125,25 @@ size_t NmsWorkspaceSize(int32_t n) {
   return 3 * Align(ni * 4) + Align(ni) + Align(ni * sizeof(Box)) + Align(ni * 4);
 }
 
+// A key whose ascending order is score descending, then index ascending (NaN scores last).
+inline uint64_t RankKey(float score, int32_t index) {
+  uint32_t b = FloatToBits(score);
+  b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);  // ascending float order as unsigned
+  if (score != score) b = 0;                       // NaN: after every number
+  return (static_cast<uint64_t>(~b) << 32) | static_cast<uint32_t>(index);
+}
+
 int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const float* scores,
             const int32_t* labels, int32_t n, int32_t* keep, void* workspace) {
   if (n <= 0) return 0;
   NmsScratch w = Carve(workspace, n);
-  for (int32_t i = 0; i < n; ++i) w.order[i] = i;
-  std::sort(w.order, w.order + n, [&](int32_t a, int32_t b) {
-    if (scores[a] != scores[b]) return scores[a] > scores[b];
-    return a < b;
-  });
+  {
+    // Score order by one integer sort of packed keys.
+    std::vector<uint64_t> keys(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i) keys[static_cast<size_t>(i)] = RankKey(scores[i], i);
+    std::sort(keys.begin(), keys.end());
+    for (int32_t r = 0; r < n; ++r) w.order[r] = static_cast<int32_t>(keys[static_cast<size_t>(r)] & 0xFFFFFFFFu);
+  }
   for (int32_t r = 0; r < n; ++r) w.rank[w.order[r]] = r;
   std::memset(w.suppressed, 0, static_cast<size_t>(n));
   const float off = static_cast<float>(pixel_offset);
@@ -102,11 +176,19 @@ int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const fl
   for (int32_t i = 0; i < n; ++i) w.area[i] = BoxArea(nms_boxes[i], off);
 
   if (per_class) {
-    std::memcpy(w.byclass, w.order, static_cast<size_t>(n) * 4);
-    std::sort(w.byclass, w.byclass + n, [&](int32_t a, int32_t b) {
-      if (labels[a] != labels[b]) return labels[a] < labels[b];
-      return w.rank[a] < w.rank[b];
-    });
+    // Group by label, score order kept within a label: a counting sort of `order` by label.
+    int32_t lo = labels[0], hi = labels[0];
+    for (int32_t i = 1; i < n; ++i) {
+      lo = std::min(lo, labels[i]);
+      hi = std::max(hi, labels[i]);
+    }
+    std::vector<int32_t> start(static_cast<size_t>(hi - lo) + 2, 0);
+    for (int32_t i = 0; i < n; ++i) ++start[static_cast<size_t>(labels[i] - lo) + 1];
+    for (size_t c = 1; c < start.size(); ++c) start[c] += start[c - 1];
+    for (int32_t r = 0; r < n; ++r) {
+      const int32_t i = w.order[r];
+      w.byclass[start[static_cast<size_t>(labels[i] - lo)]++] = i;
+    }
     for (int32_t start = 0; start < n;) {
       int32_t end = start + 1;
       while (end < n && labels[w.byclass[end]] == labels[w.byclass[start]]) ++end;

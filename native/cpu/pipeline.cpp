@@ -1,19 +1,23 @@
 // The CPU pipeline: select (threads over images x levels x chunks of a level), then per image
 // merge, decode, clip, NMS, cap and write (threads over images).
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "rk/engine.h"
 #include "rk/stages.h"
 #include "thread_pool.h"
 
 namespace rk {
 namespace {
 
-// Elements of one select task: large enough to amortise its own top-k warm-up, small enough to
-// spread the biggest level over every core.
-constexpr int64_t kChunkElements = int64_t{1} << 20;
+// Select tasks: about four per thread over the batch, none smaller than this (each has its own
+// start-up), so that one thread scans each level in one piece and many threads share the big ones.
+constexpr int64_t kMinChunkElements = int64_t{1} << 18;
+constexpr int64_t kMaxChunkElements = int64_t{1} << 22;
 
 size_t Align(size_t bytes) { return (bytes + 63) & ~static_cast<size_t>(63); }
 
@@ -27,17 +31,23 @@ struct Plan {
   size_t select_bytes = 0, image_bytes = 0, nms_bytes = 0;
 };
 
-Plan MakePlan(const PostprocessParams& p, const HeadShapes& s) {
+Plan MakePlan(const PostprocessParams& p, const HeadShapes& s, int threads) {
   Plan plan;
+  int64_t per_image = 0;
+  for (int l = 0; l < s.num_levels; ++l) per_image += s.LevelElements(l);
+  const int64_t want = (per_image * s.batch + 4 * threads - 1) / (4 * std::max(threads, 1));
+  const int64_t chunk = threads <= 1 ? per_image : std::min(kMaxChunkElements, std::max(kMinChunkElements, want));
+  int64_t largest = 1;
   for (int l = 0; l < s.num_levels; ++l) {
     const int64_t elems = s.LevelElements(l);
     plan.first_chunk[l] = plan.chunks_per_image;
-    plan.chunks[l] = static_cast<int32_t>(std::max<int64_t>(1, (elems + kChunkElements - 1) / kChunkElements));
+    plan.chunks[l] = static_cast<int32_t>(std::max<int64_t>(1, (elems + chunk - 1) / chunk));
     plan.chunks_per_image += plan.chunks[l];
+    largest = std::max(largest, (elems + plan.chunks[l] - 1) / plan.chunks[l]);
   }
   plan.tasks = s.batch * plan.chunks_per_image;
   const int32_t topk = std::max(p.select.topk_candidates, 0);
-  plan.chunk_capacity = SelectChunkCapacity(std::max(topk, 1), kChunkElements);
+  plan.chunk_capacity = SelectChunkCapacity(std::max(topk, 1), largest);
   plan.per_image_candidates = s.num_levels * topk;
   const size_t m = static_cast<size_t>(std::max(plan.per_image_candidates, 1));
   plan.select_bytes = Align(static_cast<size_t>(plan.tasks) * plan.chunk_capacity * sizeof(Candidate)) +
@@ -55,15 +65,17 @@ const void* Offset(const void* base, DType dtype, int64_t elements) {
 
 }  // namespace
 
-size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s, int /*num_threads*/) {
-  const Plan plan = MakePlan(p, s);
+size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s, int num_threads) {
+  const Plan plan = MakePlan(p, s, num_threads);
   return plan.select_bytes + static_cast<size_t>(s.batch) * plan.image_bytes;
 }
 
 Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTensors& t,
                    const AnchorGrid& grid, Detections* out, void* workspace, size_t workspace_bytes,
-                   ThreadPool* pool) {
-  const Plan plan = MakePlan(p, s);
+                   ThreadPool* pool, RunTimings* timings) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  const Plan plan = MakePlan(p, s, pool->size());
   const size_t needed = plan.select_bytes + static_cast<size_t>(s.batch) * plan.image_bytes;
   if (workspace_bytes < needed) {
     return Status(Code::kInternal, "Expected a workspace of " + std::to_string(needed) +
@@ -78,30 +90,57 @@ Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTe
   const int64_t total_anchors = s.TotalAnchors();
   const int K = s.num_classes;
 
-  // 1. Selection: one task per (image, level, chunk).
-  pool->ParallelFor(plan.tasks, [&](int task) {
+  auto slice_of = [&](int n, int l) -> const void* {
+    if (t.layout == Layout::kConcatenated) {  // [N, sum(HWA), K]
+      return Offset(t.cls[0], t.dtype, (n * total_anchors + s.LevelAnchorOffset(l)) * K);
+    }
+    return Offset(t.cls[l], t.dtype, n * s.LevelElements(l));  // [N, A*K, H, W]
+  };
+
+  // 1. Selection. Each (image, level) starts from a bound estimated on a sample of it, then one task
+  // per (image, level, chunk) scans, the chunks of a level sharing the bound as it rises.
+  std::vector<LevelCut> cuts(static_cast<size_t>(s.batch) * s.num_levels);
+  pool->ParallelFor(s.batch * s.num_levels, [&](int i) {
+    const int n = i / s.num_levels, l = i % s.num_levels;
+    cuts[static_cast<size_t>(i)].start_score = EstimateStartScore(p.select, t.dtype, slice_of(n, l), s.LevelElements(l));
+  });
+  std::vector<Status> statuses(static_cast<size_t>(s.batch));
+  auto run_task = [&](int task) {
     const int n = task / plan.chunks_per_image;
     const int c = task % plan.chunks_per_image;
     int l = 0;
     while (l + 1 < s.num_levels && c >= plan.first_chunk[l + 1]) ++l;
     const int chunk = c - plan.first_chunk[l];
-    const void* slice;
-    if (t.layout == Layout::kConcatenated) {  // [N, sum(HWA), K]
-      slice = Offset(t.cls[0], t.dtype, (n * total_anchors + s.LevelAnchorOffset(l)) * K);
-    } else {  // [N, A*K, H, W]
-      slice = Offset(t.cls[l], t.dtype, n * s.LevelElements(l));
-    }
     const int64_t elems = s.LevelElements(l);
     const int64_t per = (elems + plan.chunks[l] - 1) / plan.chunks[l];
     const int64_t begin = std::min<int64_t>(elems, per * chunk);
     const int64_t end = std::min<int64_t>(elems, begin + per);
-    chunk_counts[task] = SelectChunk(p.select, s, t.layout, t.dtype, l, slice, begin, end,
+    chunk_counts[task] = SelectChunk(p.select, s, t.layout, t.dtype, l, slice_of(n, l), begin, end,
                                      chunk_cands + static_cast<size_t>(task) * plan.chunk_capacity,
-                                     plan.chunk_capacity);
-  });
+                                     plan.chunk_capacity, &cuts[static_cast<size_t>(n) * s.num_levels + l]);
+  };
+  pool->ParallelFor(plan.tasks, run_task);
+  // A level whose estimate was too high (fewer than k candidates reached it, and no chunk proved a
+  // higher k-th score) is scanned again from the threshold: the estimate never changes a result.
+  std::vector<int> again;
+  for (int n = 0; n < s.batch; ++n) {
+    for (int l = 0; l < s.num_levels; ++l) {
+      LevelCut& cut = cuts[static_cast<size_t>(n) * s.num_levels + l];
+      const bool proven = cut.min_score.load() >= cut.start_score;
+      if (cut.start_score == -INFINITY || proven || cut.reached_start.load() >= p.select.topk_candidates) continue;
+      cut.start_score = -INFINITY;
+      cut.min_score.store(-INFINITY);
+      cut.reached_start.store(0);
+      for (int c = 0; c < plan.chunks[l]; ++c) again.push_back(n * plan.chunks_per_image + plan.first_chunk[l] + c);
+    }
+  }
+  pool->ParallelFor(static_cast<int>(again.size()), [&](int i) { run_task(again[static_cast<size_t>(i)]); });
+  for (int task = 0; task < plan.tasks; ++task) {
+    if (chunk_counts[task] < 0) return Status(Code::kInternal, "a select buffer was smaller than its chunk needs");
+  }
 
+  const auto t1 = Clock::now();
   // 2. Per image: merge, decode + clip, NMS, cap, write.
-  std::vector<Status> statuses(static_cast<size_t>(s.batch));
   const int32_t D = out->max_detections;
   pool->ParallelFor(s.batch, [&](int n) {
     const size_t m = static_cast<size_t>(std::max(plan.per_image_candidates, 1));
@@ -114,20 +153,17 @@ Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTe
     void* nms_ws = q;
 
     int32_t num = 0;
+    std::vector<Candidate*> lists;
+    std::vector<int32_t> counts;
     for (int l = 0; l < s.num_levels; ++l) {
-      Candidate* lists[64];
-      int32_t counts[64];
-      const int nl = std::min(plan.chunks[l], 64);
       const int base = n * plan.chunks_per_image + plan.first_chunk[l];
-      if (plan.chunks[l] > 64) {  // never with kChunkElements; guards the fixed arrays
-        statuses[static_cast<size_t>(n)] = Status(Code::kInternal, "too many chunks in one level");
-        return;
+      lists.clear();
+      counts.clear();
+      for (int c = 0; c < plan.chunks[l]; ++c) {
+        lists.push_back(chunk_cands + static_cast<size_t>(base + c) * plan.chunk_capacity);
+        counts.push_back(chunk_counts[base + c]);
       }
-      for (int c = 0; c < nl; ++c) {
-        lists[c] = chunk_cands + static_cast<size_t>(base + c) * plan.chunk_capacity;
-        counts[c] = chunk_counts[base + c];
-      }
-      num += MergeTopK(lists, counts, nl, p.select.topk_candidates, cands + num);
+      num += MergeTopK(lists.data(), counts.data(), plan.chunks[l], p.select.topk_candidates, cands + num);
     }
 
     ImageDeltas deltas{};
@@ -189,6 +225,10 @@ Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTe
     std::memset(os + written, 0, static_cast<size_t>(D - written) * 4);
     std::memset(ol + written, 0, static_cast<size_t>(D - written) * 4);
   });
+  if (timings != nullptr) {
+    timings->select_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    timings->decode_nms_ms = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
+  }
   for (const Status& st : statuses) RK_RETURN_IF_ERROR(st);
   return Status::Ok();
 }

@@ -4,10 +4,14 @@
 // test), which is only a prefilter: a value that passes is converted to its exact f32 score
 // (SigmoidF32, as torch computes it) and the decision is `score > f32(t)` (SPEC 1(4)). Survivors
 // go into a buffer of twice the top-k; when it fills, nth_element keeps the best k and the cut rises
-// to the k-th score, so after the first few thousand survivors nearly every element is rejected by
-// the SIMD compare alone and the pass runs at memory speed.
+// to the k-th score. The chunks of one level share that bound (LevelCut), and each level starts
+// from a bound estimated on a sample of itself, so that after a few hundred survivors nearly every
+// element is rejected by the SIMD compare alone and the pass runs at memory speed. The estimate is
+// only a prefilter start: when fewer than k candidates reach it, the level is scanned again from
+// the threshold (the caller does that), so the result never depends on it.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -16,21 +20,19 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RK_HAVE_AVX2_PATH 1
+#endif
 
 namespace rk {
 namespace {
 
-// Order-preserving int16 key of a binary16 value (for non-NaN values: a < b <=> key(a) < key(b)).
-inline int16_t HalfKey(uint16_t h) {
-  const int16_t magnitude = static_cast<int16_t>(h & 0x7FFF);
-  return (h & 0x8000) ? static_cast<int16_t>(-magnitude) : magnitude;
-}
-
-// Key of the largest binary16 value <= cut, so that key(h) > this <=> HalfToFloat(h) > cut.
+// Key of the largest binary16 value <= cut, so that key(h) > this <=> HalfToFloat(h) > cut, with
+// key(h) = h's magnitude, negated when h is negative (order-preserving for non-NaN values).
 int16_t HalfKeyBelow(float cut) {
   if (std::isnan(cut)) return INT16_MAX;
   if (cut == -INFINITY) return static_cast<int16_t>(-0x7C00 - 1);  // below -inf: all non-NaN pass
-  // Binary search over the ordered keys [-0x7C00, 0x7C00] (-inf .. +inf).
   int lo = -0x7C00, hi = 0x7C00;
   auto value = [](int key) {
     const uint16_t h = key < 0 ? static_cast<uint16_t>(0x8000 | (-key)) : static_cast<uint16_t>(key);
@@ -44,79 +46,157 @@ int16_t HalfKeyBelow(float cut) {
   return static_cast<int16_t>(lo);
 }
 
+#if defined(RK_HAVE_AVX2_PATH)
+// Index of the first 64-float block in [i, stop) with a value > cut, or stop. AVX2, chosen at run
+// time: twice the width of SSE2 and non-destructive compares.
+__attribute__((target("avx2"))) int64_t NextHitAvx2(const float* x, int64_t i, int64_t stop, float cut) {
+  const __m256 c = _mm256_set1_ps(cut);
+  for (; i < stop; i += 64) {
+    const __m256 a = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), c, _CMP_GT_OQ), _mm256_cmp_ps(_mm256_loadu_ps(x + i + 8), c, _CMP_GT_OQ)),
+                                  _mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 16), c, _CMP_GT_OQ), _mm256_cmp_ps(_mm256_loadu_ps(x + i + 24), c, _CMP_GT_OQ)));
+    const __m256 b = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 32), c, _CMP_GT_OQ), _mm256_cmp_ps(_mm256_loadu_ps(x + i + 40), c, _CMP_GT_OQ)),
+                                  _mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 48), c, _CMP_GT_OQ), _mm256_cmp_ps(_mm256_loadu_ps(x + i + 56), c, _CMP_GT_OQ)));
+    if (_mm256_movemask_ps(_mm256_or_ps(a, b))) return i;
+  }
+  return stop;
+}
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+#endif
+
+// Index of the first 64-float block in [i, stop) with a value > cut, or stop (SSE2 or scalar).
+int64_t NextHit(const float* x, int64_t i, int64_t stop, float cut) {
+#if defined(RK_HAVE_AVX2_PATH)
+  if (kHaveAvx2) return NextHitAvx2(x, i, stop, cut);
+#endif
+#if defined(__SSE2__)
+  const __m128 c = _mm_set1_ps(cut);
+  for (; i < stop; i += 64) {
+    __m128 any = _mm_setzero_ps();
+    for (int v = 0; v < 16; v += 4) {
+      any = _mm_or_ps(any, _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + i + 4 * v), c), _mm_cmpgt_ps(_mm_loadu_ps(x + i + 4 * v + 4), c)),
+                                     _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + i + 4 * v + 8), c), _mm_cmpgt_ps(_mm_loadu_ps(x + i + 4 * v + 12), c))));
+    }
+    if (_mm_movemask_ps(any)) return i;
+  }
+  return stop;
+#else
+  for (; i < stop; i += 64) {
+    for (int j = 0; j < 64; ++j) {
+      if (x[i + j] > cut) return i;
+    }
+  }
+  return stop;
+#endif
+}
+
+inline float RawValue(const void* base, DType dtype, int64_t i) {
+  return dtype == DType::kFloat32 ? static_cast<const float*>(base)[i]
+                                  : HalfToFloat(static_cast<const uint16_t*>(base)[i]);
+}
+
+// The prefilter cut for candidates whose score is >= s (logit or probability space).
+float CutFor(const SelectParams& p, float s) {
+  if (p.score_input == ScoreInput::kLogits) return LogitLowerBound(s);
+  return std::nextafter(s, -INFINITY);
+}
+
 struct Selector {
   const SelectParams& p;
   const HeadShapes& s;
   Layout layout;
   int level;
   Candidate* buf;
+  LevelCut* shared;
   int32_t topk;
   int32_t capacity;
   int32_t count = 0;
+  int64_t reached_start = 0;
   float thresh;         // f32(t)
-  float min_score;      // survivors need score >= min_score once the buffer has been cut
+  float start_score;    // the sample's estimate; counted, not used to reject
+  float min_score;      // survivors need score >= min_score once k are known
   float cut;            // prefilter in the input's space (logit or probability)
 
-  Selector(const SelectParams& params, const HeadShapes& shapes, Layout lay, int l, Candidate* out,
-           size_t cap)
-      : p(params), s(shapes), layout(lay), level(l), buf(out), topk(params.topk_candidates) {
+  Selector(const SelectParams& params, const HeadShapes& shapes, Layout lay, int l, Candidate* out, size_t cap, LevelCut* sh)
+      : p(params), s(shapes), layout(lay), level(l), buf(out), shared(sh), topk(params.topk_candidates) {
     capacity = static_cast<int32_t>(cap);
     thresh = static_cast<float>(p.score_thresh);
-    min_score = -INFINITY;
-    cut = p.score_input == ScoreInput::kLogits ? LogitLowerBound(thresh) : thresh;
+    start_score = sh->start_score;
+    min_score = sh->min_score.load(std::memory_order_relaxed);
     // A threshold at or below zero keeps every finite logit: let -inf pass the prefilter too.
-    if (p.score_input == ScoreInput::kLogits && !(thresh > 0.0f)) cut = -INFINITY;
-    if (p.score_input == ScoreInput::kProbabilities) cut = std::nextafter(thresh, -INFINITY);
+    const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
+    cut = everything ? -INFINITY : CutFor(p, thresh);
+    Raise(std::max(start_score, min_score));
+  }
+
+  void Raise(float score) {
+    if (score == -INFINITY) return;
+    const float c = CutFor(p, score);
+    if (c > cut) cut = c;
+  }
+
+  // Picks up a bound another chunk of this level found.
+  void Refresh() {
+    const float m = shared->min_score.load(std::memory_order_relaxed);
+    if (m > min_score) {
+      min_score = m;
+      Raise(m);
+    }
   }
 
   // Element `pos` of the level slice (storage order) with raw value v passed the prefilter.
   void Offer(int64_t pos, float v) {
     const float score = p.score_input == ScoreInput::kLogits ? SigmoidF32(v) : v;
-    if (!(score > thresh) || score < min_score) return;
-    const int K = s.num_classes;
-    const int A = s.anchors_per_loc;
+    if (!(score > thresh)) return;
+    if (score >= start_score) ++reached_start;
+    if (score < min_score) return;
+    // 32-bit index arithmetic: a level slice has fewer than 2^31 elements (ValidateShapes).
+    const uint32_t K = static_cast<uint32_t>(s.num_classes);
+    const uint32_t A = static_cast<uint32_t>(s.anchors_per_loc);
+    const uint32_t upos = static_cast<uint32_t>(pos);
     Candidate c;
     c.score = score;
     c.level = level;
-    int64_t row;
+    uint32_t row;
     if (layout == Layout::kConcatenated) {  // pos = row*K + k
-      row = pos / K;
-      c.label = static_cast<int32_t>(pos - row * K);
+      row = upos / K;
+      c.label = static_cast<int32_t>(upos - row * K);
     } else {  // pos = ((a*K + k)*H + y)*W + x
-      const int64_t hw = static_cast<int64_t>(s.levels[level].height) * s.levels[level].width;
-      const int64_t channel = pos / hw;
-      const int64_t loc = pos - channel * hw;
-      const int64_t a = channel / K;
+      const uint32_t hw = static_cast<uint32_t>(s.levels[level].height) * static_cast<uint32_t>(s.levels[level].width);
+      const uint32_t channel = upos / hw;
+      const uint32_t loc = upos - channel * hw;
+      const uint32_t a = channel / K;
       c.label = static_cast<int32_t>(channel - a * K);
       row = loc * A + a;
     }
     c.row = static_cast<int32_t>(row);
     if (p.candidate_order == CandidateOrder::kAnchorMajor) {
-      c.order = row * K + c.label;
+      c.order = static_cast<int64_t>(row) * K + static_cast<uint32_t>(c.label);
     } else {
-      const int64_t hw = static_cast<int64_t>(s.levels[level].height) * s.levels[level].width;
-      const int64_t a = row % A, loc = row / A;
-      c.order = (a * K + c.label) * hw + loc;
+      const uint32_t hw = static_cast<uint32_t>(s.levels[level].height) * static_cast<uint32_t>(s.levels[level].width);
+      const uint32_t a = row % A, loc = row / A;
+      c.order = (static_cast<int64_t>(a) * K + static_cast<uint32_t>(c.label)) * hw + loc;
     }
     buf[count++] = c;
     // A buffer no larger than top-k holds the whole chunk (the capacity covers it) and never shrinks.
     if (count == capacity && count > topk) Shrink();
   }
 
-  // Keep the best topk; survivors from now on must reach the k-th score.
+  // Keep the best topk; survivors from now on must reach the k-th score, here and in other chunks.
   void Shrink() {
     std::nth_element(buf, buf + topk - 1, buf + count, RanksBefore);
     count = topk;
     const float kth = buf[topk - 1].score;
     if (kth > min_score) {
       min_score = kth;
-      const float c = p.score_input == ScoreInput::kLogits ? LogitLowerBound(kth)
-                                                           : std::nextafter(kth, -INFINITY);
-      if (c > cut) cut = c;
+      Raise(kth);
+      float seen = shared->min_score.load(std::memory_order_relaxed);
+      while (kth > seen && !shared->min_score.compare_exchange_weak(seen, kth, std::memory_order_relaxed)) {
+      }
     }
   }
 
   int32_t Finish() {
+    shared->reached_start.fetch_add(reached_start, std::memory_order_relaxed);
     if (count > topk) {
       std::nth_element(buf, buf + topk - 1, buf + count, RanksBefore);
       count = topk;
@@ -125,24 +205,25 @@ struct Selector {
     return count;
   }
 
+  // Blocks of 64 floats tested at once (AVX2 or SSE2, see NextHit); a block with a value over the
+  // cut is then read element by element. Between segments of 16K elements the shared bound is read
+  // again. Only the scalar test and Offer decide; the block test is a prefilter with the cut as it
+  // was when the search started (lower or equal: it only lets more through).
   void ScanF32(const float* x, int64_t begin, int64_t end) {
     int64_t i = begin;
-#if defined(__SSE2__)
-    while (i + 16 <= end) {
-      const __m128 c = _mm_set1_ps(cut);
-      const __m128 m0 = _mm_cmpgt_ps(_mm_loadu_ps(x + i), c);
-      const __m128 m1 = _mm_cmpgt_ps(_mm_loadu_ps(x + i + 4), c);
-      const __m128 m2 = _mm_cmpgt_ps(_mm_loadu_ps(x + i + 8), c);
-      const __m128 m3 = _mm_cmpgt_ps(_mm_loadu_ps(x + i + 12), c);
-      const int any = _mm_movemask_ps(_mm_or_ps(_mm_or_ps(m0, m1), _mm_or_ps(m2, m3)));
-      if (any) {
-        for (int64_t j = i; j < i + 16; ++j) {
+    while (i + 64 <= end) {
+      const int64_t stop = std::min(end - 63, i + 16384);
+      while (i < stop) {
+        i = NextHit(x, i, stop, cut);
+        if (i >= stop) break;
+        for (int64_t j = i; j < i + 64; ++j) {
           if (x[j] > cut) Offer(j, x[j]);
         }
+        i += 64;
       }
-      i += 16;
+      i = std::max(i, stop);
+      Refresh();
     }
-#endif
     for (; i < end; ++i) {
       if (x[i] > cut) Offer(i, x[i]);
     }
@@ -150,16 +231,20 @@ struct Selector {
 
   void ScanF16(const uint16_t* x, int64_t begin, int64_t end) {
     int64_t i = begin;
-    int16_t key_cut = HalfKeyBelow(cut);
-    float key_cut_for = cut;
 #if defined(__SSE2__)
+    int blocks = 0;
+    float key_for = cut;
+    __m128i kc = _mm_set1_epi16(HalfKeyBelow(cut));
+    const __m128i low = _mm_set1_epi16(0x7FFF);
     while (i + 32 <= end) {
-      if (key_cut_for != cut) {
-        key_cut = HalfKeyBelow(cut);
-        key_cut_for = cut;
+      if (++blocks == 512) {
+        blocks = 0;
+        Refresh();
       }
-      const __m128i kc = _mm_set1_epi16(key_cut);
-      const __m128i low = _mm_set1_epi16(0x7FFF);
+      if (key_for != cut) {
+        kc = _mm_set1_epi16(HalfKeyBelow(cut));
+        key_for = cut;
+      }
       __m128i any = _mm_setzero_si128();
       for (int v = 0; v < 4; ++v) {
         const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8 * v));
@@ -177,7 +262,6 @@ struct Selector {
       i += 32;
     }
 #endif
-    (void)key_cut;
     for (; i < end; ++i) {
       const float v = HalfToFloat(x[i]);
       if (v > cut) Offer(i, v);
@@ -192,12 +276,39 @@ size_t SelectChunkCapacity(int32_t topk, int64_t chunk_elements) {
   return static_cast<size_t>(std::max<int64_t>(1, std::min(wanted, chunk_elements)));
 }
 
+float EstimateStartScore(const SelectParams& p, DType dtype, const void* slice, int64_t elements) {
+  // 4 contiguous runs of 4096 elements, spread over the level: 64 KiB of f32 in runs long enough
+  // for the hardware prefetcher.
+  constexpr int kBlocks = 4;
+  constexpr int64_t kBlock = 4096;
+  const int64_t sampled = kBlocks * kBlock;
+  const int64_t k = p.topk_candidates;
+  if (elements < 8 * sampled || getenv("RK_NO_ESTIMATE")) return -INFINITY;  // small levels: nothing to gain
+  // About 2k candidates of the whole level are expected at or above the m-th best sample.
+  const int64_t m = std::max<int64_t>(8, static_cast<int64_t>(std::ceil(2.0 * static_cast<double>(k) * sampled / elements)));
+  std::vector<float> values;
+  values.reserve(static_cast<size_t>(sampled));
+  const int64_t stride = elements / kBlocks;
+  for (int b = 0; b < kBlocks; ++b) {
+    const int64_t start = b * stride + (stride - kBlock) / 2;
+    for (int64_t i = start; i < start + kBlock; ++i) {
+      const float v = RawValue(slice, dtype, i);
+      if (v == v) values.push_back(v);  // NaN never counts
+    }
+  }
+  if (static_cast<int64_t>(values.size()) < m) return -INFINITY;
+  std::nth_element(values.begin(), values.begin() + (m - 1), values.end(), [](float a, float b) { return a > b; });
+  const float v = values[static_cast<size_t>(m - 1)];
+  const float score = p.score_input == ScoreInput::kLogits ? SigmoidF32(v) : v;
+  return score > static_cast<float>(p.score_thresh) ? score : -INFINITY;
+}
+
 int32_t SelectChunk(const SelectParams& p, const HeadShapes& s, Layout layout, DType dtype,
                     int level, const void* slice, int64_t begin, int64_t end, Candidate* out,
-                    size_t capacity) {
+                    size_t capacity, LevelCut* cut) {
   if (p.topk_candidates <= 0 || end <= begin) return 0;
-  if (capacity < SelectChunkCapacity(p.topk_candidates, end - begin)) return 0;
-  Selector sel(p, s, layout, level, out, SelectChunkCapacity(p.topk_candidates, end - begin));
+  if (capacity < SelectChunkCapacity(p.topk_candidates, end - begin)) return -1;
+  Selector sel(p, s, layout, level, out, SelectChunkCapacity(p.topk_candidates, end - begin), cut);
   if (dtype == DType::kFloat32) {
     sel.ScanF32(static_cast<const float*>(slice), begin, end);
   } else {

@@ -91,8 +91,11 @@ Status ValidateShapes(const PostprocessParams& p, const HeadShapes& s) {
       }
     }
   }
-  if (s.TotalAnchors() * s.num_classes > (int64_t{1} << 40)) {
-    return Status(Code::kShapeMismatch, "head too large");
+  for (int l = 0; l < s.num_levels; ++l) {
+    if (s.LevelElements(l) >= (int64_t{1} << 31)) {
+      return Status(Code::kShapeMismatch, "Expected fewer than 2^31 class scores per image and level but level " + std::to_string(l) +
+                                              " has " + std::to_string(s.LevelElements(l)));
+    }
   }
   return Status::Ok();
 }

@@ -15,6 +15,8 @@ struct RunTimings {
   double upload_ms = 0.0;    // host -> device copies (CUDA, host inputs)
   double compute_ms = 0.0;   // the stages
   double download_ms = 0.0;  // device -> host copies (CUDA)
+  double select_ms = 0.0;    // threshold + top-k pass over the class head (part of compute_ms)
+  double decode_nms_ms = 0.0;  // merge, decode, NMS, cap, write (part of compute_ms)
   bool graph_replayed = false;
 };
 

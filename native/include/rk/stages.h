@@ -2,6 +2,8 @@
 // style: the caller owns the workspace. No stage throws; each returns a Status.
 #pragma once
 
+#include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -33,12 +35,14 @@ struct AnchorGrid {
 // [in] params, shapes -> [out] grid. Strides from the padded size need shapes.padded_*.
 Status MakeAnchorGrid(const AnchorParams& p, const HeadShapes& s, AnchorGrid* grid);
 
-// Anchor of row `row` (within level l). row = (y*W + x)*A + a.
+// Anchor of row `row` (within level l). row = (y*W + x)*A + a; 32-bit division suffices per level.
 inline Box GridAnchor(const AnchorGrid& g, const HeadShapes& s, int l, int64_t row) {
-  const int32_t a = static_cast<int32_t>(row % g.anchors_per_loc);
-  const int64_t loc = row / g.anchors_per_loc;
-  const int32_t x = static_cast<int32_t>(loc % s.levels[l].width);
-  const int32_t y = static_cast<int32_t>(loc / s.levels[l].width);
+  const uint32_t r = static_cast<uint32_t>(row);
+  const uint32_t A = static_cast<uint32_t>(g.anchors_per_loc), W = static_cast<uint32_t>(s.levels[l].width);
+  const int32_t a = static_cast<int32_t>(r % A);
+  const uint32_t loc = r / A;
+  const int32_t x = static_cast<int32_t>(loc % W);
+  const int32_t y = static_cast<int32_t>(loc / W);
   return ShiftCell(g.cell[l][a], GridShift(g.offset, g.stride_x[l], x),
                    GridShift(g.offset, g.stride_y[l], y));
 }
@@ -64,13 +68,28 @@ inline bool RanksBefore(const Candidate& a, const Candidate& b) {
   return a.order < b.order;
 }
 
+// What the chunks of one (image, level) share while they scan: the best lower bound on the level's
+// k-th score found so far (a chunk that holds k candidates proves the level's k-th score is at
+// least its own k-th), and the starting bound estimated from a sample with how many candidates
+// reached it (fewer than k means the estimate was too high and the level is scanned again).
+struct LevelCut {
+  std::atomic<float> min_score{-INFINITY};
+  float start_score = -INFINITY;           // prefilter start: scores >= this (from a sample)
+  std::atomic<int64_t> reached_start{0};   // candidates with score > t and >= start_score
+};
+
+// Estimates a starting score for a level from a few contiguous blocks of it: about 2k of the level's
+// candidates are expected at or above it. -inf when the sample says nothing useful.
+float EstimateStartScore(const SelectParams& p, DType dtype, const void* slice, int64_t elements);
+
 // Scans the element range [begin, end) of one image's level slice (HWA*K elements in storage
-// order) and keeps the best `topk` candidates. [in] logits of the slice; [out] out, room for
-// SelectChunkCapacity(topk, end - begin) candidates; returns the number kept, sorted by RanksBefore.
+// order) and keeps the best `topk` candidates. [in] the class head slice; [in,out] shared cut of the
+// level; [out] out, room for SelectChunkCapacity(topk, end - begin) candidates; returns the number
+// kept, sorted by RanksBefore.
 size_t SelectChunkCapacity(int32_t topk, int64_t chunk_elements);
 int32_t SelectChunk(const SelectParams& p, const HeadShapes& s, Layout layout, DType dtype,
                     int level, const void* slice, int64_t begin, int64_t end, Candidate* out,
-                    size_t capacity);
+                    size_t capacity, LevelCut* cut);
 
 // Merges several sorted candidate lists of one image and level into its top-k (sorted).
 int32_t MergeTopK(Candidate* const* lists, const int32_t* counts, int num_lists, int32_t topk,
@@ -99,8 +118,9 @@ int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const fl
 // chunks of levels. Workspace: PostprocessWorkspaceSize for the same params, shapes and threads.
 class ThreadPool;
 size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s, int num_threads);
+struct RunTimings;
 Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTensors& t,
                    const AnchorGrid& grid, Detections* out, void* workspace, size_t workspace_bytes,
-                   ThreadPool* pool);
+                   ThreadPool* pool, RunTimings* timings = nullptr);
 
 }  // namespace rk
