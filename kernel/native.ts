@@ -19,9 +19,9 @@ export interface NativeInputs {
   anchorsPerLocation: number;
   featureSizes: [number, number][];
   paddedSize: [number, number];
-  /** Host TypedArrays, or device pointers (numbers) with residency "device". */
-  cls: (Float32Array | Uint16Array | number)[];
-  box: (Float32Array | Uint16Array | number)[];
+  /** Host TypedArrays, or device arrays from upload() (or raw pointers) with residency "device". */
+  cls: (Float32Array | Uint16Array | DeviceArray | number)[];
+  box: (Float32Array | Uint16Array | DeviceArray | number)[];
   anchors?: Float32Array;
   imageSizes: Int32Array;
   outputSizes?: Int32Array;
@@ -86,7 +86,10 @@ export interface NativeBuildInfo {
 }
 
 export interface NativeAddon {
-  Postprocessor: new (params: NativeParams, options?: { backend?: "cpu" | "cuda"; threads?: number; device?: number }) => NativePostprocessor;
+  Postprocessor: new (
+    params: NativeParams,
+    options?: { backend?: "cpu" | "cuda"; threads?: number; device?: number; graph?: boolean },
+  ) => NativePostprocessor;
   anchors(params: NativeParams, shapes: { featureSizes: [number, number][]; paddedSize?: [number, number] }): Float32Array;
   nms(boxes: Float32Array, scores: Float32Array, labels: Int32Array, params: NativeNmsParams): Int32Array;
   /** Max over every element, one streaming pass on one thread (the CPU benchmark's floor). */
@@ -94,6 +97,16 @@ export interface NativeAddon {
   buildInfo: NativeBuildInfo;
   /** Present when the addon was built with CUDA. */
   devices?: () => { devices: CudaDevice[]; reason?: string; driverVersion: number };
+  /** Present when the addon was built with CUDA: copies a TypedArray to device memory. */
+  upload?: (data: ArrayBufferView, device?: number) => DeviceArray;
+}
+
+/** Device memory from upload(): freed by free() or when the handle is collected. */
+export interface DeviceArray {
+  readonly pointer: number;
+  readonly bytes: number;
+  readonly device: number;
+  free(): void;
 }
 
 export interface NativeStatus {

@@ -19,7 +19,9 @@ const files = fs
   .filter((f) => f.endsWith(".test.js"))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
-const mocha = new Mocha({ reporter: "spec", timeout: 120000, slow: 2000 });
+// RK_TEST_GREP: only tests whose full title matches (a regular expression), e.g. under a sanitizer.
+const grep = process.env.RK_TEST_GREP ? new RegExp(process.env.RK_TEST_GREP) : undefined;
+const mocha = new Mocha({ reporter: "spec", timeout: 120000, slow: 2000, ...(grep ? { grep } : {}) });
 for (const f of files) mocha.addFile(path.join(testDir, f));
 const runner = mocha.run((failures) => {
   const s = runner.stats || { passes: 0, failures, pending: 0 };

@@ -4,7 +4,7 @@
  */
 import * as os from "os";
 
-import { NativePostprocessor, NativeResult, loadNative, nativeStatus } from "../native";
+import { DeviceArray, NativeInputs, NativePostprocessor, NativeResult, loadNative, nativeStatus } from "../native";
 import { describe, resolveConfig, toNativeParams } from "./config";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { PostprocessConfig } from "./presets";
@@ -20,6 +20,20 @@ export interface PostprocessorOptions {
   threads?: number;
   /** CUDA device index. */
   device?: number;
+  /** CUDA: capture the stages in a CUDA Graph per fixed shape and replay it (default true). */
+  graph?: boolean;
+}
+
+/**
+ * Head outputs already in device memory (from Postprocessor.upload): runs read them in place, with
+ * no host-to-device copy. free() releases the device memory now (else at garbage collection).
+ */
+export interface DeviceHeads extends Omit<NormalizedHeads, "cls" | "box"> {
+  readonly residency: "device";
+  readonly device: number;
+  cls: DeviceArray[];
+  box: DeviceArray[];
+  free(): void;
 }
 
 export interface ImageDetections {
@@ -110,11 +124,19 @@ function toResult(backend: BackendName, padded: PaddedDetections, timings: RunTi
   return { backend, detections, padded, timings };
 }
 
+function hostHeads(h: NormalizedHeads | DeviceHeads): NormalizedHeads {
+  if ("residency" in h) {
+    throw Object.assign(new TypeError("Expected host arrays for the js backend but received device-resident heads (from upload())"), { code: "ERR_RK_PARAM" });
+  }
+  return h;
+}
+
 export class Postprocessor {
   readonly config: PostprocessConfig;
   readonly backend: BackendName;
   readonly threads: number;
   readonly device: number;
+  readonly graph: boolean;
   /** Native engines by class count (a config with num_classes null adapts to the data). */
   private readonly engines = new Map<number, NativePostprocessor>();
   private tail: Promise<unknown> = Promise.resolve();
@@ -132,6 +154,13 @@ export class Postprocessor {
     }
     this.threads = threads;
     this.device = options.device ?? 0;
+    if (typeof this.device !== "number" || !Number.isInteger(this.device) || this.device < 0) {
+      throw Object.assign(new RangeError(`Expected a device index >= 0 for device but received ${describe(this.device)}`), { code: "ERR_RK_CONFIG" });
+    }
+    this.graph = options.graph ?? true;
+    if (typeof this.graph !== "boolean") {
+      throw Object.assign(new TypeError(`Expected a boolean for graph but received ${describe(this.graph)}`), { code: "ERR_RK_CONFIG" });
+    }
     if (this.config.num_classes !== null) this.engine(this.config.num_classes);
   }
 
@@ -149,6 +178,7 @@ export class Postprocessor {
         backend: this.backend,
         threads: this.threads,
         device: this.device,
+        ...(this.backend === "cuda" ? { graph: this.graph } : {}),
       });
       this.engines.set(numClasses, e);
     }
@@ -159,20 +189,64 @@ export class Postprocessor {
     if (this.disposed) throw Object.assign(new Error("Expected a live Postprocessor but this one was disposed"), { code: "ERR_RK_DISPOSED" });
   }
 
+  /**
+   * Copies head outputs to this Postprocessor's CUDA device once, so that later runs read them in
+   * place (the device-resident entry point). Only for backend "cuda".
+   */
+  upload(heads: HeadOutputs | NormalizedHeads): DeviceHeads {
+    this.check();
+    const addon = loadNative();
+    if (this.backend !== "cuda" || !addon?.upload) {
+      throw new BackendUnavailableError(
+        `Expected a Postprocessor with backend "cuda" for upload() but this one runs on "${this.backend}"`,
+      );
+    }
+    const h = "featureSizes" in heads ? heads : this.prepare(heads);
+    const arrays: DeviceArray[] = [];
+    const put = (a: Float32Array | Uint16Array): DeviceArray => {
+      const d = addon.upload!(a, this.device);
+      arrays.push(d);
+      return d;
+    };
+    try {
+      const cls = h.cls.map(put);
+      const box = h.box.map(put);
+      return { ...h, cls, box, residency: "device", device: this.device, free: () => arrays.forEach((a) => a.free()) };
+    } catch (e) {
+      arrays.forEach((a) => a.free());
+      throw e;
+    }
+  }
+
+  private toInputs(h: NormalizedHeads | DeviceHeads): NativeInputs {
+    if (!("residency" in h)) return h;
+    if (this.backend !== "cuda") {
+      throw Object.assign(new TypeError(`Expected host arrays for the ${this.backend} backend but received device-resident heads (from upload())`), { code: "ERR_RK_PARAM" });
+    }
+    if (h.device !== this.device) {
+      throw Object.assign(new RangeError(`Expected heads uploaded to device ${this.device} but received heads on device ${h.device}`), { code: "ERR_RK_PARAM" });
+    }
+    return { ...h, residency: "device" };
+  }
+
+  private static isNormalized(h: HeadOutputs | NormalizedHeads | DeviceHeads): h is NormalizedHeads | DeviceHeads {
+    return "featureSizes" in h;
+  }
+
   /** Runs on a worker thread (native) and resolves with the detections; runs are serialised. */
-  run(heads: HeadOutputs | NormalizedHeads): Promise<PostprocessResult> {
+  run(heads: HeadOutputs | NormalizedHeads | DeviceHeads): Promise<PostprocessResult> {
     this.check();
     const callSite = new Error("called from");
     const job = this.tail.then(async () => {
-      const h = "featureSizes" in heads ? heads : this.prepare(heads);
+      const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
       const start = performance.now();
       const engine = this.engine(h.numClasses);
       if (!engine) {
-        const padded = runReference(this.config, h);
+        const padded = runReference(this.config, hostHeads(h));
         const ms = performance.now() - start;
         return toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false });
       }
-      const r = await engine.run(h);
+      const r = await engine.run(this.toInputs(h));
       return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
     });
     this.tail = job.catch(() => undefined);
@@ -184,17 +258,17 @@ export class Postprocessor {
   }
 
   /** The same on the calling thread: for small inputs, or where blocking is fine. */
-  runSync(heads: HeadOutputs | NormalizedHeads): PostprocessResult {
+  runSync(heads: HeadOutputs | NormalizedHeads | DeviceHeads): PostprocessResult {
     this.check();
-    const h = "featureSizes" in heads ? heads : this.prepare(heads);
+    const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
     const start = performance.now();
     const engine = this.engine(h.numClasses);
     if (!engine) {
-      const padded = runReference(this.config, h);
+      const padded = runReference(this.config, hostHeads(h));
       const ms = performance.now() - start;
       return toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false });
     }
-    const r = engine.runSync(h);
+    const r = engine.runSync(this.toInputs(h));
     return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
   }
 

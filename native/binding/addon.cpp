@@ -194,6 +194,49 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   out.Set("driverVersion", Napi::Number::New(env, list.driver_version));
   return out;
 }
+
+// upload(typedArray, device = 0) -> { pointer, bytes, device, free() }: a copy in device memory,
+// freed by free() or when the handle is garbage-collected.
+Napi::Value FreeUpload(const Napi::CallbackInfo& info) {
+  Napi::Object self = info.This().As<Napi::Object>();
+  Napi::Value handle = self.Get("handle");
+  if (handle.IsExternal()) {
+    rk::FreeDevice(handle.As<Napi::External<rk::DeviceBuffer>>().Data());
+    self.Set("pointer", Napi::Number::New(info.Env(), 0));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Upload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) {
+    ThrowTypeError(env, "Expected a TypedArray for upload(data) but received " + (info.Length() < 1 ? std::string("nothing") : Describe(info[0])));
+  }
+  int device = 0;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsNumber()) ThrowTypeError(env, "Expected an integer for device but received " + Describe(info[1]));
+    device = info[1].As<Napi::Number>().Int32Value();
+  }
+  Napi::TypedArray a = info[0].As<Napi::TypedArray>();
+  const uint8_t* data = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+  auto* buffer = new rk::DeviceBuffer();
+  rk::Status st = rk::UploadToDevice(data, a.ByteLength(), device, buffer);
+  if (!st.ok()) {
+    delete buffer;
+    throw StatusError(env, st);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.DefineProperty(Napi::PropertyDescriptor::Value(
+      "handle", Napi::External<rk::DeviceBuffer>::New(env, buffer, [](Napi::Env, rk::DeviceBuffer* b) {
+        rk::FreeDevice(b);
+        delete b;
+      })));
+  out.Set("pointer", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(buffer->ptr))));
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(buffer->bytes)));
+  out.Set("device", Napi::Number::New(env, device));
+  out.Set("free", Napi::Function::New<FreeUpload>(env, "free"));
+  return out;
+}
 #endif
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -204,6 +247,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", BuildInfo(env));
 #if defined(RK_WITH_CUDA)
   exports.Set("devices", Napi::Function::New<Devices>(env, "devices"));
+  exports.Set("upload", Napi::Function::New<Upload>(env, "upload"));
 #endif
   return exports;
 }

@@ -5,7 +5,6 @@
 #include <string>
 
 namespace rkjs {
-namespace {
 
 std::string Describe(const Napi::Value& v) {
   if (v.IsUndefined()) return "undefined";
@@ -25,6 +24,8 @@ std::string Describe(const Napi::Value& v) {
   if (v.IsObject()) return "an object";
   return "a value";
 }
+
+namespace {
 
 Napi::Value Field(const Napi::Object& obj, const char* name, const std::string& path, bool required = true) {
   Napi::Value v = obj.Get(name);
@@ -105,6 +106,32 @@ const void* TypedData(const Napi::Value& v, napi_typedarray_type type, size_t el
     throw err;
   }
   return static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+}
+
+
+// A device address: a number, or a handle from upload() ({ pointer, bytes }) whose size is checked.
+const void* DevicePointer(const Napi::Value& v, const std::string& name, size_t expected_bytes) {
+  Napi::Env env = v.Env();
+  double pointer = 0;
+  if (v.IsNumber()) {
+    pointer = v.As<Napi::Number>().DoubleValue();
+  } else if (v.IsObject() && v.As<Napi::Object>().Get("pointer").IsNumber()) {
+    Napi::Object o = v.As<Napi::Object>();
+    pointer = o.Get("pointer").As<Napi::Number>().DoubleValue();
+    Napi::Value bytes = o.Get("bytes");
+    if (pointer == 0) ThrowRangeError(env, "Expected a live device array for " + name + " but received one that was freed");
+    if (bytes.IsNumber() && bytes.As<Napi::Number>().DoubleValue() != static_cast<double>(expected_bytes)) {
+      ThrowRangeError(env, "Expected " + std::to_string(expected_bytes) + " bytes in the device array for " + name +
+                               " but received " + std::to_string(static_cast<size_t>(bytes.As<Napi::Number>().DoubleValue())));
+    }
+  } else {
+    ThrowTypeError(env, "Expected a device array from upload() (or a device pointer) for " + name +
+                            " of a device-resident run but received " + Describe(v));
+  }
+  if (!(pointer > 0) || pointer != static_cast<double>(static_cast<uint64_t>(pointer))) {
+    ThrowRangeError(env, "Expected a non-null device pointer for " + name + " but received " + std::to_string(pointer));
+  }
+  return reinterpret_cast<const void*>(static_cast<uintptr_t>(pointer));
 }
 
 }  // namespace
@@ -275,10 +302,12 @@ RunInputs InputsFromJs(const Napi::Object& obj, const rk::PostprocessParams& par
     const std::string suffix = t.layout == rk::Layout::kConcatenated ? "" : "[" + std::to_string(i) + "] (P" + std::to_string(i + 3) + ")";
     Napi::Value c = cls.Get(i), b = box.Get(i);
     if (in.residency == rk::Residency::kDevice) {
-      // Device pointers as numbers (from upload()); the CUDA engine checks them.
-      if (!c.IsNumber() || !b.IsNumber()) ThrowTypeError(env, "Expected device pointers for cls/box of a device-resident run");
-      t.cls[i] = reinterpret_cast<const void*>(static_cast<uintptr_t>(c.As<Napi::Number>().Int64Value()));
-      t.box[i] = reinterpret_cast<const void*>(static_cast<uintptr_t>(b.As<Napi::Number>().Int64Value()));
+      // Device pointers: numbers, or handles from upload(); the CUDA engine checks them.
+      const size_t elem = rk::DTypeSize(t.dtype);
+      t.cls[i] = DevicePointer(c, "cls_logits" + suffix, N * anchors * static_cast<size_t>(s.num_classes) * elem);
+      t.box[i] = DevicePointer(b, "bbox_regression" + suffix, N * anchors * 4 * elem);
+      in.buffers.push_back(c);
+      in.buffers.push_back(b);
       continue;
     }
     t.cls[i] = TypedData(c, head_type, N * anchors * static_cast<size_t>(s.num_classes), "cls_logits" + suffix, head_name);

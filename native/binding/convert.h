@@ -20,6 +20,8 @@ namespace rkjs {
 [[noreturn]] void ThrowTypeError(Napi::Env env, const std::string& message);
 [[noreturn]] void ThrowRangeError(Napi::Env env, const std::string& message);
 Napi::Error StatusError(Napi::Env env, const rk::Status& status);
+// A short description of a JS value for error messages ("undefined", "Float32Array", "\"x\"").
+std::string Describe(const Napi::Value& v);
 
 rk::PostprocessParams ParamsFromJs(const Napi::Object& obj);
 

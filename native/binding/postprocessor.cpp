@@ -131,6 +131,7 @@ Postprocessor::Postprocessor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   std::string backend = "cpu";
   threads_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int device = 0;
+  bool graph = true;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Object opts = info[1].As<Napi::Object>();
     Napi::Value b = opts.Get("backend");
@@ -145,16 +146,22 @@ Postprocessor::Postprocessor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     }
     Napi::Value d = opts.Get("device");
     if (d.IsNumber()) device = d.As<Napi::Number>().Int32Value();
+    Napi::Value g = opts.Get("graph");
+    if (!g.IsUndefined()) {
+      if (!g.IsBoolean()) ThrowTypeError(env, "Expected a boolean for graph but received " + Describe(g));
+      graph = g.As<Napi::Boolean>().Value();
+    }
   }
   if (backend == "cpu") {
     engine_ = rk::MakeCpuEngine(params_, threads_);
   } else if (backend == "cuda") {
 #if defined(RK_WITH_CUDA)
     rk::Status cst;
-    engine_ = rk::MakeCudaEngine(params_, device, &cst);
+    engine_ = rk::MakeCudaEngine(params_, device, graph, &cst);
     if (!cst.ok()) throw StatusError(env, cst);
 #else
     (void)device;
+    (void)graph;
     throw StatusError(env, rk::Status(rk::Code::kUnavailable,
                                       "The cuda backend is not in this build: nvcc was not found when the "
                                       "addon was built (npm run build:native on a machine with CUDA)"));

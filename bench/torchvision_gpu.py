@@ -1,0 +1,99 @@
+"""torchvision's RetinaNet.postprocess_detections on the GPU, and a copy of the same bytes (the floor),
+on heads written by bench/gpu (npz in the golden format plus feature_sizes). Called by bench/gpu;
+prints nothing but errors, writes a JSON of timings and an npz of torchvision's detections per case.
+
+    python3 bench/torchvision_gpu.py --manifest cases.json --out results.json [--iterations N]
+"""
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+import torchvision
+from torchvision.models.detection import retinanet_resnet50_fpn
+
+
+def timed(fn, iterations, warmup=3):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iterations):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return {"median": statistics.median(times), "p90": times[min(len(times) - 1, int(0.9 * len(times)))], "runs": len(times)}
+
+
+def run_case(case, iterations):
+    z = np.load(case["npz"])
+    dev = torch.device("cuda")
+    cls = torch.from_numpy(z["cls_logits"]).to(dev)
+    box = torch.from_numpy(z["bbox_regression"]).to(dev)
+    anchors = torch.from_numpy(z["anchors"]).to(dev)
+    sizes = [tuple(int(v) for v in s) for s in z["image_sizes"]]
+    feature_sizes = z["feature_sizes"]
+    n, _, k = cls.shape
+    a = int(case["anchors_per_location"])
+    per_level = [int(h) * int(w) * a for h, w in feature_sizes]
+    cfg = case["config"]
+    model = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=k,
+                                   score_thresh=cfg["score_thresh"], nms_thresh=cfg["nms_thresh"],
+                                   detections_per_img=cfg["detections_per_img"],
+                                   topk_candidates=cfg["topk_candidates"]).to(dev).eval()
+    heads = {"cls_logits": list(cls.split(per_level, dim=1)), "bbox_regression": list(box.split(per_level, dim=1))}
+    split_anchors = [list(anchors.split(per_level, dim=0)) for _ in range(n)]
+
+    def post():
+        with torch.no_grad():
+            return model.postprocess_detections(heads, split_anchors, sizes)
+
+    result = {"torchvision": timed(post, iterations)}
+    dets = post()
+    out = {}
+    for i, d in enumerate(dets):
+        out[f"det{i}_boxes"] = d["boxes"].float().cpu().numpy()
+        out[f"det{i}_scores"] = d["scores"].float().cpu().numpy()
+        out[f"det{i}_labels"] = d["labels"].cpu().numpy().astype(np.int64)
+    np.savez(case["detections"], **out)
+    result["counts"] = [int(d["boxes"].shape[0]) for d in dets]
+
+    cls_copy = torch.empty_like(cls)
+    box_copy = torch.empty_like(box)
+
+    def copy():
+        cls_copy.copy_(cls)
+        box_copy.copy_(box)
+
+    result["floor"] = timed(copy, max(iterations, 50))
+    result["bytes"] = cls.numel() * cls.element_size() + box.numel() * box.element_size()
+    del cls_copy, box_copy, cls, box, heads, model
+    torch.cuda.empty_cache()
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--iterations", type=int, default=20)
+    args = parser.parse_args()
+    cases = json.load(open(args.manifest))
+    t0 = time.time()
+    results = {"torch": torch.__version__, "torchvision": torchvision.__version__,
+               "gpu": torch.cuda.get_device_name(0), "cases": {}}
+    for case in cases:
+        results["cases"][case["name"]] = run_case(case, args.iterations)
+    results["seconds"] = time.time() - t0
+    json.dump(results, open(args.out, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

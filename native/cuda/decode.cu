@@ -1,0 +1,167 @@
+// Per-level top-k of the selected candidates, then decode + clip of exactly those boxes.
+//
+// One block per (image, level). The select pass left at most `capacity` keys of the slice; when
+// more than k, the k-th smallest 64-bit rank key is radix-selected (8 rounds of 8-bit digits, keys
+// are unique because the order part is), the k best are compacted into shared memory and each one's
+// rank is counted against the others (k <= 1000 by default: ~1M shared-memory compares a block).
+// Each ranked candidate is then decoded by the thread that ranked it and written to its slot
+// (level * k + rank) of the image: the NMS stage reads the slots in this order.
+#include <cmath>
+
+#include "common.cuh"
+#include "select.cuh"
+#include "stages_cuda.cuh"
+
+namespace rk {
+namespace cuda {
+namespace {
+
+constexpr int kTopkThreads = 512;
+
+// The anchor of row `row` of level l from the grid (mirrors rk::GridAnchor on the host).
+__device__ __forceinline__ Box DeviceGridAnchor(const AnchorGrid& g, const HeadArgs& h, int l, uint32_t row) {
+  const uint32_t A = static_cast<uint32_t>(g.anchors_per_loc), W = static_cast<uint32_t>(h.width[l]);
+  const int a = static_cast<int>(row % A);
+  const uint32_t loc = row / A;
+  const int32_t x = static_cast<int32_t>(loc % W);
+  const int32_t y = static_cast<int32_t>(loc / W);
+  return ShiftCell(g.cell[l][a], GridShift(g.offset, g.stride_x[l], x), GridShift(g.offset, g.stride_y[l], y));
+}
+
+__device__ __forceinline__ float LoadDelta(const HeadArgs& h, const void* const* box, int n, int l, uint32_t row, int j) {
+  if (h.layout == Layout::kConcatenated) {
+    const int64_t i = ((static_cast<int64_t>(n) * h.total_anchors + h.level_anchor_offset[l] + row) * 4) + j;
+    return LoadValue(box[0], h.dtype, i);
+  }
+  const int64_t hw = static_cast<int64_t>(h.height[l]) * h.width[l];
+  const uint32_t A = static_cast<uint32_t>(h.anchors);
+  const int64_t a = row % A, loc = row / A;
+  const int64_t level_anchors = hw * A;
+  return LoadValue(box[l], h.dtype, static_cast<int64_t>(n) * level_anchors * 4 + (a * 4 + j) * hw + loc);
+}
+
+__global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args, SelectState st, DeviceCandidates out,
+                                                                 int32_t* error) {
+  extern __shared__ uint64_t smem[];
+  __shared__ uint32_t hist[256];
+  __shared__ uint32_t shared[2];
+  __shared__ uint32_t taken;
+  const HeadArgs& h = args.heads;
+  const int l = blockIdx.x, n = blockIdx.y;
+  const int s = n * h.levels + l;
+  const uint32_t k = static_cast<uint32_t>(out.topk);
+  const uint32_t count = min(st.count[s], st.capacity);
+  const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
+  const uint32_t* pos = st.pos + static_cast<size_t>(s) * st.capacity;
+
+  uint64_t kth = ~uint64_t{0};
+  if (count > k) {
+    uint64_t prefix = 0, mask = 0;
+    uint32_t m = k;
+    for (int r = 0; r < 8; ++r) {
+      const int shift = 56 - 8 * r;
+      for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+      __syncthreads();
+      for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) {
+        const uint64_t key = keys[i];
+        if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        uint32_t below = 0, digit = 255;
+        for (uint32_t b = 0; b < 256; ++b) {
+          if (below + hist[b] >= m) {
+            digit = b;
+            break;
+          }
+          below += hist[b];
+        }
+        shared[0] = digit;
+        shared[1] = m - below;
+      }
+      __syncthreads();
+      prefix |= static_cast<uint64_t>(shared[0]) << shift;
+      mask |= uint64_t{255} << shift;
+      m = shared[1];
+      __syncthreads();
+    }
+    kth = prefix;  // keys are unique: the k-th smallest key itself
+  }
+
+  uint64_t* skeys = smem;
+  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + k);
+  if (threadIdx.x == 0) taken = 0;
+  __syncthreads();
+  for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) {
+    const uint64_t key = keys[i];
+    if (key <= kth) {
+      const uint32_t j = atomicAdd(&taken, 1u);
+      skeys[j] = key;
+      spos[j] = pos[i];
+    }
+  }
+  __syncthreads();
+  const uint32_t m = taken;
+  if (threadIdx.x == 0) out.level_counts[s] = static_cast<int32_t>(m);
+
+  const int32_t image_h = args.image_sizes[2 * n], image_w = args.image_sizes[2 * n + 1];
+  const float canvas_w = static_cast<float>(h.width[l] * args.grid.stride_x[l]);
+  const float canvas_h = static_cast<float>(h.height[l] * args.grid.stride_y[l]);
+  for (uint32_t j = threadIdx.x; j < m; j += blockDim.x) {
+    const uint64_t key = skeys[j];
+    uint32_t rank = 0;
+    for (uint32_t q = 0; q < m; ++q) rank += skeys[q] < key ? 1u : 0u;
+    uint32_t row, label;
+    h.Decompose(l, spos[j], &row, &label);
+    const float score = FromOrderedBits(~static_cast<uint32_t>(key >> 32));
+    Box anchor;
+    if (args.anchors != nullptr) {
+      const float* a = args.anchors + (args.anchors_per_image ? static_cast<int64_t>(n) * h.total_anchors * 4 : 0) +
+                       (h.level_anchor_offset[l] + row) * 4;
+      anchor = Box{a[0], a[1], a[2], a[3]};
+    } else {
+      anchor = DeviceGridAnchor(args.grid, h, l, row);
+    }
+    const float d0 = LoadDelta(h, h.box, n, l, row, 0), d1 = LoadDelta(h, h.box, n, l, row, 1);
+    const float d2 = LoadDelta(h, h.box, n, l, row, 2), d3 = LoadDelta(h, h.box, n, l, row, 3);
+    Box b = DecodeBox(anchor, d0, d1, d2, d3, args.decode, canvas_w, canvas_h);
+    if (args.decode.clip == ClipMode::kImageBeforeNms) {
+      b = ClipBox(b, static_cast<float>(image_h), static_cast<float>(image_w));
+    }
+    if (isnan(b.x1) || isnan(b.y1) || isnan(b.x2) || isnan(b.y2)) {
+      if (atomicCAS(&error[0], 0, 1) == 0) {
+        error[1] = n;
+        error[2] = l;
+        error[3] = static_cast<int32_t>(row);
+        error[4] = static_cast<int32_t>(label);
+        error[5] = (isnan(anchor.x1) || isnan(anchor.y1) || isnan(anchor.x2) || isnan(anchor.y2)) ? 1 : 0;
+      }
+    }
+    const size_t slot = static_cast<size_t>(n) * out.slots_per_image + static_cast<size_t>(l) * k + rank;
+    out.scores[slot] = score;
+    out.labels[slot] = static_cast<int32_t>(label);
+    reinterpret_cast<float4*>(out.boxes)[slot] = make_float4(b.x1, b.y1, b.x2, b.y2);
+  }
+}
+
+}  // namespace
+
+size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(k) * (sizeof(uint64_t) + sizeof(uint32_t)); }
+
+Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
+                        cudaStream_t stream) {
+  const size_t smem = TopkSharedBytes(out.topk);
+  if (smem > 48 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(TopkDecodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != cudaSuccess) {
+      return Status(Code::kInvalidArgument, "Expected topk_candidates whose top-k fits in shared memory on this device (" +
+                                                std::to_string(smem) + " bytes asked) but the device refused: " +
+                                                cudaGetErrorString(e));
+    }
+  }
+  TopkDecodeKernel<<<dim3(args.heads.levels, args.heads.batch), kTopkThreads, smem, stream>>>(args, st, out, error);
+  return LastError("top-k + decode");
+}
+
+}  // namespace cuda
+}  // namespace rk

@@ -1,0 +1,440 @@
+// The engine behind `backend: "cuda"`: device discovery, buffers allocated once per shape, host
+// inputs copied in (timed apart), the stages captured once in a CUDA Graph per fixed shape and
+// replayed, one synchronisation per run (the final copy of the outputs).
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common.cuh"
+#include "rk/cuda_engine.h"
+#include "rk/stages.h"
+#include "stages_cuda.cuh"
+
+namespace rk {
+namespace {
+
+std::string ErrorText(cudaError_t e) { return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e); }
+
+// Errors after which the context cannot be used again in this process.
+bool IsSticky(cudaError_t e) {
+  switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorHardwareStackError:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorLaunchTimeout:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Device memory that grows to the largest size asked for.
+class Buffer {
+ public:
+  ~Buffer() { Release(); }
+  cudaError_t Reserve(size_t bytes) {
+    if (bytes <= bytes_ && ptr_ != nullptr) return cudaSuccess;
+    Release();
+    const cudaError_t e = cudaMalloc(&ptr_, bytes < 256 ? 256 : bytes);
+    if (e != cudaSuccess) {
+      ptr_ = nullptr;
+      return e;
+    }
+    bytes_ = bytes;
+    ++generation_;
+    return cudaSuccess;
+  }
+  void Release() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+  void* get() const { return ptr_; }
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+  int generation_ = 0;
+};
+
+class PinnedBuffer {
+ public:
+  ~PinnedBuffer() {
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+  }
+  cudaError_t Reserve(size_t bytes) {
+    if (bytes <= bytes_ && ptr_ != nullptr) return cudaSuccess;
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+    const cudaError_t e = cudaMallocHost(&ptr_, bytes < 256 ? 256 : bytes);
+    if (e == cudaSuccess) bytes_ = bytes;
+    return e;
+  }
+  uint8_t* get() const { return static_cast<uint8_t*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// What a captured graph depends on: replayed only when all of it is the same.
+struct GraphKey {
+  HeadShapes shapes;
+  DType dtype = DType::kFloat32;
+  Layout layout = Layout::kConcatenated;
+  const void* cls[kMaxLevels] = {};
+  const void* box[kMaxLevels] = {};
+  const float* anchors = nullptr;
+  bool anchors_per_image = false;
+  bool output_sizes = false;
+  void* workspace = nullptr;
+  void* outputs = nullptr;
+  bool operator==(const GraphKey& o) const {
+    if (std::memcmp(&shapes, &o.shapes, sizeof(HeadShapes)) != 0) return false;  // int32 fields only
+    for (int i = 0; i < kMaxLevels; ++i) {
+      if (cls[i] != o.cls[i] || box[i] != o.box[i]) return false;
+    }
+    return dtype == o.dtype && layout == o.layout && anchors == o.anchors && anchors_per_image == o.anchors_per_image &&
+           output_sizes == o.output_sizes && workspace == o.workspace && outputs == o.outputs;
+  }
+};
+
+class CudaEngine final : public Engine {
+ public:
+  CudaEngine(const PostprocessParams& params, int device, bool use_graph)
+      : params_(params), device_(device), use_graph_(use_graph) {}
+
+  ~CudaEngine() override {
+    cudaSetDevice(device_);
+    if (graph_exec_ != nullptr) cudaGraphExecDestroy(graph_exec_);
+    for (cudaEvent_t& e : events_) {
+      if (e != nullptr) cudaEventDestroy(e);
+    }
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  Status Init() {
+    cudaError_t e = cudaSetDevice(device_);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    for (cudaEvent_t& ev : events_) {
+      if (e == cudaSuccess) e = cudaEventCreate(&ev);
+    }
+    if (e != cudaSuccess) return Status(Code::kCudaError, "cuda backend setup on device " + std::to_string(device_) + ": " + ErrorText(e));
+    return Status::Ok();
+  }
+
+  const char* backend() const override { return "cuda"; }
+  size_t workspace_bytes() const override { return workspace_.bytes(); }
+
+  Status Run(const HeadShapes& shapes, const HeadTensors& t, Residency residency, Detections* out,
+             RunTimings* timings) override {
+    if (!broken_.empty()) return Status(Code::kCudaError, broken_);
+    Status st = RunOnce(shapes, t, residency, out, timings);
+    if (st.code() == Code::kCudaError) {
+      const cudaError_t e = cudaGetLastError();
+      if (IsSticky(e) || IsSticky(last_error_)) {
+        broken_ = st.message() +
+                  " (the CUDA context of this process is now unusable: rebuild the Postprocessor after restarting the kernel)";
+        return Status(Code::kCudaError, broken_);
+      }
+      DropGraph();
+    }
+    return st;
+  }
+
+ private:
+  Status Fail(const char* what, cudaError_t e) {
+    last_error_ = e;
+    return Status(Code::kCudaError, std::string("cuda backend, ") + what + ": " + ErrorText(e));
+  }
+
+  void DropGraph() {
+    if (graph_exec_ != nullptr) cudaGraphExecDestroy(graph_exec_);
+    graph_exec_ = nullptr;
+  }
+
+  Status CheckDevicePointer(const void* p, const char* name) {
+    cudaPointerAttributes attr{};
+    const cudaError_t e = cudaPointerGetAttributes(&attr, p);
+    if (e != cudaSuccess || (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)) {
+      cudaGetLastError();
+      return Status(Code::kInvalidArgument, std::string("Expected a device pointer (from upload()) for ") + name +
+                                                " but received an address that is not CUDA device memory");
+    }
+    if (attr.device != device_) {
+      return Status(Code::kInvalidArgument, std::string("Expected ") + name + " on CUDA device " + std::to_string(device_) +
+                                                " but it lives on device " + std::to_string(attr.device));
+    }
+    return Status::Ok();
+  }
+
+  Status RunOnce(const HeadShapes& s, const HeadTensors& t, Residency residency, Detections* out, RunTimings* timings) {
+    cudaError_t e = cudaSetDevice(device_);
+    if (e != cudaSuccess) return Fail("set device", e);
+    RK_RETURN_IF_ERROR(ValidateShapes(params_, s));
+    if (t.image_sizes == nullptr) return Status(Code::kInvalidArgument, "Expected image_sizes but received none");
+    AnchorGrid grid;
+    RK_RETURN_IF_ERROR(MakeAnchorGrid(params_.anchors, s, &grid));
+    const int N = s.batch;
+    const int D = params_.output.detections_per_img;
+    const int inputs = t.layout == Layout::kConcatenated ? 1 : s.num_levels;
+    const size_t elem = DTypeSize(t.dtype);
+
+    cuda::DeviceHeads heads;
+    heads.shapes = s;
+    heads.dtype = t.dtype;
+    heads.layout = t.layout;
+    if (cudaEventRecord(events_[0], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+    if (residency == Residency::kHost) {
+      size_t offsets[2 * kMaxLevels + 1] = {};
+      size_t total = 0;
+      for (int i = 0; i < inputs; ++i) {
+        const size_t anchors = t.layout == Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors()) : static_cast<size_t>(s.LevelAnchors(i));
+        offsets[2 * i] = total;
+        total += (anchors * static_cast<size_t>(N) * static_cast<size_t>(s.num_classes) * elem + 255) & ~size_t{255};
+        offsets[2 * i + 1] = total;
+        total += (anchors * static_cast<size_t>(N) * 4 * elem + 255) & ~size_t{255};
+      }
+      if ((e = inputs_.Reserve(total)) != cudaSuccess) return Fail("allocating the input copies", e);
+      for (int i = 0; i < inputs; ++i) {
+        const size_t anchors = t.layout == Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors()) : static_cast<size_t>(s.LevelAnchors(i));
+        uint8_t* base = inputs_.as<uint8_t>();
+        const size_t cls_bytes = anchors * static_cast<size_t>(N) * static_cast<size_t>(s.num_classes) * elem;
+        const size_t box_bytes = anchors * static_cast<size_t>(N) * 4 * elem;
+        if ((e = cudaMemcpyAsync(base + offsets[2 * i], t.cls[i], cls_bytes, cudaMemcpyHostToDevice, stream_)) != cudaSuccess) return Fail("copying cls_logits in", e);
+        if ((e = cudaMemcpyAsync(base + offsets[2 * i + 1], t.box[i], box_bytes, cudaMemcpyHostToDevice, stream_)) != cudaSuccess) return Fail("copying bbox_regression in", e);
+        heads.cls[i] = base + offsets[2 * i];
+        heads.box[i] = base + offsets[2 * i + 1];
+      }
+    } else {
+      for (int i = 0; i < inputs; ++i) {
+        RK_RETURN_IF_ERROR(CheckDevicePointer(t.cls[i], "cls_logits"));
+        RK_RETURN_IF_ERROR(CheckDevicePointer(t.box[i], "bbox_regression"));
+        heads.cls[i] = t.cls[i];
+        heads.box[i] = t.box[i];
+      }
+    }
+    // Small host inputs (sizes, given anchors) through pinned staging to fixed device buffers.
+    const size_t anchor_floats = t.anchors == nullptr ? 0 : static_cast<size_t>(s.TotalAnchors()) * 4 * (t.anchors_per_image ? N : 1);
+    const size_t small = 4 * sizeof(int32_t) * static_cast<size_t>(N) + anchor_floats * sizeof(float);
+    if ((e = staging_.Reserve(small)) != cudaSuccess) return Fail("allocating pinned staging", e);
+    if ((e = small_.Reserve(small)) != cudaSuccess) return Fail("allocating the size buffers", e);
+    std::memcpy(staging_.get(), t.image_sizes, 2 * sizeof(int32_t) * N);
+    if (t.output_sizes != nullptr) std::memcpy(staging_.get() + 2 * sizeof(int32_t) * N, t.output_sizes, 2 * sizeof(int32_t) * N);
+    if (anchor_floats > 0) std::memcpy(staging_.get() + 4 * sizeof(int32_t) * N, t.anchors, anchor_floats * sizeof(float));
+    if ((e = cudaMemcpyAsync(small_.get(), staging_.get(), small, cudaMemcpyHostToDevice, stream_)) != cudaSuccess) return Fail("copying sizes in", e);
+    heads.image_sizes = small_.as<int32_t>();
+    heads.output_sizes = t.output_sizes != nullptr ? small_.as<int32_t>() + 2 * N : nullptr;
+    heads.anchors = anchor_floats > 0 ? reinterpret_cast<const float*>(small_.as<uint8_t>() + 4 * sizeof(int32_t) * N) : nullptr;
+    heads.anchors_per_image = t.anchors_per_image;
+
+    // Outputs: device, then one copy into pinned memory.
+    const size_t out_bytes = (static_cast<size_t>(N) * (1 + static_cast<size_t>(D) * 6) + cuda::kErrorWords) * 4;
+    if ((e = outputs_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating outputs", e);
+    if ((e = host_out_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating pinned outputs", e);
+    cuda::DeviceDetections det;
+    det.max_detections = D;
+    det.dtype = DType::kFloat32;
+    det.counts = outputs_.as<int32_t>();
+    det.boxes = outputs_.as<float>() + N;
+    det.scores = outputs_.as<float>() + N + static_cast<size_t>(N) * D * 4;
+    det.labels = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 5;
+    int32_t* error = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 6;
+
+    const size_t ws = cuda::PostprocessWorkspaceSize(params_, s);
+    if ((e = workspace_.Reserve(ws)) != cudaSuccess) return Fail("allocating the workspace", e);
+    if (cudaEventRecord(events_[1], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+
+    bool replayed = false;
+    GraphKey key{};
+    key.shapes = s;
+    key.dtype = t.dtype;
+    key.layout = t.layout;
+    for (int i = 0; i < inputs; ++i) {
+      key.cls[i] = heads.cls[i];
+      key.box[i] = heads.box[i];
+    }
+    key.anchors = heads.anchors;
+    key.anchors_per_image = heads.anchors_per_image;
+    key.output_sizes = heads.output_sizes != nullptr;
+    key.workspace = workspace_.get();
+    key.outputs = outputs_.get();
+    if (use_graph_ && graph_exec_ != nullptr && graph_key_ == key) {
+      if ((e = cudaGraphLaunch(graph_exec_, stream_)) != cudaSuccess) return Fail("graph launch", e);
+      replayed = true;
+    } else if (use_graph_) {
+      DropGraph();
+      RK_RETURN_IF_ERROR(Capture(grid, heads, det, error, key));
+      if ((e = cudaGraphLaunch(graph_exec_, stream_)) != cudaSuccess) return Fail("graph launch", e);
+    } else {
+      RK_RETURN_IF_ERROR(cuda::LaunchPostprocess(params_, grid, heads, det, error, workspace_.get(), workspace_.bytes(), stream_));
+    }
+    if (cudaEventRecord(events_[2], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+    if ((e = cudaMemcpyAsync(host_out_.get(), outputs_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_)) != cudaSuccess) return Fail("copying detections out", e);
+    if (cudaEventRecord(events_[3], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+    if ((e = cudaStreamSynchronize(stream_)) != cudaSuccess) return Fail("running the stages", e);
+
+    const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
+    const int32_t* err = h + N + static_cast<size_t>(N) * D * 6;
+    if (err[0] != 0) {
+      return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : "bbox_regression") +
+                                          " for a selected candidate but received NaN at image " + std::to_string(err[1]) +
+                                          ", level P" + std::to_string(err[2] + 3) + ", anchor row " + std::to_string(err[3]) +
+                                          " (class " + std::to_string(err[4]) + "): the box cannot be decoded");
+    }
+    std::memcpy(out->counts, h, sizeof(int32_t) * N);
+    std::memcpy(out->boxes, h + N, sizeof(float) * N * D * 4);
+    std::memcpy(out->scores, h + N + static_cast<size_t>(N) * D * 4, sizeof(float) * N * D);
+    std::memcpy(out->labels, h + N + static_cast<size_t>(N) * D * 5, sizeof(int32_t) * N * D);
+    if (timings != nullptr) {
+      float up = 0, compute = 0, down = 0;
+      cudaEventElapsedTime(&up, events_[0], events_[1]);
+      cudaEventElapsedTime(&compute, events_[1], events_[2]);
+      cudaEventElapsedTime(&down, events_[2], events_[3]);
+      timings->upload_ms = up;
+      timings->compute_ms = compute;
+      timings->download_ms = down;
+      timings->graph_replayed = replayed;
+    }
+    return Status::Ok();
+  }
+
+  Status Capture(const AnchorGrid& grid, const cuda::DeviceHeads& heads, const cuda::DeviceDetections& det, int32_t* error,
+                 const GraphKey& key) {
+    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) return Fail("graph capture", e);
+    const Status launched = cuda::LaunchPostprocess(params_, grid, heads, det, error, workspace_.get(), workspace_.bytes(), stream_);
+    cudaGraph_t graph = nullptr;
+    e = cudaStreamEndCapture(stream_, &graph);
+    if (!launched.ok()) {
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      return launched;
+    }
+    if (e != cudaSuccess) return Fail("graph capture", e);
+    e = cudaGraphInstantiate(&graph_exec_, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      graph_exec_ = nullptr;
+      return Fail("graph instantiate", e);
+    }
+    graph_key_ = key;
+    return Status::Ok();
+  }
+
+  PostprocessParams params_;
+  int device_;
+  bool use_graph_;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t events_[4] = {};
+  Buffer inputs_, small_, outputs_, workspace_;
+  PinnedBuffer staging_, host_out_;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  GraphKey graph_key_{};
+  std::string broken_;
+  cudaError_t last_error_ = cudaSuccess;
+};
+
+}  // namespace
+
+CudaDeviceList ListCudaDevices() {
+  CudaDeviceList list;
+  cudaDriverGetVersion(&list.driver_version);
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (e == cudaErrorNoDevice) list.reason = "no CUDA device is present (cudaErrorNoDevice)";
+    else if (e == cudaErrorInsufficientDriver) list.reason = list.driver_version == 0 ? "no NVIDIA driver is installed (cudaErrorInsufficientDriver)" : "the NVIDIA driver is older than this build's CUDA runtime " + std::to_string(CudaRuntimeVersion()) + " (cudaErrorInsufficientDriver)";
+    else list.reason = "CUDA device query failed: " + ErrorText(e);
+    return list;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    CudaDeviceInfo d;
+    d.index = i;
+    d.name = prop.name;
+    d.major = prop.major;
+    d.minor = prop.minor;
+    d.multiprocessors = prop.multiProcessorCount;
+    d.total_memory = prop.totalGlobalMem;
+    list.devices.push_back(d);
+  }
+  if (list.devices.empty()) list.reason = "no CUDA device is present";
+  return list;
+}
+
+int CudaRuntimeVersion() {
+  int v = 0;
+  cudaRuntimeGetVersion(&v);
+  return v;
+}
+
+std::unique_ptr<Engine> MakeCudaEngine(const PostprocessParams& params, int device, bool use_graph, Status* status) {
+  const CudaDeviceList list = ListCudaDevices();
+  if (list.devices.empty()) {
+    *status = Status(Code::kUnavailable, "The cuda backend needs a CUDA device but " + list.reason + "; use backend \"cpu\" or \"auto\"");
+    return nullptr;
+  }
+  if (device < 0 || device >= static_cast<int>(list.devices.size())) {
+    *status = Status(Code::kInvalidArgument, "Expected device in [0, " + std::to_string(list.devices.size() - 1) + "] but received " + std::to_string(device));
+    return nullptr;
+  }
+  if (list.devices[device].major < 8) {
+    *status = Status(Code::kUnavailable, "The cuda backend is built for sm_80 and newer but device " + std::to_string(device) + " (" + list.devices[device].name + ") is sm_" + std::to_string(list.devices[device].major) + std::to_string(list.devices[device].minor));
+    return nullptr;
+  }
+  *status = ValidateParams(params);
+  if (!status->ok()) return nullptr;
+  if (params.select.topk_candidates > cuda::kMaxCudaTopk) {
+    *status = Status(Code::kInvalidArgument, "Expected topk_candidates <= " + std::to_string(cuda::kMaxCudaTopk) + " for the cuda backend but received " + std::to_string(params.select.topk_candidates));
+    return nullptr;
+  }
+  auto engine = std::make_unique<CudaEngine>(params, device, use_graph);
+  *status = engine->Init();
+  if (!status->ok()) return nullptr;
+  return engine;
+}
+
+Status UploadToDevice(const void* host, size_t bytes, int device, DeviceBuffer* out) {
+  cudaError_t e = cudaSetDevice(device);
+  void* p = nullptr;
+  if (e == cudaSuccess) e = cudaMalloc(&p, bytes < 1 ? 1 : bytes);
+  if (e == cudaSuccess) e = cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice);
+  if (e != cudaSuccess) {
+    if (p != nullptr) cudaFree(p);
+    cudaGetLastError();
+    return Status(Code::kCudaError, "upload of " + std::to_string(bytes) + " bytes to device " + std::to_string(device) + ": " + ErrorText(e));
+  }
+  out->ptr = p;
+  out->bytes = bytes;
+  out->device = device;
+  return Status::Ok();
+}
+
+void FreeDevice(DeviceBuffer* buffer) {
+  if (buffer->ptr != nullptr) {
+    cudaSetDevice(buffer->device);
+    cudaFree(buffer->ptr);
+  }
+  buffer->ptr = nullptr;
+  buffer->bytes = 0;
+}
+
+}  // namespace rk

@@ -1,0 +1,184 @@
+// The launchers of native/cuda/launch.h: workspace layout and the order of the stages.
+#include <string>
+
+#include "common.cuh"
+#include "select.cuh"
+#include "stages_cuda.cuh"
+
+namespace rk {
+namespace cuda {
+namespace {
+
+size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
+
+struct SelectLayout {
+  size_t bytes = 0;
+  int32_t slices = 0;
+  uint32_t capacity = 0;
+};
+
+SelectLayout SelectBytes(const PostprocessParams& p, const HeadShapes& s) {
+  SelectLayout out;
+  out.slices = s.batch * s.num_levels;
+  out.capacity = SelectCapacity(p.select);
+  const size_t S = static_cast<size_t>(out.slices < 1 ? 1 : out.slices);
+  out.bytes = 2 * Align(S * 4)                                // start, cut
+              + 8 * Align(S * 4)                              // count .. kth_order_key
+              + Align(4)                                      // any_fallback
+              + Align(S * out.capacity * 8) + Align(S * out.capacity * 4)  // keys, pos
+              + Align(S * kSelectBins * 4);                   // hist
+  return out;
+}
+
+SelectState CarveSelect(uint8_t*& p, const SelectLayout& lay) {
+  const size_t S = static_cast<size_t>(lay.slices < 1 ? 1 : lay.slices);
+  SelectState st;
+  auto take = [&](size_t bytes) {
+    uint8_t* q = p;
+    p += Align(bytes);
+    return q;
+  };
+  st.start = reinterpret_cast<float*>(take(S * 4));
+  st.cut = reinterpret_cast<float*>(take(S * 4));
+  st.count = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.need_fallback = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.prefix = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.prefix_mask = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.remaining = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.taken_all = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.kth_key = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.kth_order_key = reinterpret_cast<uint32_t*>(take(S * 4));
+  st.any_fallback = reinterpret_cast<uint32_t*>(take(4));
+  st.keys = reinterpret_cast<uint64_t*>(take(S * lay.capacity * 8));
+  st.pos = reinterpret_cast<uint32_t*>(take(S * lay.capacity * 4));
+  st.hist = reinterpret_cast<uint32_t*>(take(S * kSelectBins * 4));
+  st.capacity = lay.capacity;
+  return st;
+}
+
+size_t CandidateBytes(const PostprocessParams& p, const HeadShapes& s) {
+  const size_t slots = static_cast<size_t>(s.batch) * s.num_levels * static_cast<size_t>(p.select.topk_candidates);
+  return Align(slots * 4) + Align(slots * 16) + Align(slots * 4) + Align(static_cast<size_t>(s.batch) * s.num_levels * 4);
+}
+
+DeviceCandidates CarveCandidates(uint8_t*& p, const PostprocessParams& pp, const HeadShapes& s) {
+  const size_t slots = static_cast<size_t>(s.batch) * s.num_levels * static_cast<size_t>(pp.select.topk_candidates);
+  DeviceCandidates c;
+  c.topk = pp.select.topk_candidates;
+  c.slots_per_image = s.num_levels * pp.select.topk_candidates;
+  c.scores = reinterpret_cast<float*>(p); p += Align(slots * 4);
+  c.boxes = reinterpret_cast<float*>(p); p += Align(slots * 16);
+  c.labels = reinterpret_cast<int32_t*>(p); p += Align(slots * 4);
+  c.level_counts = reinterpret_cast<int32_t*>(p); p += Align(static_cast<size_t>(s.batch) * s.num_levels * 4);
+  return c;
+}
+
+Status Check(const PostprocessParams& p, const HeadShapes& s, const DeviceHeads& in) {
+  RK_RETURN_IF_ERROR(ValidateParams(p));
+  RK_RETURN_IF_ERROR(ValidateShapes(p, s));
+  if (p.select.topk_candidates > kMaxCudaTopk) {
+    return Status(Code::kInvalidArgument, "Expected topk_candidates <= " + std::to_string(kMaxCudaTopk) +
+                                              " for the cuda backend but received " +
+                                              std::to_string(p.select.topk_candidates));
+  }
+  if (static_cast<int64_t>(s.num_levels) * p.select.topk_candidates > (int64_t{1} << 24)) {
+    return Status(Code::kInvalidArgument, "Expected levels * topk_candidates <= 2^24 for the cuda backend");
+  }
+  if (in.image_sizes == nullptr) return Status(Code::kInvalidArgument, "Expected device image_sizes but received null");
+  const int want = in.layout == Layout::kConcatenated ? 1 : s.num_levels;
+  for (int i = 0; i < want; ++i) {
+    if (in.cls[i] == nullptr || in.box[i] == nullptr) {
+      return Status(Code::kInvalidArgument, "Expected device pointers for cls and box of level " + std::to_string(i) +
+                                                " but received null");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+HeadArgs MakeHeadArgs(const DeviceHeads& in) {
+  HeadArgs h{};
+  const HeadShapes& s = in.shapes;
+  h.dtype = in.dtype;
+  h.layout = in.layout;
+  h.batch = s.batch;
+  h.levels = s.num_levels;
+  h.anchors = s.anchors_per_loc;
+  h.classes = s.num_classes;
+  for (int l = 0; l < s.num_levels; ++l) {
+    h.height[l] = s.levels[l].height;
+    h.width[l] = s.levels[l].width;
+    h.level_anchor_offset[l] = s.LevelAnchorOffset(l);
+    h.level_elements[l] = s.LevelElements(l);
+    h.cls[l] = in.layout == Layout::kConcatenated ? in.cls[0] : in.cls[l];
+    h.box[l] = in.layout == Layout::kConcatenated ? in.box[0] : in.box[l];
+  }
+  h.total_anchors = s.TotalAnchors();
+  return h;
+}
+
+Status LastError(const char* what) {
+  const cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) return Status::Ok();
+  return Status(Code::kCudaError, std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+}
+
+size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) { return SelectBytes(p, s).bytes; }
+
+size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
+  const size_t select = SelectBytes(p, s).bytes;
+  const size_t nms = NmsWorkspaceSize(p, s.batch, s.num_levels * p.select.topk_candidates);
+  return CandidateBytes(p, s) + (select > nms ? select : nms);  // select and NMS scratch share memory
+}
+
+Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in,
+                          const DeviceCandidates& out, int32_t* error, void* workspace, size_t workspace_bytes,
+                          cudaStream_t stream) {
+  RK_RETURN_IF_ERROR(Check(p, in.shapes, in));
+  const SelectLayout lay = SelectBytes(p, in.shapes);
+  if (workspace_bytes < lay.bytes) {
+    return Status(Code::kInvalidArgument, "Expected a select workspace of at least " + std::to_string(lay.bytes) +
+                                              " bytes but received " + std::to_string(workspace_bytes));
+  }
+  if (out.topk != p.select.topk_candidates || out.slots_per_image != in.shapes.num_levels * p.select.topk_candidates) {
+    return Status(Code::kInvalidArgument, "Expected candidate buffers of levels * topk_candidates slots per image");
+  }
+  if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
+  if (in.shapes.batch == 0) return Status::Ok();
+  uint8_t* q = static_cast<uint8_t*>(workspace);
+  const SelectState st = CarveSelect(q, lay);
+  const HeadArgs h = MakeHeadArgs(in);
+  RK_RETURN_IF_ERROR(LaunchSelect(p.select, h, MakeTileMap(in.shapes), st, stream));
+  DecodeArgs args;
+  args.heads = h;
+  args.grid = grid;
+  args.decode = p.decode;
+  args.anchors = in.anchors;
+  args.anchors_per_image = in.anchors_per_image;
+  args.image_sizes = in.image_sizes;
+  return LaunchTopkDecode(args, st, out, error, stream);
+}
+
+Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in,
+                         const DeviceDetections& out, int32_t* error, void* workspace, size_t workspace_bytes,
+                         cudaStream_t stream) {
+  const size_t need = PostprocessWorkspaceSize(p, in.shapes);
+  if (workspace_bytes < need) {
+    return Status(Code::kInvalidArgument, "Expected a workspace of at least " + std::to_string(need) +
+                                              " bytes but received " + std::to_string(workspace_bytes));
+  }
+  if (out.max_detections != p.output.detections_per_img) {
+    return Status(Code::kInvalidArgument, "Expected output buffers of detections_per_img = " +
+                                              std::to_string(p.output.detections_per_img) + " rows but received " +
+                                              std::to_string(out.max_detections));
+  }
+  uint8_t* q = static_cast<uint8_t*>(workspace);
+  const DeviceCandidates cands = CarveCandidates(q, p, in.shapes);
+  const size_t rest = workspace_bytes - static_cast<size_t>(q - static_cast<uint8_t*>(workspace));
+  RK_RETURN_IF_ERROR(LaunchSelectDecode(p, grid, in, cands, error, q, rest, stream));
+  return LaunchNms(p, cands, in.shapes.batch, in.image_sizes, in.output_sizes, out, q, rest, stream);
+}
+
+}  // namespace cuda
+}  // namespace rk

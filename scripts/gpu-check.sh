@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# On a GPU machine (no Node, no npm): builds the addon with the CUDA backend, runs the GPU tests,
+# runs them again under compute-sanitizer (memcheck, racecheck, synccheck), and runs bench/gpu.
+# Inputs carried from the build machine by scripts/gpu-pack.sh: .carry/ (Node, its headers, mocha),
+# dist/ (the compiled TypeScript), .carry-golden/golden or RK_GOLDEN_DIR (the golden data).
+#   bash scripts/gpu-check.sh [prepare] [build] [test] [sanitize] [bench]   (default: all five)
+# Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu-check-out}
+WORK=${RK_GPU_WORK:-/tmp/rk-gpu}
+mkdir -p "$OUT" "$WORK"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(prepare build test sanitize bench)
+status=0
+say() { echo "== gpu-check: $*"; }
+
+# Node's headers and mocha + node-addon-api, from whichever carried folder has them.
+unpack_modules() {
+  local src
+  for src in .carry .carry-golden; do
+    if [ ! -d "$WORK/include/node" ] && [ -f $src/node-headers.tar.xz ]; then mkdir -p "$WORK/include" && tar -C "$WORK/include" -xJf $src/node-headers.tar.xz; fi
+    if [ ! -d "$WORK/node_modules/mocha" ] && [ -f $src/modules.tar.xz ]; then mkdir -p "$WORK/node_modules" && tar -C "$WORK/node_modules" -xJf $src/modules.tar.xz; fi
+  done
+  [ -d node_modules/mocha ] || ln -sfn "$WORK/node_modules" node_modules
+}
+
+setup_node() {
+  if ! command -v node >/dev/null; then
+    if [ ! -x "$WORK/bin/node" ]; then
+      [ -f .carry/node.xz ] || { echo "no node here and no .carry/node.xz (run scripts/gpu-pack.sh and carry .carry)"; exit 2; }
+      mkdir -p "$WORK/bin" && xz -dc .carry/node.xz > "$WORK/bin/node" && chmod +x "$WORK/bin/node"
+    fi
+    export PATH="$WORK/bin:$PATH"
+  fi
+  unpack_modules
+  export RK_GOLDEN_DIR=${RK_GOLDEN_DIR:-$WORK/golden}
+  export RETINANET_KERNEL_ADDON=${RETINANET_KERNEL_ADDON:-$WORK/build/retinanet_kernel.node}
+}
+
+for step in "${steps[@]}"; do
+  case $step in
+    prepare)
+      say "prepare (golden data to $WORK/golden; Node headers)"
+      if [ -d .carry-golden/golden ]; then rm -rf "$WORK/golden" && cp -r .carry-golden/golden "$WORK/golden"; fi
+      unpack_modules
+      ls "$WORK/golden" | grep -c npz | sed 's/^/golden cases: /'
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+      ;;
+    build)
+      unpack_modules
+      say "build (CMake $(cmake --version | head -1 | awk '{print $3}'), $(nvcc --version | tail -2 | head -1))"
+      addon_api=$WORK/node_modules/node-addon-api
+      [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
+      cmake -S . -B "$WORK/build-tree" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON \
+        -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/build.log" 2>&1 &&
+        cmake --build "$WORK/build-tree" -j "$(nproc)" >> "$OUT/build.log" 2>&1
+      rc=$?
+      grep -ciE "warning" "$OUT/build.log" | sed 's/^/build warnings: /'
+      if [ $rc -ne 0 ]; then tail -40 "$OUT/build.log"; exit 1; fi
+      mkdir -p "$WORK/build" && cp "$WORK/build-tree/retinanet_kernel.node" "$WORK/build/"
+      if command -v node >/dev/null || [ -f .carry/node.xz ]; then
+        setup_node
+        node -e "const a=require(process.env.RETINANET_KERNEL_ADDON); console.log(JSON.stringify(a.buildInfo.cuda), JSON.stringify(a.devices()))"
+      fi
+      ;;
+    test)
+      setup_node
+      say "GPU tests"
+      node scripts/test.js cuda 2>&1 | tee "$OUT/test.log" | tail -60
+      tail -1 "$OUT/test.log" | grep -q ", 0 failed" || status=1
+      ;;
+    sanitize)
+      setup_node
+      for tool in memcheck racecheck synccheck; do
+        say "compute-sanitizer --tool $tool"
+        extra=()
+        [ "$tool" = memcheck ] && extra=(--leak-check full)
+        # The sanitizers slow kernels 10-100x: the golden parity and the exact-path tests, not the big shapes.
+        RK_TEST_GREP="${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident}" \
+          compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
+          node scripts/test.js cuda > "$OUT/sanitize-$tool.log" 2>&1
+        rc=$?
+        grep -E "ERROR SUMMARY|passed, .* failed|LEAK SUMMARY" "$OUT/sanitize-$tool.log" | tail -3
+        [ $rc -eq 0 ] || { status=1; grep -m20 -E "=========" "$OUT/sanitize-$tool.log"; }
+      done
+      ;;
+    bench)
+      setup_node
+      say "bench/gpu"
+      node dist/bench/gpu.js --json "$OUT/bench-gpu.json" 2>&1 | tee "$OUT/bench-gpu.txt" || status=1
+      ;;
+    *) echo "unknown step $step"; exit 2 ;;
+  esac
+done
+exit $status

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Here (the build machine): packs what scripts/gpu-check.sh needs on a GPU machine that has no Node,
+# no npm and no ../shared: a stripped, compressed Node, Node's headers, mocha's dependency closure and
+# node-addon-api (.carry/), and a copy of the golden data (.carry-golden/, carried in its own call:
+# with Node it would pass the 64 MiB a device call carries). Both folders are git-ignored.
+#   bash scripts/gpu-pack.sh            then carry .carry, dist (and .carry-golden once)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .carry .carry-golden
+grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/info/exclude
+grep -qx '/.carry-golden/' .git/info/exclude 2>/dev/null || echo '/.carry-golden/' >> .git/info/exclude
+if [ ! -f .carry/node.xz ]; then
+  strip -o .carry/node "$(command -v node)"
+  xz -T2 -9 .carry/node
+fi
+NODE_INCLUDE=${NODE_INCLUDE:-$(dirname "$(dirname "$(command -v node)")")/include/node}
+[ -f .carry/node-headers.tar.xz ] || tar -C "$(dirname "$NODE_INCLUDE")" -cJf .carry/node-headers.tar.xz node
+deps=$(node -e '
+  const fs = require("fs"), path = require("path"), seen = new Set();
+  const walk = (n) => { if (seen.has(n)) return; seen.add(n);
+    const j = JSON.parse(fs.readFileSync(path.join("node_modules", n, "package.json")));
+    Object.keys(j.dependencies || {}).forEach(walk); };
+  walk("mocha"); walk("node-addon-api"); console.log([...seen].join(" "));')
+# shellcheck disable=SC2086
+tar -C node_modules -cJf .carry/modules.tar.xz $deps
+GOLDEN=${RK_GOLDEN_DIR:-../shared/golden}
+rm -rf .carry-golden/golden && cp -r "$GOLDEN" .carry-golden/golden && chmod -R u+w .carry-golden/golden
+# The first call (golden data) can build too: it carries the headers and modules as well.
+cp .carry/node-headers.tar.xz .carry/modules.tar.xz .carry-golden/
+npm run -s build >/dev/null
+du -sh .carry .carry-golden dist

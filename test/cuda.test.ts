@@ -1,0 +1,237 @@
+/**
+ * The CUDA backend (run on a GPU machine by scripts/gpu-check.sh; skipped with the reason printed
+ * where there is no usable device): parity with every golden case on both layouts, fp16 inputs,
+ * both entry points (host arrays, and device-resident heads from upload()), the graph path, runs
+ * back to back with changing shapes, the exact fallback of the selection, and errors that leave
+ * the Postprocessor usable. The CPU backend is the second oracle: on the same inputs both must give
+ * the same bits.
+ */
+import * as assert from "assert";
+import * as fs from "fs";
+
+import { loadNative } from "../kernel/native";
+import { compareDetections } from "../kernel/postprocess/compare";
+import { loadDataset } from "../kernel/postprocess/dataset";
+import { HeadOutputs } from "../kernel/postprocess/heads";
+import { ndarray, NdArray } from "../kernel/postprocess/ndarray";
+import { createPostprocessor, PostprocessResult } from "../kernel/postprocess/postprocessor";
+import { PostprocessConfig } from "../kernel/postprocess/presets";
+import { floatToHalf } from "../kernel/postprocess/reference";
+import { synthesize } from "../kernel/postprocess/synth";
+import { goldenCases, goldenConfig, isBuiltPreset } from "./helpers";
+
+function cudaUnavailableReason(): string | undefined {
+  const addon = loadNative();
+  if (!addon) return "the native addon is not built";
+  if (!addon.buildInfo.cuda.compiled || !addon.devices) return `the addon has no CUDA backend (${addon.buildInfo.cuda.reason ?? "not compiled"})`;
+  const d = addon.devices();
+  if (d.devices.length === 0) return d.reason ?? "no CUDA device";
+  return undefined;
+}
+
+/** Same detections, bit for bit (boxes, scores, labels, counts, padded rows). */
+function assertSame(got: PostprocessResult, want: PostprocessResult, what: string): void {
+  assert.deepStrictEqual(Array.from(got.padded.counts), Array.from(want.padded.counts), `${what}: counts`);
+  const eq = (a: ArrayLike<number>, b: ArrayLike<number>, name: string) => {
+    assert.strictEqual(a.length, b.length, `${what}: ${name} length`);
+    for (let i = 0; i < a.length; i++) {
+      if (!Object.is(a[i], b[i])) assert.fail(`${what}: ${name}[${i}] = ${a[i]}, expected ${b[i]}`);
+    }
+  };
+  eq(got.padded.boxes, want.padded.boxes, "boxes");
+  eq(got.padded.scores, want.padded.scores, "scores");
+  eq(got.padded.labels, want.padded.labels, "labels");
+}
+
+function toHalf(a: NdArray): NdArray {
+  const src = a.data as Float32Array;
+  const h = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) h[i] = floatToHalf(src[i]);
+  return ndarray("float16", a.shape, h);
+}
+
+describe("cuda backend", function () {
+  this.timeout(120000);
+  const reason = cudaUnavailableReason();
+  before(function () {
+    if (reason) {
+      console.log(`      (cuda tests skipped: ${reason})`);
+      this.skip();
+    }
+  });
+
+  describe("golden parity", function () {
+    it("finds the golden data (RK_GOLDEN_DIR on the GPU machine)", function () {
+      assert.ok(goldenCases().length >= 10, `expected the golden cases, found ${goldenCases().length}`);
+    });
+    for (const c of goldenCases()) {
+      if (!isBuiltPreset(c.preset)) {
+        it(`${c.name}: preset "${c.preset}" is not built yet`);
+        continue;
+      }
+      for (const layout of ["concatenated", "per_level"] as const) {
+        it(`${c.name} (${layout}): same detections as ${c.preset}, and the same bits as the cpu backend`, async function () {
+          const ds = loadDataset(c.npz, { layout });
+          if (layout === "per_level" && !Array.isArray(ds.cls_logits)) this.skip();
+          const gpu = createPostprocessor(goldenConfig(c), { backend: "cuda" });
+          const cpu = createPostprocessor(goldenConfig(c), { backend: "cpu" });
+          const r = await gpu.run(ds);
+          const report = compareDetections(r.detections, ds.expected!);
+          const bad = report.images.filter((i) => !i.ok);
+          assert.deepStrictEqual(bad, [], `mismatches: ${bad.map((i) => `image ${i.image}: ${i.mismatch}`).join("; ")}`);
+          assertSame(r, await cpu.run(ds), "cuda vs cpu");
+          await gpu.dispose();
+          await cpu.dispose();
+        });
+      }
+    }
+  });
+
+  it("fp16 heads: the same bits as the cpu backend on the same halves", async function () {
+    for (const c of goldenCases().filter((g) => isBuiltPreset(g.preset)).slice(0, 6)) {
+      const ds = loadDataset(c.npz);
+      const half: HeadOutputs = {
+        ...ds,
+        cls_logits: Array.isArray(ds.cls_logits) ? ds.cls_logits.map(toHalf) : toHalf(ds.cls_logits),
+        bbox_regression: Array.isArray(ds.bbox_regression) ? ds.bbox_regression.map(toHalf) : toHalf(ds.bbox_regression),
+      };
+      const gpu = createPostprocessor(goldenConfig(c), { backend: "cuda" });
+      const cpu = createPostprocessor(goldenConfig(c), { backend: "cpu" });
+      assertSame(await gpu.run(half), await cpu.run(half), `${c.name} fp16`);
+    }
+  });
+
+  it("device-resident heads (upload) give the same detections as host arrays, with no upload time", async function () {
+    const ds = synthesize({ images: 2, size: [512, 640], classes: 80, density: 0.01, seed: 3 });
+    const pp = createPostprocessor({ num_classes: 80 }, { backend: "cuda" });
+    const host = await pp.run(ds);
+    const dev = pp.upload(ds);
+    try {
+      const r1 = await pp.run(dev);
+      const r2 = pp.runSync(dev);
+      assertSame(r1, host, "device vs host");
+      assertSame(r2, host, "device (sync) vs host");
+      assert.ok(host.timings.uploadMs > 0, "host run reports its copy time");
+      assert.ok(r2.timings.uploadMs < host.timings.uploadMs, "device run copies no heads");
+    } finally {
+      dev.free();
+    }
+    await assert.rejects(pp.run(dev), /freed/);
+    const cpu = createPostprocessor({ num_classes: 80 }, { backend: "cpu" });
+    assert.throws(() => cpu.runSync(dev), /Expected host arrays for the cpu backend/);
+  });
+
+  it("replays a captured graph for a fixed shape; graph off gives the same bits", async function () {
+    const ds = synthesize({ images: 2, size: [480, 640], classes: 20, density: 0.02, seed: 5 });
+    const g = createPostprocessor({ num_classes: 20 }, { backend: "cuda" });
+    const e = createPostprocessor({ num_classes: 20 }, { backend: "cuda", graph: false });
+    const dev = g.upload(ds);
+    const first = await g.run(dev);
+    const second = await g.run(dev);
+    assert.strictEqual(first.timings.graphReplayed, false);
+    assert.strictEqual(second.timings.graphReplayed, true);
+    assertSame(second, first, "replay");
+    const eager = await e.run(ds);
+    assert.strictEqual(eager.timings.graphReplayed, false);
+    assertSame(eager, first, "eager");
+    dev.free();
+  });
+
+  it("back-to-back runs with changing shapes, batch sizes and thresholds equal the cpu backend", async function () {
+    const shapes: { images: number; size: [number, number]; density: number }[] = [
+      { images: 1, size: [800, 1333], density: 0.02 },
+      { images: 3, size: [320, 480], density: 0.2 },
+      { images: 1, size: [800, 1333], density: 0.02 },
+      { images: 8, size: [256, 256], density: 0.05 },
+      { images: 2, size: [600, 1000], density: 0.5 },
+    ];
+    for (const config of [{ num_classes: 80 }, { num_classes: 80, score_thresh: 0.3, topk_candidates: 200, detections_per_img: 50 }] as Partial<PostprocessConfig>[]) {
+      const gpu = createPostprocessor(config, { backend: "cuda" });
+      const cpu = createPostprocessor(config, { backend: "cpu" });
+      let seed = 10;
+      for (const s of shapes) {
+        const ds = synthesize({ ...s, classes: 80, seed: seed++ });
+        assertSame(await gpu.run(ds), await cpu.run(ds), `${JSON.stringify(s)} ${JSON.stringify(config)}`);
+      }
+    }
+  });
+
+  it("dense and tied inputs take the exact selection path and still equal the cpu backend", async function () {
+    // Every logit equal: every score ties, every level overflows the sampled path's buffer.
+    const ds = synthesize({ images: 2, size: [512, 512], classes: 8, density: 0.01, seed: 7 });
+    const cls = ds.cls_logits as NdArray;
+    (cls.data as Float32Array).fill(0.25);
+    for (const config of [{ num_classes: 8, score_thresh: 0.05 }, { num_classes: 8, score_thresh: 0.0, topk_candidates: 37 }] as Partial<PostprocessConfig>[]) {
+      const gpu = createPostprocessor(config, { backend: "cuda" });
+      const cpu = createPostprocessor(config, { backend: "cpu" });
+      assertSame(await gpu.run(ds), await cpu.run(ds), `ties ${JSON.stringify(config)}`);
+    }
+    // Mostly high logits in the sampled windows only: the estimate is too high, the exact path recovers.
+    const skew = synthesize({ images: 1, size: [1024, 1024], classes: 4, bgMean: -8, seed: 8 });
+    const x = (skew.cls_logits as NdArray).data as Float32Array;
+    for (let i = 0; i < x.length; i += 4096 * 7) x.fill(3, i, Math.min(x.length, i + 512));
+    const gpu = createPostprocessor({ num_classes: 4 }, { backend: "cuda" });
+    const cpu = createPostprocessor({ num_classes: 4 }, { backend: "cpu" });
+    assertSame(await gpu.run(skew), await cpu.run(skew), "skewed sample");
+  });
+
+  it("a NaN delta of a selected box is an error naming the box; the Postprocessor stays usable", async function () {
+    const ds = synthesize({ images: 1, size: [256, 256], classes: 4, density: 0.05, seed: 9 });
+    const pp = createPostprocessor({ num_classes: 4 }, { backend: "cuda" });
+    const good = await pp.run(ds);
+    const box = (ds.bbox_regression as NdArray).data as Float32Array;
+    const saved = box.slice();
+    box.fill(NaN);
+    await assert.rejects(pp.run(ds), (e: NodeJS.ErrnoException) => e.code === "ERR_RK_NONFINITE" && /bbox_regression/.test(e.message));
+    box.set(saved);
+    assertSame(await pp.run(ds), good, "after the error");
+  });
+
+  it("rejects bad device inputs with clear errors", function () {
+    const addon = loadNative()!;
+    const ds = synthesize({ images: 1, size: [256, 256], classes: 4, density: 0.05, seed: 2 });
+    const pp = createPostprocessor({ num_classes: 4 }, { backend: "cuda" });
+    const dev = pp.upload(ds);
+    const h = { ...dev, cls: [dev.box[0]] };
+    assert.throws(() => pp.runSync(h), /Expected \d+ bytes in the device array for cls_logits/);
+    const bogus = { ...dev, cls: [{ pointer: 4096, bytes: dev.cls[0].bytes, device: 0, free() {} }] };
+    assert.throws(() => pp.runSync(bogus), /not CUDA device memory/);
+    assert.throws(() => addon.upload!("x" as unknown as Float32Array), /Expected a TypedArray for upload/);
+    assert.throws(() => createPostprocessor({ num_classes: 4, topk_candidates: 50000 }, { backend: "cuda" }), /topk_candidates <= 16384/);
+    dev.free();
+  });
+
+  it("devices() names the GPU, its SM and memory", function () {
+    const d = loadNative()!.devices!();
+    assert.ok(d.devices.length >= 1);
+    assert.match(d.devices[0].name, /\w/);
+    assert.match(d.devices[0].sm, /^\d+\.\d+$/);
+    assert.ok(d.devices[0].memoryBytes > 1e9);
+    assert.ok(fs.existsSync("/dev/nvidiactl") || d.driverVersion > 0);
+  });
+});
+
+describe("cuda backend on a machine without a usable device", function () {
+  const reason = cudaUnavailableReason();
+  before(function () {
+    if (!reason) {
+      console.log("      (skipped: this machine has a CUDA device)");
+      this.skip();
+    }
+  });
+  it("backend \"cuda\" is a clear error and \"auto\" picks the cpu", function () {
+    assert.throws(
+      () => createPostprocessor({ num_classes: 4 }, { backend: "cuda" }),
+      (e: NodeJS.ErrnoException) => e.code === "ERR_RK_UNAVAILABLE" && /cuda/i.test(e.message),
+    );
+    const pp = createPostprocessor({ num_classes: 4 }, { backend: "auto" });
+    assert.notStrictEqual(pp.backend, "cuda");
+  });
+  it("devices() (when compiled in) says why there is none", function () {
+    const addon = loadNative();
+    if (!addon?.devices) this.skip();
+    const d = addon!.devices!();
+    assert.strictEqual(d.devices.length, 0);
+    assert.match(d.reason ?? "", /driver|device/);
+  });
+});
