@@ -26,6 +26,24 @@ unpack_modules() {
   [ -d node_modules/mocha ] || ln -sfn "$WORK/node_modules" node_modules
 }
 
+build_addon() {
+  unpack_modules
+  say "build (CMake $(cmake --version | head -1 | awk '{print $3}'), $(nvcc --version | tail -2 | head -1))"
+  local addon_api=$WORK/node_modules/node-addon-api
+  [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
+  cmake -S . -B "$WORK/build-tree" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON \
+    -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/build.log" 2>&1 &&
+    cmake --build "$WORK/build-tree" -j "$(nproc)" >> "$OUT/build.log" 2>&1
+  local rc=$?
+  grep -ciE "warning" "$OUT/build.log" | sed 's/^/build warnings: /'
+  if [ $rc -ne 0 ]; then tail -40 "$OUT/build.log"; return 1; fi
+  mkdir -p "$WORK/build" && cp "$WORK/build-tree/retinanet_kernel.node" "$WORK/build/"
+}
+
+need_golden() {
+  [ -d "$RK_GOLDEN_DIR" ] || { echo "no golden data at $RK_GOLDEN_DIR: run the prepare step with .carry-golden carried (this machine may be a fresh one)"; exit 1; }
+}
+
 setup_node() {
   if ! command -v node >/dev/null; then
     if [ ! -x "$WORK/bin/node" ]; then
@@ -37,6 +55,7 @@ setup_node() {
   unpack_modules
   export RK_GOLDEN_DIR=${RK_GOLDEN_DIR:-$WORK/golden}
   export RETINANET_KERNEL_ADDON=${RETINANET_KERNEL_ADDON:-$WORK/build/retinanet_kernel.node}
+  [ -f "$RETINANET_KERNEL_ADDON" ] || build_addon || exit 1
 }
 
 for step in "${steps[@]}"; do
@@ -49,17 +68,7 @@ for step in "${steps[@]}"; do
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
       ;;
     build)
-      unpack_modules
-      say "build (CMake $(cmake --version | head -1 | awk '{print $3}'), $(nvcc --version | tail -2 | head -1))"
-      addon_api=$WORK/node_modules/node-addon-api
-      [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
-      cmake -S . -B "$WORK/build-tree" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON \
-        -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/build.log" 2>&1 &&
-        cmake --build "$WORK/build-tree" -j "$(nproc)" >> "$OUT/build.log" 2>&1
-      rc=$?
-      grep -ciE "warning" "$OUT/build.log" | sed 's/^/build warnings: /'
-      if [ $rc -ne 0 ]; then tail -40 "$OUT/build.log"; exit 1; fi
-      mkdir -p "$WORK/build" && cp "$WORK/build-tree/retinanet_kernel.node" "$WORK/build/"
+      build_addon || exit 1
       if command -v node >/dev/null || [ -f .carry/node.xz ]; then
         setup_node
         node -e "const a=require(process.env.RETINANET_KERNEL_ADDON); console.log(JSON.stringify(a.buildInfo.cuda), JSON.stringify(a.devices()))"
@@ -67,12 +76,14 @@ for step in "${steps[@]}"; do
       ;;
     test)
       setup_node
+      need_golden
       say "GPU tests"
       node scripts/test.js cuda 2>&1 | tee "$OUT/test.log" | tail -60
       tail -1 "$OUT/test.log" | grep -q ", 0 failed" || status=1
       ;;
     sanitize)
       setup_node
+      need_golden
       for tool in memcheck racecheck synccheck; do
         say "compute-sanitizer --tool $tool"
         extra=()
@@ -90,6 +101,20 @@ for step in "${steps[@]}"; do
       setup_node
       say "bench/gpu"
       node dist/bench/gpu.js --json "$OUT/bench-gpu.json" 2>&1 | tee "$OUT/bench-gpu.txt" || status=1
+      ;;
+    profile)
+      setup_node
+      say "ncu: time of each kernel of one run, batch 1 and 8 (graph off)"
+      ncu --metrics gpu__time_duration.sum --csv node dist/bench/gpu-stages.js > "$OUT/profile.csv" 2> "$OUT/profile.err"
+      python3 - "$OUT/profile.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head = rows[0]; rows = rows[1:]
+k = head.index("Kernel Name"); v = head.index("Metric Value"); u = head.index("Metric Unit")
+for r in rows:
+    print(f"{r[k][:60]:60s} {r[v]:>12s} {r[u]}")
+PY
+      grep -v "^==PROF==" "$OUT/profile.err" | tail -5
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac

@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { PACKAGE_ROOT } from "../kernel/native";
+import { NdArray, ndarray } from "../kernel/postprocess/ndarray";
 import { availableBackends, BackendName } from "../kernel/postprocess/postprocessor";
 import { PostprocessConfig, PRESET_NAMES, PresetName } from "../kernel/postprocess/presets";
 
@@ -68,3 +69,28 @@ export function randomFloats(n: number, seed: number, lo = 0, hi = 1): Float32Ar
   }
   return out;
 }
+
+/** Concatenated [N, sum(HWA), C] -> per-level [N, A*C, H, W] (channel a*C + c). */
+export function toPerLevel(a: NdArray, featureSizes: [number, number][], A: number): NdArray[] {
+  const [N, total, C] = a.shape;
+  const src = a.data as Float32Array;
+  const out: NdArray[] = [];
+  let r0 = 0;
+  for (const [H, W] of featureSizes) {
+    const dst = new Float32Array(N * A * C * H * W);
+    for (let n = 0; n < N; n++) {
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          for (let an = 0; an < A; an++) {
+            const row = (y * W + x) * A + an;
+            for (let c = 0; c < C; c++) dst[((n * A * C + an * C + c) * H + y) * W + x] = src[(n * total + r0 + row) * C + c];
+          }
+        }
+      }
+    }
+    out.push(ndarray("float32", [N, A * C, H, W], dst));
+    r0 += H * W * A;
+  }
+  return out;
+}
+

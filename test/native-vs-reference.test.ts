@@ -7,35 +7,11 @@ import * as assert from "assert";
 
 import { resolveConfig } from "../kernel/postprocess/config";
 import { HeadOutputs, normalizeHeads } from "../kernel/postprocess/heads";
-import { NdArray, ndarray } from "../kernel/postprocess/ndarray";
+import { NdArray } from "../kernel/postprocess/ndarray";
 import { createPostprocessor } from "../kernel/postprocess/postprocessor";
 import { PresetName } from "../kernel/postprocess/presets";
 import { synthesize } from "../kernel/postprocess/synth";
-import { nativeAvailable } from "./helpers";
-
-/** Concatenated [N, sum(HWA), C] -> per-level [N, A*C, H, W] (channel a*C + c). */
-function toPerLevel(a: NdArray, featureSizes: [number, number][], A: number): NdArray[] {
-  const [N, total, C] = a.shape;
-  const src = a.data as Float32Array;
-  const out: NdArray[] = [];
-  let r0 = 0;
-  for (const [H, W] of featureSizes) {
-    const dst = new Float32Array(N * A * C * H * W);
-    for (let n = 0; n < N; n++) {
-      for (let y = 0; y < H; y++) {
-        for (let x = 0; x < W; x++) {
-          for (let an = 0; an < A; an++) {
-            const row = (y * W + x) * A + an;
-            for (let c = 0; c < C; c++) dst[((n * A * C + an * C + c) * H + y) * W + x] = src[(n * total + r0 + row) * C + c];
-          }
-        }
-      }
-    }
-    out.push(ndarray("float32", [N, A * C, H, W], dst));
-    r0 += H * W * A;
-  }
-  return out;
-}
+import { nativeAvailable, toPerLevel } from "./helpers";
 
 describe("native equals the reference on random inputs", function () {
   before(function () {

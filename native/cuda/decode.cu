@@ -6,6 +6,8 @@
 // rank is counted against the others (k <= 1000 by default: ~1M shared-memory compares a block).
 // Each ranked candidate is then decoded by the thread that ranked it and written to its slot
 // (level * k + rank) of the image: the NMS stage reads the slots in this order.
+#include <cub/block/block_scan.cuh>
+
 #include <cmath>
 
 #include "common.cuh"
@@ -42,6 +44,8 @@ __device__ __forceinline__ float LoadDelta(const HeadArgs& h, const void* const*
 
 __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args, SelectState st, DeviceCandidates out,
                                                                  int32_t* error) {
+  using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
+  __shared__ typename Scan::TempStorage scan;
   extern __shared__ uint64_t smem[];
   __shared__ uint32_t hist[256];
   __shared__ uint32_t shared[2];
@@ -67,16 +71,12 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
         if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
       }
       __syncthreads();
-      if (threadIdx.x == 0) {
-        uint32_t below = 0, digit = 255;
-        for (uint32_t b = 0; b < 256; ++b) {
-          if (below + hist[b] >= m) {
-            digit = b;
-            break;
-          }
-          below += hist[b];
-        }
-        shared[0] = digit;
+      // The digit holding the m-th smallest key: a block scan of the 256 bins.
+      const uint32_t c = threadIdx.x < 256 ? hist[threadIdx.x] : 0u;
+      uint32_t below = 0;
+      Scan(scan).ExclusiveSum(c, below);
+      if (threadIdx.x < 256 && below < m && m <= below + c) {
+        shared[0] = threadIdx.x;
         shared[1] = m - below;
       }
       __syncthreads();

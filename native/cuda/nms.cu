@@ -5,10 +5,11 @@
 //    the score rank of each (score desc, ties by slot) is its rank in its run plus, in each other
 //    run, how many rank before it (binary searches). The image's coordinate range picks the path
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
-//    boxes), and the candidates are grouped by NMS group (the class, or one group) keeping score
-//    order: a histogram, a scan, and a stable scatter by one warp with __match_any_sync.
-// 2. Greedy (one warp per image and group): the group's boxes in score order; a kept box marks
-//    the later boxes of its group it suppresses, 32 at a time.
+//    boxes); each score rank gets its NMS group (the class, or one group), and the group sizes are
+//    counted and scanned into group offsets.
+// 2. Greedy (one warp per image and group): the warp collects its group's members in score order
+//    (ballots over the ranks' groups), stages their boxes in shared memory (or global scratch for
+//    large groups), and a kept box marks the later boxes of its group it suppresses, 32 at a time.
 // 3. Write (one block per image): kept boxes in score order, capped at D, then (Detectron2)
 //    rescaled, clipped and emptied boxes dropped, through two block scans; zeros past the count.
 #include <cub/block/block_scan.cuh>
@@ -26,7 +27,7 @@ size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
 
 constexpr int kRankThreads = 1024;
 constexpr int kWriteThreads = 1024;
-constexpr int kGreedyWarps = 8;
+constexpr int kGreedyWarps = 4;
 
 __device__ __forceinline__ int32_t RunCountAtLeast(const float* run, int32_t cnt, float s) {  // score' >= s
   int32_t lo = 0, hi = cnt;
@@ -53,7 +54,11 @@ struct NmsArgs {
   int32_t classes;
 };
 
+// Scores of the L runs of an image staged in shared memory when they fit (binary searches there).
+constexpr int32_t kRankSharedSlots = 11264;  // 44 KiB of dynamic shared memory, under the 48 KiB default with the static part
+
 __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCandidates in, NmsScratch sc) {
+  extern __shared__ float staged_scores[];
   __shared__ int32_t base[kMaxLevels + 1];
   __shared__ float red_max[kWarp], red_min[kWarp];
   __shared__ int32_t shared_info[4];
@@ -65,6 +70,7 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   const int32_t* labels = in.labels + static_cast<size_t>(n) * S;
   int32_t* rank_of_slot = sc.rank_of_slot + static_cast<size_t>(n) * S;
   int32_t* by_rank = sc.by_rank + static_cast<size_t>(n) * S;
+  int32_t* rank_group = sc.rank_group + static_cast<size_t>(n) * S;
   int32_t* fill = sc.group_fill + static_cast<size_t>(n) * (a.classes + 1);
   int32_t* start = sc.group_start + static_cast<size_t>(n) * (a.classes + 1);
   if (threadIdx.x == 0) {
@@ -74,6 +80,16 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   for (int g = threadIdx.x; g <= a.classes; g += blockDim.x) fill[g] = 0;
   __syncthreads();
   const int32_t valid = base[L];
+  const bool staged = S <= kRankSharedSlots;
+  if (staged) {
+    for (int32_t j = threadIdx.x; j < valid; j += blockDim.x) {
+      int l = 0;
+      while (j >= base[l + 1]) ++l;
+      staged_scores[l * k + (j - base[l])] = scores[l * k + (j - base[l])];
+    }
+    __syncthreads();
+  }
+  const float* runs = staged ? staged_scores : scores;
 
   // Score ranks and the coordinate range.
   float hi = -INFINITY, lo = INFINITY;
@@ -82,12 +98,12 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
     while (j >= base[l + 1]) ++l;
     const int32_t r = j - base[l];
     const int32_t slot = l * k + r;
-    const float s = scores[slot];
+    const float s = runs[slot];
     int32_t rank = r;
     for (int o = 0; o < L; ++o) {
       if (o == l) continue;
       const int32_t cnt = base[o + 1] - base[o];
-      rank += o < l ? RunCountAtLeast(scores + o * k, cnt, s) : RunCountAbove(scores + o * k, cnt, s);
+      rank += o < l ? RunCountAtLeast(runs + o * k, cnt, s) : RunCountAbove(runs + o * k, cnt, s);
     }
     rank_of_slot[slot] = rank;
     by_rank[rank] = slot;
@@ -139,10 +155,12 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
     sc.nms_box[static_cast<size_t>(n) * S + slot] = b;
     sc.area[static_cast<size_t>(n) * S + slot] = BoxArea(Box{b.x, b.y, b.z, b.w}, off);
     sc.kept[static_cast<size_t>(n) * S + j] = 0;
-    atomicAdd(&fill[per_class ? labels[slot] : 0], 1);
+    const int g = per_class ? labels[slot] : 0;
+    rank_group[rank_of_slot[slot]] = g;  // written by this thread above
+    atomicAdd(&fill[g], 1);
   }
   __syncthreads();
-  // Group starts (exclusive scan by one warp), then a stable scatter in score order.
+  // Group starts: an exclusive scan of the group sizes by one warp.
   const int groups = per_class ? a.classes : 1;
   if (warp == 0) {
     int32_t carry = 0;
@@ -157,61 +175,101 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
       if (g <= groups) start[g] = carry + x - v;
       carry += __shfl_sync(0xFFFFFFFFu, x, kWarp - 1);
     }
-    __syncwarp();
-    for (int g = lane; g < groups; g += kWarp) fill[g] = 0;
-    __syncwarp();
-    int32_t* grouped = sc.grouped + static_cast<size_t>(n) * S;
-    for (int32_t r0 = 0; r0 < valid; r0 += kWarp) {
-      const int32_t r = r0 + lane;
-      const int32_t slot = r < valid ? by_rank[r] : -1;
-      const int g = r < valid ? (per_class ? labels[slot] : 0) : -1 - lane;
-      const uint32_t peers = __match_any_sync(0xFFFFFFFFu, g);
-      const int32_t before = __popc(peers & ((1u << lane) - 1u));
-      if (r < valid) {
-        const int32_t p = start[g] + fill[g] + before;
-        grouped[p] = slot;
-        sc.suppressed[static_cast<size_t>(n) * S + p] = 0;
-      }
-      __syncwarp();
-      if (r < valid && (peers >> lane) == 1u) fill[g] += __popc(peers);  // the highest peer
-      __syncwarp();
-    }
   }
 }
 
-__global__ void __launch_bounds__(kGreedyWarps * kWarp) GreedyKernel(NmsArgs a, int32_t slots, int32_t batch, NmsScratch sc) {
+// Greedy NMS of one group by one warp over its members in score order (box, area, flags and slots
+// in shared memory when the group fits, else in the global scratch at the group's offset).
+__device__ void GreedyGroup(const NmsArgs& a, float4* box, float* area, uint8_t* sup, const int32_t* slot, int32_t m,
+                            const int32_t* rank_of_slot, uint8_t* kept) {
   const int lane = threadIdx.x & (kWarp - 1);
-  const int64_t w = static_cast<int64_t>(blockIdx.x) * kGreedyWarps + threadIdx.x / kWarp;
-  const int n = static_cast<int>(w / a.classes), g = static_cast<int>(w % a.classes);
-  if (n >= batch || g >= sc.info[n * 4 + 1]) return;
-  const int32_t* start = sc.group_start + static_cast<size_t>(n) * (a.classes + 1);
-  const int32_t g0 = start[g], g1 = start[g + 1];
-  if (g0 == g1) return;
-  const size_t base = static_cast<size_t>(n) * slots;
-  const int32_t* grouped = sc.grouped + base;
-  uint8_t* sup = sc.suppressed + base;
   const float off = static_cast<float>(a.pixel_offset);
-  for (int32_t p = g0; p < g1; ++p) {
+  for (int32_t p = 0; p < m; ++p) {
     if (sup[p]) continue;
-    const int32_t i = grouped[p];
-    if (lane == 0) sc.kept[base + sc.rank_of_slot[base + i]] = 1;
-    const float4 bi = sc.nms_box[base + i];
+    if (lane == 0) kept[rank_of_slot[slot[p]]] = 1;
+    const float4 bi = box[p];
     const Box ki{bi.x, bi.y, bi.z, bi.w};
-    const float ai = sc.area[base + i];
-    for (int32_t q = p + 1 + lane; q < g1; q += kWarp) {
+    const float ai = area[p];
+    for (int32_t q = p + 1 + lane; q < m; q += kWarp) {
       if (sup[q]) continue;
-      const int32_t j = grouped[q];
-      const float4 bj = sc.nms_box[base + j];
+      const float4 bj = box[q];
       if (!(MinLikeStd(bi.z, bj.z) - MaxLikeStd(bi.x, bj.x) + off > 0.0f) ||
           !(MinLikeStd(bi.w, bj.w) - MaxLikeStd(bi.y, bj.y) + off > 0.0f)) {
         continue;
       }
-      if (Suppresses(Iou(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, sc.area[base + j], off), a.nms.iou_thresh,
-                     a.nms.compare_in_double)) {
+      if (Suppresses(Iou(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, area[q], off), a.nms.iou_thresh, a.nms.compare_in_double)) {
         sup[q] = 1;
       }
     }
     __syncwarp();
+  }
+}
+
+constexpr int kStage = 256;
+
+__global__ void __launch_bounds__(kGreedyWarps * kWarp) GreedyKernel(NmsArgs a, int32_t slots, int32_t batch, NmsScratch sc) {
+  __shared__ float4 s_box[kGreedyWarps][kStage];
+  __shared__ float s_area[kGreedyWarps][kStage];
+  __shared__ int32_t s_slot[kGreedyWarps][kStage];
+  __shared__ uint8_t s_sup[kGreedyWarps][kStage];
+  const int lane = threadIdx.x & (kWarp - 1), wib = threadIdx.x / kWarp;
+  const int64_t w = static_cast<int64_t>(blockIdx.x) * kGreedyWarps + wib;
+  const int n = static_cast<int>(w / a.classes), g = static_cast<int>(w % a.classes);
+  if (n >= batch || g >= sc.info[n * 4 + 1]) return;
+  const int32_t valid = sc.info[n * 4 + 0];
+  const int32_t* start = sc.group_start + static_cast<size_t>(n) * (a.classes + 1);
+  const int32_t g0 = start[g], m = start[g + 1] - g0;
+  if (m == 0) return;
+  const size_t base = static_cast<size_t>(n) * slots;
+  const int32_t* by_rank = sc.by_rank + base;
+  const int32_t* rank_group = sc.rank_group + base;
+  // The group's members in score order: its entries of rank_group, collected by ballots.
+  const int32_t* members = by_rank;  // one group: every candidate, in score order
+  if (sc.info[n * 4 + 1] > 1) {
+    int32_t* out = sc.grouped + base + g0;
+    int32_t count = 0;
+    constexpr int kUnroll = 4;
+    for (int32_t r0 = 0; r0 < valid && count < m; r0 += kWarp * kUnroll) {
+      int32_t gs[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int32_t r = r0 + u * kWarp + lane;
+        gs[u] = r < valid ? rank_group[r] : -1;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const uint32_t mask = __ballot_sync(0xFFFFFFFFu, gs[u] == g);
+        if (gs[u] == g) out[count + __popc(mask & ((1u << lane) - 1u))] = by_rank[r0 + u * kWarp + lane];
+        count += __popc(mask);
+      }
+    }
+    __syncwarp();
+    members = out;
+  }
+  uint8_t* kept = sc.kept + base;
+  const int32_t* rank_of_slot = sc.rank_of_slot + base;
+  if (m <= kStage) {
+    for (int32_t q = lane; q < m; q += kWarp) {
+      const int32_t i = members[q];
+      s_slot[wib][q] = i;
+      s_box[wib][q] = sc.nms_box[base + i];
+      s_area[wib][q] = sc.area[base + i];
+      s_sup[wib][q] = 0;
+    }
+    __syncwarp();
+    GreedyGroup(a, s_box[wib], s_area[wib], s_sup[wib], s_slot[wib], m, rank_of_slot, kept);
+  } else {
+    float4* box = sc.member_box + base + g0;
+    float* area = sc.member_area + base + g0;
+    uint8_t* sup = sc.suppressed + base + g0;
+    for (int32_t q = lane; q < m; q += kWarp) {
+      const int32_t i = members[q];
+      box[q] = sc.nms_box[base + i];
+      area[q] = sc.area[base + i];
+      sup[q] = 0;
+    }
+    __syncwarp();
+    GreedyGroup(a, box, area, sup, members, m, rank_of_slot, kept);
   }
 }
 
@@ -298,7 +356,7 @@ __global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, Device
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t classes) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
   const size_t ng = static_cast<size_t>(batch) * static_cast<size_t>(classes + 1);
-  return 3 * Align(ns * 4) + 2 * Align(ng * 4) + Align(ns * 16) + Align(ns * 4) + 2 * Align(ns) +
+  return 4 * Align(ns * 4) + 2 * Align(ng * 4) + 2 * Align(ns * 16) + 2 * Align(ns * 4) + 2 * Align(ns) +
          Align(static_cast<size_t>(batch) * 16);
 }
 
@@ -310,10 +368,13 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t cla
   s.rank_of_slot = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
+  s.rank_group = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.group_start = reinterpret_cast<int32_t*>(p); p += Align(ng * 4);
   s.group_fill = reinterpret_cast<int32_t*>(p); p += Align(ng * 4);
   s.nms_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
   s.area = reinterpret_cast<float*>(p); p += Align(ns * 4);
+  s.member_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
+  s.member_area = reinterpret_cast<float*>(p); p += Align(ns * 4);
   s.suppressed = p; p += Align(ns);
   s.kept = p; p += Align(ns);
   s.info = reinterpret_cast<int32_t*>(p);
@@ -335,7 +396,8 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
   if (batch == 0) return Status::Ok();
   const NmsScratch sc = CarveNmsScratch(workspace, batch, in.slots_per_image, p.num_classes);
   const NmsArgs a{p.nms, p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
-  RankKernel<<<batch, kRankThreads, 0, stream>>>(a, in, sc);
+  const int32_t S = in.slots_per_image;
+  RankKernel<<<batch, kRankThreads, S <= kRankSharedSlots ? S * sizeof(float) : 0, stream>>>(a, in, sc);
   const int64_t warps = static_cast<int64_t>(batch) * p.num_classes;
   GreedyKernel<<<static_cast<unsigned>((warps + kGreedyWarps - 1) / kGreedyWarps), kGreedyWarps * kWarp, 0, stream>>>(
       a, in.slots_per_image, batch, sc);

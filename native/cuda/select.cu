@@ -1,7 +1,7 @@
 // Selection on the GPU: threshold + per-level top-k in one pass over the class head.
 //
 // 1. Estimate (one block per image and level): the m-th largest raw value of a sample of the level
-//    (32 runs of 4096 elements; the whole level when small), radix-selected in shared memory, gives
+//    (32 runs of 1024 elements; the whole level when small), radix-selected in shared memory, gives
 //    a start score about 3k candidates of the level reach (k = topk_candidates).
 // 2. Select (one pass, 16-byte loads): an element whose raw value passes the prefilter cut gets its
 //    exact score (SigmoidF32); score > f32(t) and score >= start -> appended (warp-aggregated
@@ -11,6 +11,7 @@
 //    the k-th score over the whole level, then of the tie-breaking index among equal scores, then a
 //    collection pass; so the result never depends on the estimate.
 #include <cooperative_groups.h>
+#include <cub/block/block_scan.cuh>
 
 #include <cmath>
 
@@ -24,7 +25,7 @@ namespace cuda {
 namespace {
 
 constexpr int kSampleRuns = 32;
-constexpr int kSampleRun = 4096;
+constexpr int kSampleRun = 1024;
 constexpr int64_t kSampleElements = int64_t{kSampleRuns} * kSampleRun;
 constexpr int kBins = 2048;  // 11-bit digits: 11 + 11 + 10 bits
 
@@ -45,14 +46,21 @@ __device__ __forceinline__ int64_t SamplePos(int64_t i, int64_t elements) {
   return run * stride + (stride - kSampleRun) / 2 + within;
 }
 
-// Radix select in a block: the m-th largest of keys produced by key_of(i) for i < n (0 = excluded).
+constexpr int kEstimateThreads = 1024;
+
+// Radix select in a block of kEstimateThreads: the m-th largest of keys produced by key_of(i) for
+// i < n (0 = excluded). Each round's digit is found by a block-wide scan of the histogram taken
+// from the top (two bins a thread), not by one thread walking it.
 template <typename KeyOf>
 __device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint32_t* hist, uint32_t* shared) {
+  using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
+  __shared__ typename Scan::TempStorage scan;
   uint32_t prefix = 0, prefix_mask = 0;
   const int shifts[3] = {21, 10, 0};
   const int widths[3] = {11, 11, 10};
   for (int r = 0; r < 3; ++r) {
     for (int b = threadIdx.x; b < kBins; b += blockDim.x) hist[b] = 0;
+    if (threadIdx.x == 0) shared[0] = 0;
     __syncthreads();
     const uint32_t digit_mask = ((1u << widths[r]) - 1u);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
@@ -60,20 +68,15 @@ __device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint
       if (k != 0 && (k & prefix_mask) == prefix) atomicAdd(&hist[(k >> shifts[r]) & digit_mask], 1u);
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      uint32_t above = 0, digit = 0;
-      bool found = false;
-      for (int b = static_cast<int>(digit_mask); b >= 0; --b) {
-        if (above + hist[b] >= m) {
-          digit = static_cast<uint32_t>(b);
-          found = true;
-          break;
-        }
-        above += hist[b];
-      }
-      shared[0] = found ? 1u : 0u;
-      shared[1] = digit;
-      shared[2] = m - above;
+    const int hi = kBins - 1 - 2 * static_cast<int>(threadIdx.x), lo = hi - 1;
+    const uint32_t local = hist[hi] + hist[lo];
+    uint32_t above = 0;
+    Scan(scan).ExclusiveSum(local, above);
+    if (above < m && m <= above + local) {
+      const bool in_hi = above + hist[hi] >= m;
+      shared[0] = 1;
+      shared[1] = static_cast<uint32_t>(in_hi ? hi : lo);
+      shared[2] = in_hi ? m - above : m - above - hist[hi];
     }
     __syncthreads();
     if (shared[0] == 0) return 0;  // fewer than m keys
@@ -86,7 +89,7 @@ __device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint
 }
 
 // One block per (image, level): the start score and the prefilter cut.
-__global__ void EstimateKernel(HeadArgs h, SelectParams p, SelectState st) {
+__global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, SelectParams p, SelectState st) {
   __shared__ uint32_t hist[kBins];
   __shared__ uint32_t shared[4];
   const int n = blockIdx.y, l = blockIdx.x;
@@ -168,6 +171,8 @@ __global__ void __launch_bounds__(kSelectThreads) SelectKernel(HeadArgs h, Selec
       float4 q = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
       if (in) q = xv[v];
       const uint32_t pos = static_cast<uint32_t>(head + 4 * v);
+      // Most vectors hold nothing above the cut: one vote skips them for the whole warp.
+      if (!__any_sync(__activemask(), q.x > cut || q.y > cut || q.z > cut || q.w > cut)) continue;
       Consider(h, p, st, s, l, in, pos, q.x, cut, thresh, start, capacity);
       Consider(h, p, st, s, l, in, pos + 1, q.y, cut, thresh, start, capacity);
       Consider(h, p, st, s, l, in, pos + 2, q.z, cut, thresh, start, capacity);
@@ -382,7 +387,7 @@ uint32_t SelectCapacity(const SelectParams& p) {
 Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, cudaStream_t stream) {
   const int slices = h.batch * h.levels;
   ResetFallbackKernel<<<(slices + 255) / 256, 256, 0, stream>>>(st, slices, static_cast<uint32_t>(p.topk_candidates));
-  EstimateKernel<<<dim3(h.levels, h.batch), 1024, 0, stream>>>(h, p, st);
+  EstimateKernel<<<dim3(h.levels, h.batch), kEstimateThreads, 0, stream>>>(h, p, st);
   SelectKernel<<<dim3(tiles.tiles, h.batch), kSelectThreads, 0, stream>>>(h, p, st, tiles);
   CheckKernel<<<(slices + 255) / 256, 256, 0, stream>>>(p, st, slices);
   RK_RETURN_IF_ERROR(LastError("select"));

@@ -33,10 +33,13 @@ struct NmsScratch {
   int32_t* rank_of_slot = nullptr;  // [N, slots] score rank of each valid slot
   int32_t* by_rank = nullptr;       // [N, slots] slot of each score rank
   int32_t* grouped = nullptr;       // [N, slots] slots grouped by NMS group, score order within
+  int32_t* rank_group = nullptr;    // [N, slots] NMS group of each score rank
   int32_t* group_start = nullptr;   // [N, K + 1]
   int32_t* group_fill = nullptr;    // [N, K + 1]
   float4* nms_box = nullptr;        // [N, slots] boxes as NMS compares them (shifted on the trick path)
   float* area = nullptr;            // [N, slots]
+  float4* member_box = nullptr;     // [N, slots] boxes of large groups in member order
+  float* member_area = nullptr;     // [N, slots]
   uint8_t* suppressed = nullptr;    // [N, slots] by grouped position
   uint8_t* kept = nullptr;          // [N, slots] by score rank
   int32_t* info = nullptr;          // [N, 4]: valid candidates, groups
