@@ -43,6 +43,16 @@ __device__ __forceinline__ uint32_t WarpAppend(uint32_t* counter, bool pred, uin
   return base + static_cast<uint32_t>(__popc(mask & ((1u << lane) - 1u)));
 }
 
+// Adds 1 to hist[bin] for each lane with `take`, one atomic per distinct bin of the warp (keys that
+// share a bin are common in radix selects, and shared-memory atomics on one address serialise).
+__device__ __forceinline__ void WarpHistAdd(uint32_t* hist, uint32_t bin, bool take) {
+  const uint32_t active = __activemask();
+  const uint32_t voters = __ballot_sync(active, take);
+  if (!take) return;
+  const uint32_t peers = __match_any_sync(voters, bin);
+  if ((threadIdx.x & (kWarp - 1)) == static_cast<unsigned>(__ffs(peers) - 1)) atomicAdd(&hist[bin], static_cast<uint32_t>(__popc(peers)));
+}
+
 __device__ __forceinline__ float LoadValue(const void* base, DType dtype, int64_t i) {
   if (dtype == DType::kFloat32) return static_cast<const float*>(base)[i];
   return HalfToFloat(static_cast<const uint16_t*>(base)[i]);

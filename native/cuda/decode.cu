@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
       __syncthreads();
       for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) {
         const uint64_t key = keys[i];
-        if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
+        WarpHistAdd(hist, static_cast<uint32_t>((key >> shift) & 255u), (key & mask) == prefix);
       }
       __syncthreads();
       // The digit holding the m-th smallest key: a block scan of the 256 bins.

@@ -27,7 +27,7 @@ size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
 
 constexpr int kRankThreads = 1024;
 constexpr int kWriteThreads = 1024;
-constexpr int kGreedyWarps = 4;
+constexpr int kGreedyWarps = 2;
 
 __device__ __forceinline__ int32_t RunCountAtLeast(const float* run, int32_t cnt, float s) {  // score' >= s
   int32_t lo = 0, hi = cnt;
@@ -205,14 +205,15 @@ __device__ void GreedyGroup(const NmsArgs& a, float4* box, float* area, uint8_t*
   }
 }
 
-constexpr int kStage = 256;
+constexpr int kStage = 1024;  // members staged in shared memory per warp (25 bytes each)
 
 __global__ void __launch_bounds__(kGreedyWarps * kWarp) GreedyKernel(NmsArgs a, int32_t slots, int32_t batch, NmsScratch sc) {
-  __shared__ float4 s_box[kGreedyWarps][kStage];
-  __shared__ float s_area[kGreedyWarps][kStage];
-  __shared__ int32_t s_slot[kGreedyWarps][kStage];
-  __shared__ uint8_t s_sup[kGreedyWarps][kStage];
+  extern __shared__ float4 stage[];  // per warp: kStage boxes, areas, slots, flags
   const int lane = threadIdx.x & (kWarp - 1), wib = threadIdx.x / kWarp;
+  float4* s_box = stage + static_cast<size_t>(wib) * kStage;
+  float* s_area = reinterpret_cast<float*>(stage + static_cast<size_t>(kGreedyWarps) * kStage) + static_cast<size_t>(wib) * kStage;
+  int32_t* s_slot = reinterpret_cast<int32_t*>(reinterpret_cast<float*>(stage + static_cast<size_t>(kGreedyWarps) * kStage) + kGreedyWarps * kStage) + static_cast<size_t>(wib) * kStage;
+  uint8_t* s_sup = reinterpret_cast<uint8_t*>(reinterpret_cast<int32_t*>(reinterpret_cast<float*>(stage + static_cast<size_t>(kGreedyWarps) * kStage) + kGreedyWarps * kStage) + kGreedyWarps * kStage) + static_cast<size_t>(wib) * kStage;
   const int64_t w = static_cast<int64_t>(blockIdx.x) * kGreedyWarps + wib;
   const int n = static_cast<int>(w / a.classes), g = static_cast<int>(w % a.classes);
   if (n >= batch || g >= sc.info[n * 4 + 1]) return;
@@ -251,13 +252,13 @@ __global__ void __launch_bounds__(kGreedyWarps * kWarp) GreedyKernel(NmsArgs a, 
   if (m <= kStage) {
     for (int32_t q = lane; q < m; q += kWarp) {
       const int32_t i = members[q];
-      s_slot[wib][q] = i;
-      s_box[wib][q] = sc.nms_box[base + i];
-      s_area[wib][q] = sc.area[base + i];
-      s_sup[wib][q] = 0;
+      s_slot[q] = i;
+      s_box[q] = sc.nms_box[base + i];
+      s_area[q] = sc.area[base + i];
+      s_sup[q] = 0;
     }
     __syncwarp();
-    GreedyGroup(a, s_box[wib], s_area[wib], s_sup[wib], s_slot[wib], m, rank_of_slot, kept);
+    GreedyGroup(a, s_box, s_area, s_sup, s_slot, m, rank_of_slot, kept);
   } else {
     float4* box = sc.member_box + base + g0;
     float* area = sc.member_area + base + g0;
@@ -399,7 +400,10 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
   const int32_t S = in.slots_per_image;
   RankKernel<<<batch, kRankThreads, S <= kRankSharedSlots ? S * sizeof(float) : 0, stream>>>(a, in, sc);
   const int64_t warps = static_cast<int64_t>(batch) * p.num_classes;
-  GreedyKernel<<<static_cast<unsigned>((warps + kGreedyWarps - 1) / kGreedyWarps), kGreedyWarps * kWarp, 0, stream>>>(
+  constexpr size_t kGreedyShared = static_cast<size_t>(kGreedyWarps) * kStage * (16 + 4 + 4 + 1);
+  const cudaError_t attr = cudaFuncSetAttribute(GreedyKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kGreedyShared));
+  if (attr != cudaSuccess) return Status(Code::kCudaError, std::string("nms shared memory: ") + cudaGetErrorName(attr));
+  GreedyKernel<<<static_cast<unsigned>((warps + kGreedyWarps - 1) / kGreedyWarps), kGreedyWarps * kWarp, kGreedyShared, stream>>>(
       a, in.slots_per_image, batch, sc);
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   WriteKernel<<<batch, kWriteThreads, 0, stream>>>(w, in, sc, out);

@@ -51,21 +51,23 @@ constexpr int kEstimateThreads = 1024;
 // Radix select in a block of kEstimateThreads: the m-th largest of keys produced by key_of(i) for
 // i < n (0 = excluded). Each round's digit is found by a block-wide scan of the histogram taken
 // from the top (two bins a thread), not by one thread walking it.
+// Only the top 22 bits are resolved: the key returned is the lower edge of the m-th largest's
+// 22-bit bin (at least m keys are at or above it), which is all a starting bound needs.
 template <typename KeyOf>
 __device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint32_t* hist, uint32_t* shared) {
   using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
   __shared__ typename Scan::TempStorage scan;
   uint32_t prefix = 0, prefix_mask = 0;
-  const int shifts[3] = {21, 10, 0};
-  const int widths[3] = {11, 11, 10};
-  for (int r = 0; r < 3; ++r) {
+  const int shifts[2] = {21, 10};
+  const int widths[2] = {11, 11};
+  for (int r = 0; r < 2; ++r) {
     for (int b = threadIdx.x; b < kBins; b += blockDim.x) hist[b] = 0;
     if (threadIdx.x == 0) shared[0] = 0;
     __syncthreads();
     const uint32_t digit_mask = ((1u << widths[r]) - 1u);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
       const uint32_t k = key_of(i);
-      if (k != 0 && (k & prefix_mask) == prefix) atomicAdd(&hist[(k >> shifts[r]) & digit_mask], 1u);
+      WarpHistAdd(hist, (k >> shifts[r]) & digit_mask, k != 0 && (k & prefix_mask) == prefix);
     }
     __syncthreads();
     const int hi = kBins - 1 - 2 * static_cast<int>(threadIdx.x), lo = hi - 1;
