@@ -3,3 +3,7 @@ export * from "./index";
 export { synthesize, bgMeanForDensity } from "./synth";
 export type { SynthOptions } from "./synth";
 export { devicesInfo, devicesReport } from "./devices";
+export { workbench, Workbench, loadOptimized, saveOptimized, markPareto, detectionsChecksum } from "./workbench";
+export type { OptimizeOptions, OptimizeReport, OptimizedArtifact, SweepRow, LatencyStats } from "./workbench";
+export { evaluateCoco } from "./eval";
+export type { CocoMetrics, EvalImage } from "./eval";

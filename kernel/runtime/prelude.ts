@@ -5,7 +5,7 @@
 import * as path from "path";
 
 /** Absolute module path of a kernel file, for `import("...")` types in the prelude. */
-function modulePath(rel: string): string {
+export function modulePath(rel: string): string {
   return path.resolve(__dirname, "..", rel).split(path.sep).join("/");
 }
 
@@ -23,6 +23,8 @@ export function preludeDeclarations(): string {
   const comms: import("${modulePath("session/comms")}").CommsApi;
   /** The post-processing API: rk.createPostprocessor, rk.presets, rk.loadDataset, rk.synthesize, ... */
   const rk: typeof import("${modulePath("postprocess/api")}");
+  /** The Postprocessor saved by %optimize --save FILE (same config, backend and precision; cpu when its backend is missing here). */
+  function loadOptimized(file: string): import("${modulePath("postprocess/api")}").Postprocessor;
 }
 `;
 }

@@ -197,6 +197,8 @@ export class Kernel {
       input: (prompt = "", opts: { password?: boolean } = {}) => this.input(String(prompt), Boolean(opts?.password)),
       magics: magicsApi(this.magics, () => this.magicContext()),
       comms: { registerTarget: (name: string, target: CommTarget) => this.comms.registerTarget(name, target), open: (t: string, d?: unknown, md?: Record<string, unknown>) => this.comms.open(t, d, md) },
+      // The twin of %optimize --save: the saved winner, rebuilt (loaded lazily with the workflow).
+      loadOptimized: (file: string) => (require("../magics/builtin/workflow") as typeof import("../magics/builtin/workflow")).loadOptimizedForCell(file),
     };
     for (const [name, value] of Object.entries(values)) {
       this.executor.definePrelude(name, { value, writable: true });

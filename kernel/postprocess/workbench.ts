@@ -1,0 +1,507 @@
+/**
+ * The tuning workflow behind the magics, callable from cells too (`rk.workbench`): the session's
+ * config and datasets, `optimize` (every available candidate checked against the reference and
+ * timed; the fastest correct one kept), latency and detections reports, COCO evaluation, sweeps over
+ * config keys with their Pareto front, and the saved artifact that a fresh kernel loads back.
+ */
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+
+import { loadNative } from "../native";
+import { compareDetections } from "./compare";
+import { changedKeys, closest, CONFIG_KEYS, describe, resolveConfig } from "./config";
+import { Dataset, loadDataset } from "./dataset";
+import { CocoMetrics, evaluateCoco } from "./eval";
+import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
+import { ndarray, NdArray } from "./ndarray";
+import { availableBackends, BackendName, createPostprocessor, Postprocessor, PostprocessResult } from "./postprocessor";
+import { PostprocessConfig, presets } from "./presets";
+import { floatToHalf } from "./reference";
+import { synthesize, SynthOptions } from "./synth";
+
+const PACKAGE_VERSION: string = (() => {
+  try {
+    return JSON.parse(fs.readFileSync(`${__dirname}/../../../package.json`, "utf8")).version;
+  } catch {
+    return "unknown";
+  }
+})();
+
+export class WorkflowError extends Error {
+  constructor(
+    message: string,
+    readonly code = "ERR_RK_WORKFLOW",
+  ) {
+    super(message);
+    this.name = "WorkflowError";
+  }
+}
+
+/** An interrupt check the long loops call between steps (the kernel sets it on interrupt_request). */
+export interface StopSignal {
+  readonly stopped: boolean;
+}
+const NEVER: StopSignal = { stopped: false };
+
+export interface Progress {
+  update(done: number, note?: string): void;
+  finish(note?: string): void;
+}
+const NO_PROGRESS: Progress = { update: () => undefined, finish: () => undefined };
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** A value of `%config key=value` from its text: number, boolean, null, JSON list/object, or string. */
+export function parseConfigValue(raw: string): unknown {
+  const t = raw.trim();
+  if (/^[+-]?(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?)$/i.test(t)) return Number(t);
+  if (t === "true" || t === "false") return t === "true";
+  if (t === "null") return null;
+  if (t.startsWith("[") || t.startsWith("{")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      throw new WorkflowError(`Expected valid JSON for a list value but received ${t}`, "ERR_RK_CONFIG");
+    }
+  }
+  return t;
+}
+
+export interface OptimizeOptions {
+  data?: string;
+  backend?: "auto" | BackendName | "tensorrt";
+  precision?: "fp32" | "fp16";
+  batch?: number;
+  iterations?: number;
+}
+
+export interface CandidateSpec {
+  name: string;
+  backend: BackendName | "tensorrt";
+  precision: "fp32" | "fp16";
+  threads?: number;
+  graph?: boolean;
+  deviceResident?: boolean;
+  unavailable?: string;
+}
+
+export interface CandidateResult extends CandidateSpec {
+  correct?: boolean;
+  mismatch?: string;
+  medianMs?: number;
+  p90Ms?: number;
+  speedup?: number;
+  winner?: boolean;
+}
+
+export interface OptimizeReport {
+  dataset: string;
+  images: number;
+  rows: CandidateResult[];
+  winner?: CandidateResult;
+  postprocessor?: Postprocessor;
+  artifact?: OptimizedArtifact;
+  interrupted: boolean;
+}
+
+export interface OptimizedArtifact {
+  format: "retinanet-kernel/optimized";
+  version: 1;
+  created: string;
+  config: PostprocessConfig;
+  backend: BackendName;
+  precision: "fp32" | "fp16";
+  threads?: number;
+  graph?: boolean;
+  versions: { package: string; addon?: string; node: string };
+  parity: { dataset: string; images: number; checksum: string; medianMs: number };
+  checksum: string;
+}
+
+export interface LatencyStats {
+  runs: number;
+  medianMs: number;
+  p90Ms: number;
+  minMs: number;
+  computeMs: number;
+  uploadMs: number;
+  downloadMs: number;
+}
+
+export interface SweepRow {
+  values: Record<string, unknown>;
+  medianMs: number;
+  metric: number;
+  detections: number;
+  pareto?: boolean;
+}
+
+/** sha256 over the detections (counts, boxes, scores, labels): what "the same detections" pins. */
+export function detectionsChecksum(r: PostprocessResult): string {
+  const h = createHash("sha256");
+  for (const d of r.detections) {
+    h.update(Buffer.from(Int32Array.of(d.count).buffer));
+    h.update(Buffer.from(d.boxes.buffer, d.boxes.byteOffset, d.boxes.byteLength));
+    h.update(Buffer.from(d.scores.buffer, d.scores.byteOffset, d.scores.byteLength));
+    h.update(Buffer.from(d.labels.buffer, d.labels.byteOffset, d.labels.byteLength));
+  }
+  return h.digest("hex");
+}
+
+function artifactChecksum(a: Omit<OptimizedArtifact, "checksum"> | OptimizedArtifact): string {
+  const { checksum: _ignored, ...rest } = a as OptimizedArtifact;
+  return createHash("sha256").update(JSON.stringify(rest)).digest("hex");
+}
+
+function toHalfHeads(h: NormalizedHeads): NormalizedHeads {
+  const conv = (a: Float32Array | Uint16Array) => {
+    if (a instanceof Uint16Array) return a;
+    const out = new Uint16Array(a.length);
+    for (let i = 0; i < a.length; i++) out[i] = floatToHalf(a[i]);
+    return out;
+  };
+  return { ...h, dtype: "float16", cls: h.cls.map(conv), box: h.box.map(conv) };
+}
+
+/** The first `n` images of a dataset (views, no copy). */
+export function sliceImages(ds: Dataset, n: number): HeadOutputs {
+  const sizes = ds.image_sizes;
+  const N = Array.isArray(sizes) ? sizes.length : (sizes as NdArray).shape[0];
+  if (!Number.isInteger(n) || n < 1 || n > N) throw new WorkflowError(`Expected --batch in [1, ${N}] for dataset ${ds.name} but received ${n}`, "ERR_RK_MAGIC_ARGS");
+  if (n === N) return ds;
+  const cut = (a: NdArray): NdArray => {
+    const per = a.data.length / a.shape[0];
+    return ndarray(a.dtype, [n, ...a.shape.slice(1)], a.data.subarray(0, per * n) as never);
+  };
+  return {
+    ...ds,
+    cls_logits: Array.isArray(ds.cls_logits) ? ds.cls_logits.map(cut) : cut(ds.cls_logits),
+    bbox_regression: Array.isArray(ds.bbox_regression) ? ds.bbox_regression.map(cut) : cut(ds.bbox_regression),
+    image_sizes: Array.isArray(sizes) ? sizes.slice(0, n) : cut(sizes as NdArray),
+    anchors: ds.anchors && ds.anchors.shape.length === 3 ? cut(ds.anchors) : ds.anchors,
+    output_sizes: ds.output_sizes === undefined ? undefined : Array.isArray(ds.output_sizes) ? ds.output_sizes.slice(0, n) : cut(ds.output_sizes as NdArray),
+  };
+}
+
+export class Workbench {
+  /** Keys the user set (the preset among them); the config is the preset's defaults plus these. */
+  private overrides: Record<string, unknown> = {};
+  config: PostprocessConfig = resolveConfig({});
+  readonly datasets = new Map<string, Dataset>();
+  private lastDataset: string | undefined;
+  /** Results of %optimize by name (the bound variable's name). */
+  readonly optimized = new Map<string, { postprocessor: Postprocessor; report: OptimizeReport }>();
+  lastOptimized: string | undefined;
+
+  /** Sets config keys; validated as a whole first, so a bad value changes nothing. */
+  setConfig(values: Record<string, unknown>): { before: PostprocessConfig; after: PostprocessConfig; changed: string[] } {
+    for (const k of Object.keys(values)) {
+      if (!(CONFIG_KEYS as string[]).includes(k)) {
+        const near = closest(k, CONFIG_KEYS as string[]);
+        throw new WorkflowError(`Expected a config key (${CONFIG_KEYS.join(", ")}) but received ${JSON.stringify(k)}${near ? `: did you mean ${near}?` : ""}`, "ERR_RK_CONFIG");
+      }
+    }
+    const overrides = { ...this.overrides, ...values };
+    const after = resolveConfig(overrides); // throws with the field's name; nothing changed then
+    const before = this.config;
+    this.overrides = overrides;
+    this.config = after;
+    const changed = CONFIG_KEYS.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+    return { before, after, changed };
+  }
+
+  resetConfig(): void {
+    this.overrides = {};
+    this.config = resolveConfig({});
+  }
+
+  /** Rows of the config table: key, value, the preset's default, and whether it differs. */
+  configRows(): { key: string; value: unknown; preset: unknown; changed: boolean }[] {
+    const base = presets[this.config.preset] as unknown as Record<string, unknown>;
+    const changed = new Set<string>(changedKeys(this.config));
+    return CONFIG_KEYS.map((k) => ({ key: k, value: this.config[k], preset: base[k], changed: changed.has(k) }));
+  }
+
+  addDataset(name: string, ds: Dataset): Dataset {
+    if (!/^[A-Za-z_][\w-]*$/.test(name)) throw new WorkflowError(`Expected a dataset name of letters, digits, _ or - but received ${JSON.stringify(name)}`, "ERR_RK_MAGIC_ARGS");
+    ds.name = name;
+    this.datasets.set(name, ds);
+    this.lastDataset = name;
+    return ds;
+  }
+
+  load(name: string, path: string): Dataset {
+    return this.addDataset(name, loadDataset(path, { name }));
+  }
+
+  synth(name: string, options: SynthOptions): Dataset {
+    return this.addDataset(name, synthesize({ ...options, name, config: { preset: this.config.preset } }));
+  }
+
+  dataset(name?: string): Dataset {
+    const key = name ?? this.lastDataset;
+    if (key === undefined) throw new WorkflowError("Expected a dataset but none is loaded: use %load NAME PATH or %synth NAME first", "ERR_RK_DATASET");
+    const ds = this.datasets.get(key);
+    if (!ds) {
+      const near = closest(key, [...this.datasets.keys()]);
+      throw new WorkflowError(`Expected a loaded dataset (${[...this.datasets.keys()].join(", ") || "none"}) for --data but received ${JSON.stringify(key)}${near ? `: did you mean ${near}?` : ""}`, "ERR_RK_DATASET");
+    }
+    return ds;
+  }
+
+  datasetRows(): { name: string; images: number; layout: string; dtype: string; classes: number; levels: string; mb: number; gt: boolean; expected: boolean; source: string }[] {
+    return [...this.datasets.values()].map((ds) => {
+      const h = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null }));
+      const bytes = [...h.cls, ...h.box].reduce((s, a) => s + a.byteLength, 0);
+      return {
+        name: ds.name,
+        images: h.batch,
+        layout: h.layout,
+        dtype: h.dtype,
+        classes: h.numClasses,
+        levels: h.featureSizes.map(([a, b]) => `${a}x${b}`).join(" "),
+        mb: bytes / 1e6,
+        gt: !!ds.gt,
+        expected: !!ds.expected,
+        source: ds.source,
+      };
+    });
+  }
+
+  /** The candidates this machine can build for the options (and the ones it cannot, with why). */
+  candidates(options: OptimizeOptions = {}): CandidateSpec[] {
+    const want = options.backend ?? "auto";
+    const { available, unavailable } = availableBackends();
+    const precisions: ("fp32" | "fp16")[] = options.precision ? [options.precision] : ["fp32"];
+    const out: CandidateSpec[] = [];
+    const cores = os.availableParallelism();
+    for (const precision of precisions) {
+      if (want === "auto" || want === "cpu") {
+        if (available.includes("cpu")) {
+          for (const threads of [...new Set([1, cores])]) out.push({ name: `cpu ${threads}T ${precision}`, backend: "cpu", precision, threads });
+        } else out.push({ name: `cpu ${precision}`, backend: "cpu", precision, unavailable: unavailable.cpu ?? "not available" });
+      }
+      if (want === "auto" || want === "cuda") {
+        if (available.includes("cuda")) {
+          out.push({ name: `cuda graph ${precision}`, backend: "cuda", precision, graph: true });
+          out.push({ name: `cuda no-graph ${precision}`, backend: "cuda", precision, graph: false });
+          out.push({ name: `cuda device-resident ${precision}`, backend: "cuda", precision, graph: true, deviceResident: true });
+        } else out.push({ name: `cuda ${precision}`, backend: "cuda", precision, unavailable: unavailable.cuda ?? "not available" });
+      }
+      if (want === "auto" || want === "tensorrt") {
+        const trt = loadNative()?.buildInfo.tensorrt;
+        out.push({ name: `tensorrt ${precision}`, backend: "tensorrt", precision, unavailable: trt?.compiled ? "the TensorRT plugin path runs through an engine built outside the kernel (see examples/): not timed here" : `no TensorRT plugins in this build: ${trt?.reason ?? "the native addon is not loaded"}` });
+      }
+      if (want === "auto" || want === "js") out.push({ name: `js ${precision}`, backend: "js", precision });
+    }
+    return out;
+  }
+
+  /** Builds, checks and times every candidate on the dataset; keeps the fastest correct one. */
+  async optimize(options: OptimizeOptions = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<OptimizeReport> {
+    const iterations = options.iterations ?? 20;
+    if (!Number.isInteger(iterations) || iterations < 1 || iterations > 100000) throw new WorkflowError(`Expected an integer in [1, 100000] for --iterations but received ${describe(iterations)}`, "ERR_RK_MAGIC_ARGS");
+    const ds = this.dataset(options.data);
+    const data = options.batch === undefined ? ds : sliceImages(ds, options.batch);
+    const config = this.config;
+    const heads32 = normalizeHeads(data, config);
+    const cands = this.candidates(options);
+    const runnable = cands.filter((c) => !c.unavailable);
+    if (runnable.length === 0) throw new WorkflowError(`Expected at least one available backend for --backend ${options.backend} but none is: ${cands.map((c) => `${c.name}: ${c.unavailable}`).join("; ")}`, "ERR_RK_UNAVAILABLE");
+    // The reference: the TypeScript stages on the same values (fp16: on the widened halves).
+    const reference = new Map<string, PostprocessResult>();
+    const headsFor = (p: "fp32" | "fp16") => (p === "fp16" ? toHalfHeads(heads32) : heads32);
+    const js = createPostprocessor(config, { backend: "js" });
+    for (const p of new Set(runnable.map((c) => c.precision))) reference.set(p, js.runSync(headsFor(p)));
+    const rows: CandidateResult[] = cands.map((c) => ({ ...c }));
+    const built = new Map<CandidateResult, Postprocessor>();
+    let done = 0;
+    let interrupted = false;
+    const total = runnable.length;
+    progress.update(0, "reference done");
+    for (const row of rows) {
+      if (row.unavailable || row.backend === "tensorrt") continue;
+      if (stop.stopped) {
+        interrupted = true;
+        break;
+      }
+      const heads = headsFor(row.precision);
+      const pp = createPostprocessor(config, { backend: row.backend as BackendName, threads: row.threads, graph: row.graph });
+      const input = row.deviceResident ? pp.upload(heads) : heads;
+      try {
+        const first = await pp.run(input);
+        const ref = reference.get(row.precision)!;
+        const parity = compareDetections(first.detections, ref.detections.map((d) => ({ boxes: d.boxes, scores: d.scores, labels: d.labels })));
+        row.correct = parity.ok;
+        if (!parity.ok) row.mismatch = parity.images.find((i) => !i.ok)?.mismatch;
+        const n = row.backend === "js" ? Math.min(iterations, 3) : iterations;
+        const times: number[] = [];
+        for (let i = 0; i < n && !stop.stopped; i++) {
+          const r = await pp.run(input);
+          times.push(r.timings.totalMs);
+        }
+        if (times.length > 0) {
+          row.medianMs = median(times);
+          row.p90Ms = percentile(times, 90);
+        }
+      } finally {
+        if (row.deviceResident && "free" in input) (input as { free(): void }).free();
+      }
+      built.set(row, pp);
+      progress.update(++done, row.name);
+    }
+    progress.finish(interrupted ? `interrupted after ${done} of ${total}` : `${done} candidates`);
+    const jsRow = rows.find((r) => r.backend === "js" && r.medianMs !== undefined);
+    for (const r of rows) if (r.medianMs !== undefined && jsRow?.medianMs) r.speedup = jsRow.medianMs / r.medianMs;
+    const correct = rows.filter((r) => r.correct && r.medianMs !== undefined && !r.deviceResident);
+    correct.sort((a, b) => a.medianMs! - b.medianMs!);
+    const winner = correct[0];
+    for (const [row, pp] of built) if (row !== winner) await pp.dispose();
+    const report: OptimizeReport = { dataset: ds.name, images: heads32.batch, rows, winner, interrupted };
+    if (winner) {
+      winner.winner = true;
+      report.postprocessor = built.get(winner);
+      const ref = reference.get(winner.precision)!;
+      const art: Omit<OptimizedArtifact, "checksum"> = {
+        format: "retinanet-kernel/optimized",
+        version: 1,
+        created: new Date().toISOString(),
+        config,
+        backend: winner.backend as BackendName,
+        precision: winner.precision,
+        ...(winner.threads !== undefined ? { threads: winner.threads } : {}),
+        ...(winner.graph !== undefined ? { graph: winner.graph } : {}),
+        versions: { package: PACKAGE_VERSION, addon: loadNative()?.buildInfo.version, node: process.version },
+        parity: { dataset: ds.name, images: heads32.batch, checksum: detectionsChecksum(ref), medianMs: winner.medianMs! },
+      };
+      report.artifact = { ...art, checksum: artifactChecksum(art) };
+    }
+    return report;
+  }
+
+  /** Latency of a postprocessor on a dataset: warm-up, then `iterations` timed runs. */
+  async latency(pp: Postprocessor, data: HeadOutputs, iterations = 20, stop: StopSignal = NEVER): Promise<{ stats: LatencyStats; result: PostprocessResult }> {
+    const heads = pp.prepare(data);
+    let result = await pp.run(heads);
+    const total: number[] = [], compute: number[] = [], up: number[] = [], down: number[] = [];
+    for (let i = 0; i < iterations && !stop.stopped; i++) {
+      result = await pp.run(heads);
+      total.push(result.timings.totalMs);
+      compute.push(result.timings.computeMs);
+      up.push(result.timings.uploadMs);
+      down.push(result.timings.downloadMs);
+    }
+    return {
+      stats: { runs: total.length, medianMs: median(total), p90Ms: percentile(total, 90), minMs: Math.min(...total), computeMs: median(compute), uploadMs: median(up), downloadMs: median(down) },
+      result,
+    };
+  }
+
+  /** COCO metrics of a result against the dataset's ground truth. */
+  evaluate(ds: Dataset, result: PostprocessResult): CocoMetrics {
+    if (!ds.gt) throw new WorkflowError(`Expected ground truth (gt{i}_boxes, gt{i}_labels) in dataset ${ds.name} for --eval but it has none`, "ERR_RK_DATASET");
+    return evaluateCoco(result.detections.map((d, i) => ({ gt: ds.gt![i], dt: { boxes: d.boxes, scores: d.scores, labels: d.labels } })));
+  }
+
+  /** The grid of a sweep: every combination of the given values of config keys. */
+  sweepGrid(axes: Record<string, unknown[]>): Record<string, unknown>[] {
+    let grid: Record<string, unknown>[] = [{}];
+    for (const [key, values] of Object.entries(axes)) {
+      if (!(CONFIG_KEYS as string[]).includes(key)) {
+        const near = closest(key, CONFIG_KEYS as string[]);
+        throw new WorkflowError(`Expected a config key to sweep but received ${JSON.stringify(key)}${near ? `: did you mean ${near}?` : ""}`, "ERR_RK_MAGIC_ARGS");
+      }
+      if (values.length === 0) throw new WorkflowError(`Expected at least one value for ${key}`, "ERR_RK_MAGIC_ARGS");
+      grid = grid.flatMap((g) => values.map((v) => ({ ...g, [key]: v })));
+    }
+    if (grid.length > 10000) throw new WorkflowError(`Expected at most 10000 grid points but the sweep has ${grid.length}`, "ERR_RK_MAGIC_ARGS");
+    // Validate every point before running any.
+    for (const g of grid) resolveConfig({ ...this.overrides, ...g });
+    return grid;
+  }
+
+  /** Runs every grid point (latency and metric); rows done so far are kept when stopped. */
+  async sweep(axes: Record<string, unknown[]>, options: { data?: string; metric?: string; iterations?: number; backend?: BackendName | "auto" } = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<{ rows: SweepRow[]; metric: string; interrupted: boolean }> {
+    const grid = this.sweepGrid(axes);
+    const ds = this.dataset(options.data);
+    const metric = options.metric ?? (ds.gt ? "AP" : "detections");
+    const metrics = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "detections"];
+    if (!metrics.includes(metric)) throw new WorkflowError(`Expected --metric one of ${metrics.join(", ")} but received ${JSON.stringify(metric)}`, "ERR_RK_MAGIC_ARGS");
+    if (metric !== "detections" && !ds.gt) throw new WorkflowError(`Expected ground truth in dataset ${ds.name} for --metric ${metric} but it has none (use --metric detections)`, "ERR_RK_DATASET");
+    const rows: SweepRow[] = [];
+    let interrupted = false;
+    for (const point of grid) {
+      if (stop.stopped) {
+        interrupted = true;
+        break;
+      }
+      const config = resolveConfig({ ...this.overrides, ...point });
+      const pp = createPostprocessor(config, { backend: options.backend ?? "auto" });
+      const { stats, result } = await this.latency(pp, ds, options.iterations ?? 5, stop);
+      await pp.dispose();
+      const detections = result.detections.reduce((s, d) => s + d.count, 0);
+      const value = metric === "detections" ? detections : (this.evaluate(ds, result) as unknown as Record<string, number>)[metric];
+      rows.push({ values: point, medianMs: stats.medianMs, metric: value, detections });
+      progress.update(rows.length, Object.entries(point).map(([k, v]) => `${k}=${v}`).join(" "));
+    }
+    if (stop.stopped && rows.length < grid.length) interrupted = true;
+    progress.finish(interrupted ? `interrupted: ${rows.length} of ${grid.length} points` : `${rows.length} points`);
+    markPareto(rows);
+    return { rows, metric, interrupted };
+  }
+}
+
+/** Marks the rows no other row beats on both latency (lower) and metric (higher). */
+export function markPareto(rows: SweepRow[]): void {
+  for (const r of rows) {
+    r.pareto = !rows.some((o) => o !== r && o.medianMs <= r.medianMs && o.metric >= r.metric && (o.medianMs < r.medianMs || o.metric > r.metric));
+  }
+}
+
+export function saveOptimized(file: string, artifact: OptimizedArtifact): void {
+  fs.writeFileSync(file, JSON.stringify(artifact, null, 1) + "\n");
+}
+
+/** Reads a saved artifact, checks it, and builds its Postprocessor (cpu when its backend is missing here). */
+export function loadOptimized(file: string): { postprocessor: Postprocessor; artifact: OptimizedArtifact; note?: string } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new WorkflowError(`Expected a readable optimized-configuration file at ${file} but received ${(e as NodeJS.ErrnoException).code ?? String(e)}`, "ERR_RK_ARTIFACT");
+  }
+  let a: OptimizedArtifact;
+  try {
+    a = JSON.parse(text);
+  } catch {
+    throw new WorkflowError(`Expected JSON in ${file} (a file written by %optimize --save) but it does not parse`, "ERR_RK_ARTIFACT");
+  }
+  if (!a || typeof a !== "object" || a.format !== "retinanet-kernel/optimized") {
+    throw new WorkflowError(`Expected format "retinanet-kernel/optimized" in ${file} but received ${describe((a as { format?: unknown })?.format)}: not a file written by %optimize --save`, "ERR_RK_ARTIFACT");
+  }
+  if (a.version !== 1) throw new WorkflowError(`Expected version 1 of the optimized format in ${file} but received ${describe(a.version)}`, "ERR_RK_ARTIFACT");
+  if (artifactChecksum(a) !== a.checksum) throw new WorkflowError(`Expected the checksum recorded in ${file} to match its content but it does not: the file was changed or truncated`, "ERR_RK_ARTIFACT");
+  const config = resolveConfig(a.config);
+  const { available } = availableBackends();
+  let backend: BackendName = a.backend;
+  let note: string | undefined;
+  if (!available.includes(backend)) {
+    backend = available.includes("cpu") ? "cpu" : "js";
+    note = `${a.backend} is not available here; running on ${backend}, which gives the same detections`;
+  }
+  const pp = createPostprocessor(config, { backend, ...(backend === "cpu" && a.threads ? { threads: Math.min(a.threads, os.availableParallelism()) } : {}), ...(backend === "cuda" && a.graph !== undefined ? { graph: a.graph } : {}) });
+  return { postprocessor: pp, artifact: a, note };
+}
+
+/** The session's workbench (one per kernel process), shared by the magics and cells (`rk.workbench`). */
+export const workbench = new Workbench();

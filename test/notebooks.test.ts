@@ -1,0 +1,73 @@
+/**
+ * The tutorial notebooks run end to end through the kernel with nbclient (a real Jupyter client):
+ * every cell without an error, the key lines true, rich outputs present. Also what `npm start` does.
+ */
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { PACKAGE_ROOT } from "../kernel/native";
+import { executeNotebook } from "../kernel/quickstart";
+import { GOLDEN_DIR } from "./helpers";
+import { hasPythonModules, installTestKernelspec } from "./jupyter-env";
+
+/** Runs f with the kernelspec installed in a temporary prefix (and extra environment). */
+async function withKernelspec(f: () => Promise<void> | void, extra: Record<string, string> = {}): Promise<void> {
+  const { env } = installTestKernelspec();
+  const saved = { ...process.env };
+  Object.assign(process.env, env, extra);
+  try {
+    await f();
+  } finally {
+    process.env = saved;
+  }
+}
+
+interface Output {
+  output_type: string;
+  name?: string;
+  text?: string | string[];
+  data?: Record<string, unknown>;
+  ename?: string;
+  evalue?: string;
+}
+
+function run(name: string): { cells: { source: string[]; outputs?: Output[] }[]; keys: string[] } {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "rk-nb-")), name.replace(".ipynb", ".executed.ipynb"));
+  const r = executeNotebook(path.join(PACKAGE_ROOT, "notebooks", name), out, "retinanet-kernel", 600);
+  assert.ok(r.ok, `nbclient failed:\n${r.stderr.split("\n").slice(-25).join("\n")}`);
+  const nb = JSON.parse(fs.readFileSync(out, "utf8"));
+  const keys: string[] = [];
+  for (const c of nb.cells) for (const o of (c.outputs ?? []) as Output[]) {
+    if (o.output_type === "error") assert.fail(`cell ${c.source.join("").slice(0, 60)} failed: ${o.ename}: ${o.evalue}`);
+    const t = Array.isArray(o.text) ? o.text.join("") : (o.text ?? "");
+    for (const line of t.split("\n")) if (line.startsWith("KEY ")) keys.push(line.slice(4));
+  }
+  return { cells: nb.cells, keys };
+}
+
+describe("tutorial notebooks (nbclient)", function () {
+  this.timeout(600000);
+  before(function () {
+    if (!hasPythonModules("nbclient", "nbformat")) assert.fail("Debian's python3-nbclient is not installed (.ci/run installs it)");
+  });
+
+  it("01-quickstart: devices, config, synth, optimize, run with overlay and metrics, sweep chart, save and reload", async function () {
+    await withKernelspec(async () => {
+      const { cells, keys } = run("01-quickstart.ipynb");
+      assert.ok(keys.some((k) => /AP \d\.\d{3}/.test(k)), keys.join("\n"));
+      assert.ok(keys.some((k) => /same detections: true$/.test(k)), keys.join("\n"));
+      const mimes = new Set(cells.flatMap((c) => (c.outputs ?? []).flatMap((o) => Object.keys(o.data ?? {}))));
+      for (const m of ["text/html", "image/svg+xml", "application/vnd.vegalite.v5+json"]) assert.ok(mimes.has(m), `an output of type ${m}`);
+    });
+  });
+
+  it("02-parity: every golden case on every backend is the same as its framework", async function () {
+    if (!fs.existsSync(GOLDEN_DIR)) this.skip();
+    await withKernelspec(async () => {
+      const { keys } = run("02-parity.ipynb");
+      assert.ok(keys.some((k) => /all the same as the framework: true$/.test(k)), keys.join("\n"));
+    }, { RK_GOLDEN_DIR: GOLDEN_DIR });
+  });
+});
