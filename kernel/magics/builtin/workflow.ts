@@ -259,7 +259,7 @@ export const run: Magic = {
       const gt = ds.gt?.[n];
       const gtBoxes = gt ? Array.from({ length: gt.labels.length }, (_, i) => ({ x1: gt.boxes[4 * i], y1: gt.boxes[4 * i + 1], x2: gt.boxes[4 * i + 2], y2: gt.boxes[4 * i + 3], label: gt.labels[i] })) : [];
       const size: [number, number] = [heads.imageSizes[2 * n], heads.imageSizes[2 * n + 1]];
-      ctx.display({ "image/svg+xml": overlaySvg(size, boxes.slice(0, 100), gtBoxes, { title: `image ${n} (${size[1]}x${size[0]}): detections${gtBoxes.length ? ", ground truth dashed" : ""}` }), "text/plain": `[overlay of ${Math.min(100, boxes.length)} boxes on image ${n}]` });
+      ctx.display({ "image/svg+xml": overlaySvg(size, boxes.slice(0, 25), gtBoxes, { title: `image ${n} (${size[1]}x${size[0]}): top ${Math.min(25, boxes.length)} of ${boxes.length} detections${gtBoxes.length ? ", ground truth dashed" : ""}` }), "text/plain": `[overlay of the top ${Math.min(25, boxes.length)} boxes on image ${n}]` });
     }
     if (v.eval) ctx.display(metricsBundle(wf().workbench.evaluate(ds, result)));
     return {};
