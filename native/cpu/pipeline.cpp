@@ -199,16 +199,7 @@ Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTe
       const int32_t i = keep[r];
       Box b = boxes[i];
       if (p.decode.clip == ClipMode::kOutputAfterNms) {
-        float out_h = static_cast<float>(image_h), out_w = static_cast<float>(image_w);
-        if (t.output_sizes != nullptr) {
-          const int32_t oh = t.output_sizes[2 * n], ow = t.output_sizes[2 * n + 1];
-          const float sx = static_cast<float>(static_cast<double>(ow) / image_w);
-          const float sy = static_cast<float>(static_cast<double>(oh) / image_h);
-          b = Box{b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy};
-          out_h = static_cast<float>(oh);
-          out_w = static_cast<float>(ow);
-        }
-        b = ClipBox(b, out_h, out_w);
+        b = RescaleAndClip(b, image_h, image_w, t.output_sizes == nullptr ? nullptr : t.output_sizes + 2 * n);
       }
       if (p.output.remove_empty && !((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f)) continue;
       float* row = ob + static_cast<size_t>(written) * 4;

@@ -314,17 +314,7 @@ __global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, Device
       score = in.scores[base + slot];
       label = in.labels[base + slot];
       if (a.clip == ClipMode::kOutputAfterNms) {
-        const int32_t ih = a.image_sizes[2 * n], iw = a.image_sizes[2 * n + 1];
-        float out_h = static_cast<float>(ih), out_w = static_cast<float>(iw);
-        if (a.output_sizes != nullptr) {
-          const int32_t oh = a.output_sizes[2 * n], ow = a.output_sizes[2 * n + 1];
-          const float sx = static_cast<float>(static_cast<double>(ow) / iw);
-          const float sy = static_cast<float>(static_cast<double>(oh) / ih);
-          b = Box{b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy};
-          out_h = static_cast<float>(oh);
-          out_w = static_cast<float>(ow);
-        }
-        b = ClipBox(b, out_h, out_w);
+        b = RescaleAndClip(b, a.image_sizes[2 * n], a.image_sizes[2 * n + 1], a.output_sizes == nullptr ? nullptr : a.output_sizes + 2 * n);
       }
       keep = (!a.remove_empty || ((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f)) ? 1 : 0;
     }

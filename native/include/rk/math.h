@@ -159,6 +159,17 @@ RK_HD Box ClipBox(const Box& b, float height, float width) {
              ClampLikeTorch(b.x2, 0.0f, width), ClampLikeTorch(b.y2, 0.0f, height)};
 }
 
+// Detectron2's last step (SPEC 2(6)): scale from the image size (h, w) to the output size (oh, ow)
+// when one is given (ratios rounded once from f64), then clip to the output (or image) size.
+// output_hw: null, or a pointer to (oh, ow).
+RK_HD Box RescaleAndClip(const Box& b, int32_t image_h, int32_t image_w, const int32_t* output_hw) {
+  if (output_hw == nullptr) return ClipBox(b, static_cast<float>(image_h), static_cast<float>(image_w));
+  const int32_t oh = output_hw[0], ow = output_hw[1];
+  const float sx = static_cast<float>(static_cast<double>(ow) / image_w);
+  const float sy = static_cast<float>(static_cast<double>(oh) / image_h);
+  return ClipBox(Box{b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy}, static_cast<float>(oh), static_cast<float>(ow));
+}
+
 // Box area with the optional +1 convention: ((x2 - x1) + off) * ((y2 - y1) + off).
 RK_HD float BoxArea(const Box& b, float off) { return (b.x2 - b.x1 + off) * (b.y2 - b.y1 + off); }
 
