@@ -82,7 +82,23 @@ export interface NativeBuildInfo {
   napiVersion: number;
   hardwareConcurrency: number;
   cuda: { compiled: boolean; runtimeVersion?: number; architectures?: string; reason?: string };
-  tensorrt: { compiled: boolean; reason?: string };
+  /** The TensorRT plugin library: built beside the addon when TENSORRT_ROOT named an SDK. */
+  tensorrt: { compiled: boolean; reason?: string; headersVersion?: string; library?: string };
+}
+
+export type PluginKind = "postprocess" | "decode" | "nms";
+/** One TensorRT plugin field, as the plugins parse it (native/trt/fields.cpp). */
+export interface PluginFieldValue {
+  name: string;
+  type: "float64" | "float32" | "int32" | "int64" | "char";
+  value: number[] | string;
+}
+export interface PluginGeometry {
+  preset: string;
+  layout: "concatenated" | "per_level";
+  paddedSize: [number, number];
+  levelSizes?: [number, number][];
+  imageSize?: [number, number];
 }
 
 export interface NativeAddon {
@@ -95,6 +111,11 @@ export interface NativeAddon {
   /** Max over every element, one streaming pass on one thread (the CPU benchmark's floor). */
   streamMax(arrays: Float32Array[]): number;
   buildInfo: NativeBuildInfo;
+  /** The canonical TensorRT plugin fields of a configuration (the plugins' own writer). */
+  pluginFields(kind: PluginKind, spec: PluginGeometry & { params: NativeParams }): PluginFieldValue[];
+  /** Reads plugin fields with the plugins' own parser; throws its error (ERR_RK_PARAM). */
+  parsePluginFields(kind: PluginKind, fields: PluginFieldValue[]): Required<Omit<PluginGeometry, "levelSizes">> & { params: NativeParams; numLevels: number; levelSizes: [number, number][] | null };
+  pluginFieldSpecs(): { name: string; type: string; required: Record<PluginKind, boolean>; meaning: string }[];
   /** Present when the addon was built with CUDA. */
   devices?: () => { devices: CudaDevice[]; reason?: string; driverVersion: number };
   /** Present when the addon was built with CUDA: copies a TypedArray to device memory. */

@@ -16,6 +16,7 @@ import { CocoMetrics, evaluateCoco } from "./eval";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { ndarray, NdArray } from "./ndarray";
 import { availableBackends, BackendName, createPostprocessor, Postprocessor, PostprocessResult } from "./postprocessor";
+import { pluginExport, PluginExport, writePluginExport } from "./plugin";
 import { PostprocessConfig, presets } from "./presets";
 import { floatToHalf } from "./reference";
 import { synthesize, SynthOptions } from "./synth";
@@ -300,11 +301,22 @@ export class Workbench {
       }
       if (want === "auto" || want === "tensorrt") {
         const trt = loadNative()?.buildInfo.tensorrt;
-        out.push({ name: `tensorrt ${precision}`, backend: "tensorrt", precision, unavailable: trt?.compiled ? "the TensorRT plugin path runs through an engine built outside the kernel (see examples/): not timed here" : `no TensorRT plugins in this build: ${trt?.reason ?? "the native addon is not loaded"}` });
+        out.push({ name: `tensorrt ${precision}`, backend: "tensorrt", precision, unavailable: trt?.compiled ? `the plugin library is built (${trt.library}, TensorRT ${trt.headersVersion} headers), but timing it needs an engine built by libnvinfer, which this kernel does not link: write the fields with --export-plugin FILE and build the engine with trtexec --dynamicPlugins (examples/torchvision_retinanet_trt.py)` : `no TensorRT plugins in this build: ${trt?.reason ?? "the native addon is not loaded"}` });
       }
       if (want === "auto" || want === "js") out.push({ name: `js ${precision}`, backend: "js", precision });
     }
     return out;
+  }
+
+  /**
+   * Writes the current configuration as TensorRT plugin fields for the dataset's shapes (FILE.json)
+   * and the Python script that adds the plugin node to an ONNX model (FILE.py).
+   */
+  exportPlugin(file: string, options: { data?: string; batch?: number; kind?: "postprocess" | "decode" | "nms" } = {}): { json: string; script: string; spec: PluginExport } {
+    const ds = this.dataset(options.data);
+    const data = options.batch === undefined ? ds : sliceImages(ds, options.batch);
+    const spec = pluginExport(this.config, data, options.kind ?? "postprocess");
+    return { ...writePluginExport(file, spec), spec };
   }
 
   /** Builds, checks and times every candidate on the dataset; keeps the fastest correct one. */

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "convert.h"
+#include "plugin_fields.h"
 #include "postprocessor.h"
 #include "rk/stages.h"
 #if defined(RK_WITH_CUDA)
@@ -165,9 +166,11 @@ Napi::Object BuildInfo(Napi::Env env) {
   Napi::Object trt = Napi::Object::New(env);
 #if defined(RK_WITH_TENSORRT)
   trt.Set("compiled", true);
+  trt.Set("headersVersion", RK_TRT_VERSION);
+  trt.Set("library", RK_TRT_LIBRARY);  // file name, beside the addon
 #else
   trt.Set("compiled", false);
-  trt.Set("reason", "TENSORRT_ROOT was not set to a TensorRT SDK when the addon was built");
+  trt.Set("reason", RK_TRT_REASON);
 #endif
   info.Set("tensorrt", trt);
   return info;
@@ -245,6 +248,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nms", Napi::Function::New<Nms>(env, "nms"));
   exports.Set("streamMax", Napi::Function::New<StreamMax>(env, "streamMax"));
   exports.Set("buildInfo", BuildInfo(env));
+  DefinePluginFields(env, exports);
 #if defined(RK_WITH_CUDA)
   exports.Set("devices", Napi::Function::New<Devices>(env, "devices"));
   exports.Set("upload", Napi::Function::New<Upload>(env, "upload"));

@@ -76,6 +76,10 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
                  const int32_t* output_sizes, const DeviceDetections& out, void* workspace, size_t workspace_bytes,
                  cudaStream_t stream);
 
+// [out] sizes [N, 2] = (h, w) for every image: the clip size of a caller without per-image sizes
+// (the TensorRT plugins without an image_sizes input).
+Status LaunchFillImageSizes(int32_t* sizes, int32_t batch, int32_t height, int32_t width, cudaStream_t stream);
+
 // The CUDA error of the last launch on this thread as a Status (kOk when none).
 Status LastError(const char* what);
 

@@ -155,7 +155,9 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
     sc.nms_box[static_cast<size_t>(n) * S + slot] = b;
     sc.area[static_cast<size_t>(n) * S + slot] = BoxArea(Box{b.x, b.y, b.z, b.w}, off);
     sc.kept[static_cast<size_t>(n) * S + j] = 0;
-    const int g = per_class ? labels[slot] : 0;
+    // Labels come from the decode stage, or from a RetinaNetNMS plugin user: clamped so that a label
+    // outside [0, K) can never index past the group table.
+    const int g = per_class ? min(max(labels[slot], 0), a.classes - 1) : 0;
     rank_group[rank_of_slot[slot]] = g;  // written by this thread above
     atomicAdd(&fill[g], 1);
   }

@@ -95,7 +95,21 @@ Status Check(const PostprocessParams& p, const HeadShapes& s, const DeviceHeads&
   return Status::Ok();
 }
 
+__global__ void FillSizesKernel(int32_t* sizes, int32_t batch, int32_t height, int32_t width) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < batch) {
+    sizes[2 * i] = height;
+    sizes[2 * i + 1] = width;
+  }
+}
+
 }  // namespace
+
+Status LaunchFillImageSizes(int32_t* sizes, int32_t batch, int32_t height, int32_t width, cudaStream_t stream) {
+  if (batch <= 0) return Status::Ok();
+  FillSizesKernel<<<(batch + 127) / 128, 128, 0, stream>>>(sizes, batch, height, width);
+  return LastError("image sizes");
+}
 
 HeadArgs MakeHeadArgs(const DeviceHeads& in) {
   HeadArgs h{};

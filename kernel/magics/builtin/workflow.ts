@@ -149,7 +149,7 @@ export const optimize: Magic = {
   kind: "line",
   summary: "build, check and time every available implementation; keep the fastest exact one: %optimize --data NAME --as pp",
   help:
-    "Candidates: backend (cpu threads 1 and all, cuda with and without a CUDA Graph and device-resident, js) x precision. Each is checked against the TypeScript reference on the data (the same detections, SPEC parity rules; fp16 against the reference on the widened halves) and timed (warm-up, median, p90 of --iterations runs).\nThe winner is bound in the cell scope (--as, default pp); --save FILE writes it as JSON for loadOptimized(FILE) in a fresh kernel. A TensorRT candidate is listed with the reason when the plugins are not built.",
+    "Candidates: backend (cpu threads 1 and all, cuda with and without a CUDA Graph and device-resident, js) x precision. Each is checked against the TypeScript reference on the data (the same detections, SPEC parity rules; fp16 against the reference on the widened halves) and timed (warm-up, median, p90 of --iterations runs).\nThe winner is bound in the cell scope (--as, default pp); --save FILE writes it as JSON for loadOptimized(FILE) in a fresh kernel. A TensorRT candidate is listed with the reason when the plugins are not built.\n--export-plugin FILE writes the configuration as the fields of the TensorRT plugin (--plugin postprocess, decode or nms) for the dataset's shapes (FILE.json) and a Python script that adds the plugin node to an exported ONNX model (FILE.py); it needs no TensorRT.",
   args: {
     options: [
       { name: "data", type: "string", help: "dataset (default: the last loaded)" },
@@ -159,12 +159,23 @@ export const optimize: Magic = {
       { name: "iterations", type: "int", help: "timed runs per candidate", default: 20, min: 1, max: 100000 },
       { name: "as", type: "string", help: "variable for the winner", default: "pp" },
       { name: "save", type: "string", help: "write the winner's artifact (JSON) here" },
+      { name: "export-plugin", type: "string", help: "write the TensorRT plugin fields (FILE.json) and the ONNX script (FILE.py)" },
+      { name: "plugin", type: "choice", choices: ["postprocess", "decode", "nms"], default: "postprocess", help: "which plugin --export-plugin describes" },
     ],
   },
   async run(ctx, args) {
     const v = args.values;
     const name = String(v.as);
     if (!/^[A-Za-z_$][\w$]*$/.test(name)) throw new WorkflowArgError(`Expected an identifier for --as but received ${JSON.stringify(name)}`);
+    if (v["export-plugin"] !== undefined) {
+      const out = wf().workbench.exportPlugin(String(v["export-plugin"]), { data: v.data as string | undefined, batch: v.batch as number | undefined, kind: v.plugin as never });
+      const f = out.spec.fields;
+      process.stdout.write(
+        `Wrote ${out.spec.plugin} v${out.spec.version}: ${f.length} plugin fields to ${out.json} and the ONNX script to ${out.script}\n` +
+          `  inputs ${out.spec.inputs.map((i) => `${i.name} [${i.shape.join(", ")}]`).join(", ")}\n` +
+          `  outputs ${out.spec.outputs.map((o) => `${o.name} [${o.shape.join(", ")}]`).join(", ")}\n`,
+      );
+    }
     const cands = wf().workbench.candidates({ backend: v.backend as never, precision: v.precision as never });
     const bar = ctx.display.progress(cands.filter((c) => !c.unavailable).length, { label: "optimize" });
     const report = await wf().workbench.optimize(
