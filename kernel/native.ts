@@ -115,6 +115,14 @@ export interface NativeAddon {
   pluginFields(kind: PluginKind, spec: PluginGeometry & { params: NativeParams }): PluginFieldValue[];
   /** Reads plugin fields with the plugins' own parser; throws its error (ERR_RK_PARAM). */
   parsePluginFields(kind: PluginKind, fields: PluginFieldValue[]): Required<Omit<PluginGeometry, "levelSizes">> & { params: NativeParams; numLevels: number; levelSizes: [number, number][] | null };
+  /** Present when built with TENSORRT_ROOT: one plugin in a TensorRT engine (libnvinfer opened at run time). */
+  tensorrtRun?: (spec: {
+    plugin: string;
+    fields: PluginFieldValue[];
+    inputs: { name: string; dtype: string; shape: number[]; data: ArrayBufferView }[];
+    iterations: number;
+    nvinfer?: string;
+  }) => { outputs: { shape: number[]; dtype: string; data: ArrayBufferView }[]; timesMs: number[] };
   pluginFieldSpecs(): { name: string; type: string; required: Record<PluginKind, boolean>; meaning: string }[];
   /** Present when the addon was built with CUDA. */
   devices?: () => { devices: CudaDevice[]; reason?: string; driverVersion: number };

@@ -27,10 +27,10 @@ version=$(grep -E "#define TRT_(MAJOR|MINOR|PATCH)_ENTERPRISE" "$HEADERS/include
 say "compile against the TensorRT $version headers in $HEADERS ($(nvcc --version | tail -2 | head -1))"
 cmake -S native -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON -DTENSORRT_ROOT="$HEADERS" \
   "-DCMAKE_CUDA_ARCHITECTURES=${RK_CUDA_ARCHS:-80-real;90-real;90-virtual}" > "$OUT/build.log" 2>&1 &&
-  cmake --build "$BUILD" -j "$(nproc)" --target retinanet_kernel_trt rk_trt_harness >> "$OUT/build.log" 2>&1
+  cmake --build "$BUILD" -j "$(nproc)" --target retinanet_kernel_trt retinanet_kernel_trt_runner rk_trt_harness >> "$OUT/build.log" 2>&1
 rc=$?
 [ $rc -ne 0 ] && tail -30 "$OUT/build.log"
-result $rc "plugin library and harness build (warnings are errors)"
+result $rc "plugin library, engine runner and harness build (warnings are errors)"
 warnings=$(grep -ciE "\bwarning\b" "$OUT/build.log")
 [ "$warnings" = 0 ]; result $? "no warnings in the build log ($warnings)"
 LIB="$BUILD/trt/libretinanet_kernel_trt.so"
@@ -39,6 +39,8 @@ if [ $rc -eq 0 ]; then
   exported=$(nm -D --defined-only "$LIB" | awk '$2 == "T" {print $3}' | sort | paste -sd' ')
   [ "$exported" = "getCreators setLoggerFinder" ]; result $? "exported symbols: $exported"
   ! ldd "$LIB" | grep -q nvinfer; result $? "no libnvinfer dependency ($(ldd "$LIB" | awk '{print $1}' | paste -sd' '))"
+  RUNNER="$BUILD/trt/libretinanet_kernel_trt_runner.so"
+  ! ldd "$RUNNER" | grep -q nvinfer; result $? "the engine runner opens libnvinfer at run time (no link dependency)"
 fi
 
 if [ $rc -eq 0 ] && nvidia-smi -L > /dev/null 2>&1; then

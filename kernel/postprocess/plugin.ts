@@ -10,7 +10,9 @@ import * as path from "path";
 import { loadNative, nativeStatus, PluginFieldValue, PluginKind } from "../native";
 import { toNativeParams } from "./config";
 import { PostprocessConfig } from "./presets";
-import { HeadOutputs, normalizeHeads } from "./heads";
+import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
+import { ImageDetections } from "./postprocessor";
+import { halfToFloat } from "./reference";
 
 export const PLUGIN_NAMES: Record<PluginKind, string> = {
   postprocess: "RetinaNetPostprocess",
@@ -52,8 +54,8 @@ function addon() {
 }
 
 /** The plugin description of a configuration on heads of the given shapes. */
-export function pluginExport(config: PostprocessConfig, heads: HeadOutputs, kind: PluginKind = "postprocess"): PluginExport {
-  const h = normalizeHeads(heads, config);
+export function pluginExport(config: PostprocessConfig, heads: HeadOutputs | NormalizedHeads, kind: PluginKind = "postprocess"): PluginExport {
+  const h = "featureSizes" in heads && "imageSizes" in heads ? (heads as NormalizedHeads) : normalizeHeads(heads as HeadOutputs, config);
   const sizes = h.imageSizes;
   const uniform = Array.from({ length: h.batch }, (_, n) => n).every((n) => sizes[2 * n] === sizes[0] && sizes[2 * n + 1] === sizes[1]);
   const fields = addon().pluginFields(kind, {
@@ -227,4 +229,39 @@ export function readPluginExport(file: string): PluginExport & { parsed: ReturnT
     throw Object.assign(new Error(`Expected plugin ${Object.values(PLUGIN_NAMES).join(", ")} in ${file} but received ${JSON.stringify(exp.plugin)}`), { code: "ERR_RK_FILE" });
   }
   return { ...exp, parsed: addon().parsePluginFields(kind, exp.fields) };
+}
+
+/**
+ * `%optimize --backend tensorrt`: the RetinaNetPostprocess plugin in a small TensorRT engine (built by
+ * libnvinfer through the engine runner beside the addon), run `iterations` times on these heads.
+ * Throws ERR_RK_UNAVAILABLE naming what is missing (plugin library, runner, libnvinfer).
+ */
+export function runTensorrt(config: PostprocessConfig, h: NormalizedHeads, iterations: number): { detections: ImageDetections[]; timesMs: number[] } {
+  const a = addon();
+  const trt = a.buildInfo.tensorrt;
+  if (!trt.compiled || !a.tensorrtRun) {
+    throw Object.assign(new Error(`no TensorRT plugins in this build: ${trt.reason ?? "the addon has no tensorrtRun"}`), { code: "ERR_RK_UNAVAILABLE" });
+  }
+  const exp = pluginExport(config, h);
+  const N = h.batch;
+  const data = [...h.cls, ...h.box, h.imageSizes];
+  const inputs = exp.inputs.map((t, i) => ({
+    name: t.name.replace(/ \(optional\)$/, ""),
+    dtype: t.dtype,
+    shape: t.shape.map((d) => (d === "N" ? N : d)) as number[],
+    data: data[i],
+  }));
+  const r = a.tensorrtRun({ plugin: exp.plugin, fields: exp.fields, inputs, iterations });
+  const [counts, boxes, scores, labels] = r.outputs;
+  const D = config.detections_per_img;
+  const f32 = (o: { dtype: string; data: ArrayBufferView }) =>
+    o.dtype === "float16" ? Float32Array.from(o.data as Uint16Array, halfToFloat) : (o.data as Float32Array);
+  const bx = f32(boxes);
+  const sc = f32(scores);
+  const lb = labels.data as Int32Array;
+  const detections = Array.from({ length: N }, (_, n) => {
+    const count = (counts.data as Int32Array)[n];
+    return { count, boxes: bx.subarray(n * D * 4, n * D * 4 + count * 4), scores: sc.subarray(n * D, n * D + count), labels: lb.subarray(n * D, n * D + count) };
+  });
+  return { detections, timesMs: r.timesMs };
 }

@@ -10,6 +10,7 @@
 #include "convert.h"
 #include "plugin_fields.h"
 #include "postprocessor.h"
+#include "tensorrt.h"
 #include "rk/stages.h"
 #if defined(RK_WITH_CUDA)
 #include "rk/cuda_engine.h"
@@ -249,6 +250,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("streamMax", Napi::Function::New<StreamMax>(env, "streamMax"));
   exports.Set("buildInfo", BuildInfo(env));
   DefinePluginFields(env, exports);
+  DefineTensorrt(env, exports);
 #if defined(RK_WITH_CUDA)
   exports.Set("devices", Napi::Function::New<Devices>(env, "devices"));
   exports.Set("upload", Napi::Function::New<Upload>(env, "upload"));
