@@ -111,7 +111,8 @@ for step in "${steps[@]}"; do
     profile)
       setup_node
       say "ncu: time of each kernel of one run, batch 1 and 8 (graph off)"
-      ncu --metrics gpu__time_duration.sum --csv node dist/bench/gpu-stages.js > "$OUT/profile.csv" 2> "$OUT/profile.err"
+      # RK_NCU_FLAGS="--cache-control none --clock-control none": times as in a real run (ncu flushes caches and locks clocks by default)
+      ncu ${RK_NCU_FLAGS:-} --metrics gpu__time_duration.sum --csv node dist/bench/gpu-stages.js > "$OUT/profile.csv" 2> "$OUT/profile.err"
       python3 - "$OUT/profile.csv" <<'PY'
 import csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]

@@ -27,7 +27,8 @@ size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
 
 constexpr int kRankThreads = 1024;
 constexpr int kWriteThreads = 1024;
-constexpr int kGreedyWarps = 2;
+constexpr int kGreedyThreads = 256;   // one block per (image, group)
+constexpr int kGreedyWarps = kGreedyThreads / 32;
 
 __device__ __forceinline__ int32_t RunCountAtLeast(const float* run, int32_t cnt, float s) {  // score' >= s
   int32_t lo = 0, hi = cnt;
@@ -180,19 +181,81 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   }
 }
 
-// Greedy NMS of one group by one warp over its members in score order (box, area, flags and slots
-// in shared memory when the group fits, else in the global scratch at the group's offset).
-__device__ void GreedyGroup(const NmsArgs& a, float4* box, float* area, uint8_t* sup, const int32_t* slot, int32_t m,
-                            const int32_t* rank_of_slot, uint8_t* kept) {
-  const int lane = threadIdx.x & (kWarp - 1);
+// Greedy NMS of a group of at most kMaskMax members as a bitmask: every thread fills rows of the
+// "i suppresses j" matrix (j > i, the same IoU test as the greedy loop), then one warp walks the
+// members in score order with the removed set in registers (lane w holds word w): a member not yet
+// removed is kept and removes its row. The same result as the sequential greedy loop, with only a
+// register OR per member on the sequential path. Leaves the removed flags in sup.
+constexpr int kMaskMax = 256;
+constexpr int kMaskWords = kMaskMax / 32;
+
+__device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* mask) {
   const float off = static_cast<float>(a.pixel_offset);
-  for (int32_t p = 0; p < m; ++p) {
-    if (sup[p]) continue;
-    if (lane == 0) kept[rank_of_slot[slot[p]]] = 1;
-    const float4 bi = box[p];
+  const int32_t words = (m + kWarp - 1) / kWarp;
+  for (int32_t idx = static_cast<int32_t>(threadIdx.x); idx < m * words; idx += static_cast<int32_t>(blockDim.x)) {
+    const int32_t i = idx / words, w = idx % words;
+    uint32_t bits = 0;
+    const int32_t j0 = max(w * kWarp, i + 1), j1 = min(m, (w + 1) * kWarp);
+    if (j0 < j1) {
+      const float4 bi = box[i];
+      const Box ki{bi.x, bi.y, bi.z, bi.w};
+      const float ai = area[i];
+      for (int32_t j = j0; j < j1; ++j) {
+        const float4 bj = box[j];
+        if (!(MinLikeStd(bi.z, bj.z) - MaxLikeStd(bi.x, bj.x) + off > 0.0f) ||
+            !(MinLikeStd(bi.w, bj.w) - MaxLikeStd(bi.y, bj.y) + off > 0.0f)) {
+          continue;
+        }
+        if (Suppresses(Iou(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, area[j], off), a.nms.iou_thresh, a.nms.compare_in_double)) {
+          bits |= 1u << (j - w * kWarp);
+        }
+      }
+    }
+    mask[i * words + w] = bits;
+  }
+  __syncthreads();
+  if (threadIdx.x < kWarp) {
+    const int lane = static_cast<int>(threadIdx.x);
+    uint32_t removed = 0;
+    for (int32_t i = 0; i < m; ++i) {
+      const uint32_t word = __shfl_sync(0xFFFFFFFFu, removed, i / kWarp);
+      if (((word >> (i % kWarp)) & 1u) == 0 && lane < words) removed |= mask[i * words + lane];
+    }
+    for (int32_t q = lane; q < kWarp * ((m + kWarp - 1) / kWarp); q += kWarp) {
+      const uint32_t word = __shfl_sync(0xFFFFFFFFu, removed, q / kWarp);
+      if (q < m) sup[q] = static_cast<uint8_t>((word >> (q % kWarp)) & 1u);
+    }
+  }
+  __syncthreads();
+}
+
+// The same greedy NMS by a whole block. The next unsuppressed member is found a block-width window
+// at a time (warp ballots, a shared minimum), so runs of suppressed members cost one barrier per
+// window; for a kept member every thread tests a share of the later members, and a barrier makes its
+// suppressions visible before the next search. `next` holds three slots used in rotation: the slot
+// of round r is reset in round r - 2, at least one barrier before its first use.
+__device__ void GreedyBlock(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, int32_t* next) {
+  const float off = static_cast<float>(a.pixel_offset);
+  const int lane = threadIdx.x & (kWarp - 1);
+  if (threadIdx.x < 3) next[threadIdx.x] = INT32_MAX;
+  __syncthreads();
+  int32_t p = 0;
+  for (int r = 0; p < m; ++r) {
+    const int cur = r % 3;
+    const int32_t q0 = p + static_cast<int32_t>(threadIdx.x);
+    const uint32_t open = __ballot_sync(0xFFFFFFFFu, q0 < m && !sup[q0]);
+    if (lane == 0 && open != 0) atomicMin(&next[cur], q0 + __ffs(open) - 1);
+    __syncthreads();
+    const int32_t i = next[cur];
+    if (threadIdx.x == 0) next[(r + 2) % 3] = INT32_MAX;
+    if (i == INT32_MAX) {  // the whole window is suppressed
+      p += static_cast<int32_t>(blockDim.x);
+      continue;
+    }
+    const float4 bi = box[i];  // i is kept: its mark is written after the loop, from sup
     const Box ki{bi.x, bi.y, bi.z, bi.w};
-    const float ai = area[p];
-    for (int32_t q = p + 1 + lane; q < m; q += kWarp) {
+    const float ai = area[i];
+    for (int32_t q = i + 1 + static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
       if (sup[q]) continue;
       const float4 bj = box[q];
       if (!(MinLikeStd(bi.z, bj.z) - MaxLikeStd(bi.x, bj.x) + off > 0.0f) ||
@@ -203,21 +266,30 @@ __device__ void GreedyGroup(const NmsArgs& a, float4* box, float* area, uint8_t*
         sup[q] = 1;
       }
     }
-    __syncwarp();
+    __syncthreads();
+    p = i + 1;
   }
 }
 
-constexpr int kStage = 1024;  // members staged in shared memory per warp (25 bytes each)
+constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
+constexpr int kCollectUnroll = 4;
 
-__global__ void __launch_bounds__(kGreedyWarps * kWarp) GreedyKernel(NmsArgs a, int32_t slots, int32_t batch, NmsScratch sc) {
-  extern __shared__ float4 stage[];  // per warp: kStage boxes, areas, slots, flags
-  const int lane = threadIdx.x & (kWarp - 1), wib = threadIdx.x / kWarp;
-  float4* s_box = stage + static_cast<size_t>(wib) * kStage;
-  float* s_area = reinterpret_cast<float*>(stage + static_cast<size_t>(kGreedyWarps) * kStage) + static_cast<size_t>(wib) * kStage;
-  int32_t* s_slot = reinterpret_cast<int32_t*>(reinterpret_cast<float*>(stage + static_cast<size_t>(kGreedyWarps) * kStage) + kGreedyWarps * kStage) + static_cast<size_t>(wib) * kStage;
-  uint8_t* s_sup = reinterpret_cast<uint8_t*>(reinterpret_cast<int32_t*>(reinterpret_cast<float*>(stage + static_cast<size_t>(kGreedyWarps) * kStage) + kGreedyWarps * kStage) + kGreedyWarps * kStage) + static_cast<size_t>(wib) * kStage;
-  const int64_t w = static_cast<int64_t>(blockIdx.x) * kGreedyWarps + wib;
-  const int n = static_cast<int>(w / a.classes), g = static_cast<int>(w % a.classes);
+// One block per (image, group). The group's members in score order are its entries of rank_group:
+// each warp filters a contiguous range of ranks (independent loads, counted first, then written at
+// the warp's offset), straight into shared memory when the group fits (else into the global
+// scratch); then their boxes and areas are gathered; then greedy NMS as a bitmask (groups of up to
+// kMaskMax) or by the block.
+__global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, int32_t slots, int32_t batch, NmsScratch sc) {
+  extern __shared__ float4 stage[];
+  __shared__ int32_t warp_offset[kGreedyWarps + 1];
+  __shared__ int32_t next[3];
+  __shared__ uint32_t mask[kMaskMax * kMaskWords];
+  float4* s_box = stage;
+  float* s_area = reinterpret_cast<float*>(s_box + kStage);
+  int32_t* s_slot = reinterpret_cast<int32_t*>(s_area + kStage);
+  uint8_t* s_sup = reinterpret_cast<uint8_t*>(s_slot + kStage);
+  const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
+  const int n = static_cast<int>(blockIdx.x / a.classes), g = static_cast<int>(blockIdx.x % a.classes);
   if (n >= batch || g >= sc.info[n * 4 + 1]) return;
   const int32_t valid = sc.info[n * 4 + 0];
   const int32_t* start = sc.group_start + static_cast<size_t>(n) * (a.classes + 1);
@@ -226,53 +298,70 @@ __global__ void __launch_bounds__(kGreedyWarps * kWarp) GreedyKernel(NmsArgs a, 
   const size_t base = static_cast<size_t>(n) * slots;
   const int32_t* by_rank = sc.by_rank + base;
   const int32_t* rank_group = sc.rank_group + base;
-  // The group's members in score order: its entries of rank_group, collected by ballots.
-  const int32_t* members = by_rank;  // one group: every candidate, in score order
+  const bool fits = m <= kStage;
+  int32_t* members = fits ? s_slot : sc.grouped + base + g0;
   if (sc.info[n * 4 + 1] > 1) {
-    int32_t* out = sc.grouped + base + g0;
+    const int32_t span = (valid + kGreedyWarps - 1) / kGreedyWarps;
+    const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
     int32_t count = 0;
-    constexpr int kUnroll = 4;
-    for (int32_t r0 = 0; r0 < valid && count < m; r0 += kWarp * kUnroll) {
-      int32_t gs[kUnroll];
+    for (int32_t r0 = r_begin; r0 < r_end; r0 += kWarp * kCollectUnroll) {
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
+      for (int u = 0; u < kCollectUnroll; ++u) {
         const int32_t r = r0 + u * kWarp + lane;
-        gs[u] = r < valid ? rank_group[r] : -1;
-      }
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const uint32_t mask = __ballot_sync(0xFFFFFFFFu, gs[u] == g);
-        if (gs[u] == g) out[count + __popc(mask & ((1u << lane) - 1u))] = by_rank[r0 + u * kWarp + lane];
-        count += __popc(mask);
+        count += __popc(__ballot_sync(0xFFFFFFFFu, r < r_end && rank_group[r] == g));
       }
     }
-    __syncwarp();
-    members = out;
+    if (lane == 0) warp_offset[warp + 1] = count;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      warp_offset[0] = 0;
+      for (int w = 0; w < kGreedyWarps; ++w) warp_offset[w + 1] += warp_offset[w];
+    }
+    __syncthreads();
+    int32_t at = warp_offset[warp];
+    for (int32_t r0 = r_begin; r0 < r_end; r0 += kWarp * kCollectUnroll) {
+      int32_t gs[kCollectUnroll], sl[kCollectUnroll];
+#pragma unroll
+      for (int u = 0; u < kCollectUnroll; ++u) {
+        const int32_t r = r0 + u * kWarp + lane;
+        gs[u] = r < r_end ? rank_group[r] : -1;
+        sl[u] = r < r_end ? by_rank[r] : 0;
+      }
+#pragma unroll
+      for (int u = 0; u < kCollectUnroll; ++u) {
+        const uint32_t mask = __ballot_sync(0xFFFFFFFFu, gs[u] == g);
+        if (gs[u] == g) members[at + __popc(mask & ((1u << lane) - 1u))] = sl[u];
+        at += __popc(mask);
+      }
+    }
+  } else {  // one group: every candidate, in score order
+    for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) members[q] = by_rank[q];
   }
+  __syncthreads();
+  float4* box = fits ? s_box : sc.member_box + base + g0;
+  float* area = fits ? s_area : sc.member_area + base + g0;
+  uint8_t* sup = fits ? s_sup : sc.suppressed + base + g0;
+  for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
+    const int32_t i = members[q];
+    box[q] = sc.nms_box[base + i];
+    area[q] = sc.area[base + i];
+    sup[q] = 0;
+  }
+  __syncthreads();
+  // The chain itself touches only the staged members; the kept marks (members never suppressed; the
+  // marks were zeroed by RankKernel) are written afterwards, in parallel.
   uint8_t* kept = sc.kept + base;
   const int32_t* rank_of_slot = sc.rank_of_slot + base;
-  if (m <= kStage) {
-    for (int32_t q = lane; q < m; q += kWarp) {
-      const int32_t i = members[q];
-      s_slot[q] = i;
-      s_box[q] = sc.nms_box[base + i];
-      s_area[q] = sc.area[base + i];
-      s_sup[q] = 0;
+  if (m <= kMaskMax) {
+    BitmaskGroup(a, box, area, sup, m, mask);  // ends after a barrier: sup is final in every thread
+    for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
+      if (!sup[q]) kept[rank_of_slot[members[q]]] = 1;
     }
-    __syncwarp();
-    GreedyGroup(a, s_box, s_area, s_sup, s_slot, m, rank_of_slot, kept);
-  } else {
-    float4* box = sc.member_box + base + g0;
-    float* area = sc.member_area + base + g0;
-    uint8_t* sup = sc.suppressed + base + g0;
-    for (int32_t q = lane; q < m; q += kWarp) {
-      const int32_t i = members[q];
-      box[q] = sc.nms_box[base + i];
-      area[q] = sc.area[base + i];
-      sup[q] = 0;
-    }
-    __syncwarp();
-    GreedyGroup(a, box, area, sup, members, m, rank_of_slot, kept);
+    return;
+  }
+  GreedyBlock(a, box, area, sup, m, next);  // ends after a barrier: sup is final in every thread
+  for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
+    if (!sup[q]) kept[rank_of_slot[members[q]]] = 1;
   }
 }
 
@@ -391,12 +480,9 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
   const NmsArgs a{p.nms, p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
   const int32_t S = in.slots_per_image;
   RankKernel<<<batch, kRankThreads, S <= kRankSharedSlots ? S * sizeof(float) : 0, stream>>>(a, in, sc);
-  const int64_t warps = static_cast<int64_t>(batch) * p.num_classes;
-  constexpr size_t kGreedyShared = static_cast<size_t>(kGreedyWarps) * kStage * (16 + 4 + 4 + 1);
-  const cudaError_t attr = cudaFuncSetAttribute(GreedyKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kGreedyShared));
-  if (attr != cudaSuccess) return Status(Code::kCudaError, std::string("nms shared memory: ") + cudaGetErrorName(attr));
-  GreedyKernel<<<static_cast<unsigned>((warps + kGreedyWarps - 1) / kGreedyWarps), kGreedyWarps * kWarp, kGreedyShared, stream>>>(
-      a, in.slots_per_image, batch, sc);
+  const int64_t blocks = static_cast<int64_t>(batch) * p.num_classes;
+  constexpr size_t kGreedyShared = static_cast<size_t>(kStage) * (16 + 4 + 4 + 1);
+  GreedyKernel<<<static_cast<unsigned>(blocks), kGreedyThreads, kGreedyShared, stream>>>(a, in.slots_per_image, batch, sc);
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   WriteKernel<<<batch, kWriteThreads, 0, stream>>>(w, in, sc, out);
   return LastError("nms");

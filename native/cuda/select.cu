@@ -53,10 +53,19 @@ constexpr int kEstimateThreads = 1024;
 // from the top (two bins a thread), not by one thread walking it.
 // Only the top 22 bits are resolved: the key returned is the lower edge of the m-th largest's
 // 22-bit bin (at least m keys are at or above it), which is all a starting bound needs.
+// The keys (n <= kSampleElements) are loaded once, all at a time, into registers.
+constexpr int kKeysPerThread = static_cast<int>(kSampleElements / kEstimateThreads);
+
 template <typename KeyOf>
 __device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint32_t* hist, uint32_t* shared) {
   using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
   __shared__ typename Scan::TempStorage scan;
+  uint32_t keys[kKeysPerThread];
+#pragma unroll
+  for (int j = 0; j < kKeysPerThread; ++j) {
+    const int64_t i = static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(j) * kEstimateThreads;
+    keys[j] = i < n ? key_of(i) : 0u;
+  }
   uint32_t prefix = 0, prefix_mask = 0;
   const int shifts[2] = {21, 10};
   const int widths[2] = {11, 11};
@@ -65,8 +74,9 @@ __device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint
     if (threadIdx.x == 0) shared[0] = 0;
     __syncthreads();
     const uint32_t digit_mask = ((1u << widths[r]) - 1u);
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const uint32_t k = key_of(i);
+#pragma unroll
+    for (int j = 0; j < kKeysPerThread; ++j) {
+      const uint32_t k = keys[j];
       WarpHistAdd(hist, (k >> shifts[r]) & digit_mask, k != 0 && (k & prefix_mask) == prefix);
     }
     __syncthreads();
