@@ -7,7 +7,7 @@ import { availableBackends } from "./postprocessor";
 export interface DevicesInfo {
   cpu: { model: string; cores: number; threadsUsable: number; arch: string };
   cuda: { compiled: boolean; devices: CudaDevice[]; reason?: string; driverVersion?: number; runtimeVersion?: number; architectures?: string };
-  tensorrt: { compiled: boolean; reason?: string };
+  tensorrt: { compiled: boolean; reason?: string; headersVersion?: string; library?: string };
   backends: { available: string[]; unavailable: Record<string, string | undefined> };
   addon: { loaded: boolean; path: string; reason?: string; version?: string; compiler?: string; simd?: string; napiVersion?: number };
   node: string;
@@ -57,7 +57,7 @@ export function devicesReport(): { info: DevicesInfo; text: string } {
         ? i.cuda.devices.map((d) => `#${d.index} ${d.name} (sm_${d.sm.replace(".", "")}, ${d.multiprocessors} SMs, ${gib(d.memoryBytes)})`).join("; ")
         : `none: ${i.cuda.reason ?? "unknown"}`
     }${i.cuda.compiled ? ` [compiled for ${i.cuda.architectures}]` : ""}`,
-    `TensorRT   ${i.tensorrt.compiled ? "plugins built" : `not built: ${i.tensorrt.reason}`}`,
+    `TensorRT   ${i.tensorrt.compiled ? `plugins built: ${i.tensorrt.library} (TensorRT ${i.tensorrt.headersVersion} headers; engines need libnvinfer at run time)` : `plugins not built: ${i.tensorrt.reason}`}`,
     `Backends   ${i.backends.available.join(", ")}${Object.entries(i.backends.unavailable)
       .map(([k, v]) => `; ${k} unavailable (${v})`)
       .join("")}`,
