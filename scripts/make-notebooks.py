@@ -36,6 +36,15 @@ r.detections[0].count
 """),
 ("markdown", "Accuracy against latency over a grid of thresholds; the Pareto front is marked."),
 ("code", "%sweep score_thresh=0.05,0.2,0.5 nms_thresh=0.4:0.6:0.1 --data demo --iterations 3"),
+("markdown", """Into TensorRT: the tuned configuration as the fields of the `RetinaNetPostprocess` plugin for these
+shapes, and a script that adds the plugin node to your exported ONNX model
+(`examples/torchvision_retinanet_trt.py` shows it on torchvision's RetinaNet). Writing them needs no
+TensorRT; `%optimize --export-plugin FILE` does the same."""),
+("code", """
+const plugin = rk.workbench.exportPlugin("quickstart-plugin", { data: "demo" });
+console.log(`KEY TensorRT plugin ${plugin.spec.plugin}: ${plugin.spec.fields.length} fields in ${plugin.json}, ONNX script ${plugin.script}`);
+plugin.spec.outputs.map((o) => `${o.name} [${o.shape.join(", ")}] ${o.dtype}`)
+"""),
 ("markdown", "A fresh kernel gets the same detections from the saved file:"),
 ("code", """
 const again = loadOptimized("quickstart-optimized.json");

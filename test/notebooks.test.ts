@@ -53,11 +53,12 @@ describe("tutorial notebooks (nbclient)", function () {
     if (!hasPythonModules("nbclient", "nbformat")) assert.fail("Debian's python3-nbclient is not installed (.ci/run installs it)");
   });
 
-  it("01-quickstart: devices, config, synth, optimize, run with overlay and metrics, sweep chart, save and reload", async function () {
+  it("01-quickstart: devices, config, synth, optimize, run with overlay and metrics, sweep chart, TensorRT plugin export, save and reload", async function () {
     await withKernelspec(async () => {
       const { cells, keys } = run("01-quickstart.ipynb");
       assert.ok(keys.some((k) => /AP \d\.\d{3}/.test(k)), keys.join("\n"));
       assert.ok(keys.some((k) => /same detections: true$/.test(k)), keys.join("\n"));
+      assert.ok(keys.some((k) => /TensorRT plugin RetinaNetPostprocess: \d+ fields in quickstart-plugin\.json, ONNX script quickstart-plugin\.py$/.test(k)), keys.join("\n"));
       const mimes = new Set(cells.flatMap((c) => (c.outputs ?? []).flatMap((o) => Object.keys(o.data ?? {}))));
       for (const m of ["text/html", "image/svg+xml", "application/vnd.vegalite.v5+json"]) assert.ok(mimes.has(m), `an output of type ${m}`);
     });
