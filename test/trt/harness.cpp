@@ -141,6 +141,21 @@ class Registry final : public IPluginRegistry {
   IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override { return nullptr; }
   int32_t releasePluginResource(AsciiChar const*) noexcept override { return 0; }
   IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const n) noexcept override { return getAllCreators(n); }
+#if NV_TENSORRT_MAJOR < 11
+  // TensorRT 10's registry also serves the (deprecated) IPluginV2 creators; this library has none.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  bool registerCreator(IPluginCreator&, AsciiChar const* const) noexcept override { return false; }
+  IPluginCreator* const* getPluginCreatorList(int32_t* const n) const noexcept override {
+    *n = 0;
+    return nullptr;
+  }
+  IPluginCreator* getPluginCreator(AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept override {
+    return nullptr;
+  }
+  bool deregisterCreator(IPluginCreator const&) noexcept override { return false; }
+#pragma GCC diagnostic pop
+#endif
 
  private:
   IErrorRecorder* recorder_ = nullptr;
