@@ -72,6 +72,23 @@ describe("messages", function () {
     assert.strictEqual(k.reply(b)!.content.status, "ok");
   });
 
+  it("execute stop_on_error: a request sent before the error but delivered after it is aborted; one sent after the reply runs", async function () {
+    const content = (code: string) => ({ code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true });
+    const sentBefore = new Date(Date.now() - 5).toISOString();
+    const a = k.send("shell", "execute_request", content("throw new Error('first')"));
+    await k.waitFor(() => !!k.reply(a));
+    assert.strictEqual(k.reply(a)!.content.status, "error");
+    // A busy machine can deliver a request after the error although the client sent it before.
+    const late = k.frames("execute_request", content("'late'"), { date: sentBefore });
+    k.sendRaw("shell", late.frames);
+    await k.waitFor(() => !!k.reply(late.id));
+    assert.strictEqual(k.reply(late.id)!.content.status, "aborted");
+    await new Promise((r) => setTimeout(r, 5));
+    const after = k.send("shell", "execute_request", content("'after'"));
+    await k.waitFor(() => !!k.reply(after));
+    assert.strictEqual(k.reply(after)!.content.status, "ok");
+  });
+
   it("display_data, update_display_data and clear_output", async function () {
     const r = await k.execute('const h = display.html("<i>1</i>"); h.update({ "text/plain": "2" }); display.update(h.id, "3"); clearOutput(true)');
     assert.deepStrictEqual(types(r.iopub), ["status", "execute_input", "display_data", "update_display_data", "update_display_data", "clear_output", "status"]);
@@ -159,7 +176,8 @@ describe("messages", function () {
     const msg = k.send("shell", "comm_msg", { comm_id: "c1", data: { ping: 2 } });
     await k.waitFor(() => k.iopubFor(msg).some((m) => m.msg_type === "comm_msg"));
     assert.deepStrictEqual(k.iopubFor(msg).find((m) => m.msg_type === "comm_msg")!.content.data, { echo: { ping: 2 } });
-    await k.request("comm_close", { comm_id: "c1", data: {} }).catch(() => undefined);
+    // comm_close has no reply: the shell queue runs it before the comm_info_request sent after it.
+    k.send("shell", "comm_close", { comm_id: "c1", data: {} });
     const after = await k.request("comm_info_request", {});
     assert.deepStrictEqual(after.reply.content.comms, {});
     const unknown = k.send("shell", "comm_open", { comm_id: "c2", target_name: "nope", data: {} });

@@ -242,7 +242,12 @@ export class Kernel {
     this.processing = true;
     try {
       while (this.queue.length > 0 && !this.shutdownRequested) {
-        await this.dispatch(this.queue.shift()!, "shell", this.handlers);
+        const msg = this.queue.shift()!;
+        if (this.sentBeforeError(msg)) {
+          this.abortExecute(msg);
+          continue;
+        }
+        await this.dispatch(msg, "shell", this.handlers);
       }
     } finally {
       this.processing = false;
@@ -357,25 +362,47 @@ export class Kernel {
       this.output.endCell();
       this.endBusy();
     }
+    const repliedAt = Date.now();
     this.reply("shell", msg, "execute_reply", content, { started, dependencies_met: true, engine: this.session, status: content.status });
     mark("replied");
     if (trace) this.log(`trace execute: ${trace.marks.join(", ")}`);
-    if (failed && c.stop_on_error !== false) this.abortQueued();
+    if (failed && c.stop_on_error !== false) this.abortQueued(repliedAt);
   }
 
-  /** After an error with stop_on_error, queued execute requests are answered "aborted". */
-  private abortQueued(): void {
+  /**
+   * After an error with stop_on_error, queued execute requests are answered "aborted", and so are
+   * those still on their way: a request the client sent before the error reply left (its header's
+   * date, within a second of the error, so that a skewed clock cannot abort later work) was queued
+   * behind the failed cell, even when a busy machine delivers it after the error.
+   */
+  private abortQueued(repliedAt: number): void {
+    this.abortSentBefore = { errorAt: repliedAt, until: Date.now() + 1000 };
     const keep: Message[] = [];
     for (const m of this.queue.splice(0)) {
-      if (m.header.msg_type !== "execute_request") {
-        keep.push(m);
-        continue;
-      }
-      this.status("busy", m);
-      this.reply("shell", m, "execute_reply", { status: "aborted", execution_count: this.executionCount }, { status: "aborted", engine: this.session });
-      this.status("idle", m);
+      if (m.header.msg_type !== "execute_request") keep.push(m);
+      else this.abortExecute(m);
     }
     this.queue.push(...keep);
+  }
+
+  private abortSentBefore?: { errorAt: number; until: number };
+
+  private sentBeforeError(msg: Message): boolean {
+    const a = this.abortSentBefore;
+    if (!a || msg.header.msg_type !== "execute_request") return false;
+    if (Date.now() > a.until) {
+      this.abortSentBefore = undefined;
+      return false;
+    }
+    const sent = Date.parse(String((msg.header as { date?: unknown }).date ?? ""));
+    // Strictly before the millisecond of the error reply: a request sent in reply to it is never aborted.
+    return Number.isFinite(sent) && sent < a.errorAt;
+  }
+
+  private abortExecute(m: Message): void {
+    this.status("busy", m);
+    this.reply("shell", m, "execute_reply", { status: "aborted", execution_count: this.executionCount }, { status: "aborted", engine: this.session });
+    this.status("idle", m);
   }
 
   private async withCell<T>(store: CellStore, fn: () => Promise<T>): Promise<T> {
