@@ -24,7 +24,6 @@ SelectLayout SelectBytes(const PostprocessParams& p, const HeadShapes& s) {
   const size_t S = static_cast<size_t>(out.slices < 1 ? 1 : out.slices);
   out.bytes = 2 * Align(S * 4)                                // start, cut
               + 8 * Align(S * 4)                              // count .. kth_order_key
-              + Align(4)                                      // any_fallback
               + Align(S * out.capacity * 8) + Align(S * out.capacity * 4)  // keys, pos
               + Align(S * kSelectBins * 4);                   // hist
   return out;
@@ -48,7 +47,6 @@ SelectState CarveSelect(uint8_t*& p, const SelectLayout& lay) {
   st.taken_all = reinterpret_cast<uint32_t*>(take(S * 4));
   st.kth_key = reinterpret_cast<uint32_t*>(take(S * 4));
   st.kth_order_key = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.any_fallback = reinterpret_cast<uint32_t*>(take(4));
   st.keys = reinterpret_cast<uint64_t*>(take(S * lay.capacity * 8));
   st.pos = reinterpret_cast<uint32_t*>(take(S * lay.capacity * 4));
   st.hist = reinterpret_cast<uint32_t*>(take(S * kSelectBins * 4));

@@ -129,7 +129,11 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
     st.start[s] = start;
     st.cut[s] = cut;
     st.count[s] = 0;
-    st.need_fallback[s] = 0;
+    // The exact path's per-level state, reset here rather than by a kernel of its own.
+    st.prefix[s] = 0;
+    st.prefix_mask[s] = 0;
+    st.remaining[s] = static_cast<uint32_t>(p.topk_candidates);
+    st.taken_all[s] = 0;
   }
 }
 
@@ -234,23 +238,26 @@ __global__ void __launch_bounds__(kSelectThreads) SelectKernel(HeadArgs h, Selec
 }
 
 // Which levels need the exact path, and whether any does.
-__global__ void CheckKernel(SelectParams p, SelectState st, int slices) {
-  const int s = blockIdx.x * blockDim.x + threadIdx.x;
-  if (s >= slices) return;
-  const uint32_t c = st.count[s];
-  const bool overflow = c > st.capacity;
-  const bool short_of_k = st.start[s] != -INFINITY && c < static_cast<uint32_t>(p.topk_candidates);
-  if (overflow || short_of_k) {
-    st.need_fallback[s] = 1;
-    atomicExch(st.any_fallback, 1);
-  }
-}
-
 // The exact path for the levels that need it (cooperative: grid-wide rounds).
+// Which levels need it is decided at the start by every block alike, from the final counts: a level
+// whose buffer overflowed, or whose estimated start was reached by fewer than k candidates. Every
+// block writes the same flags, so any block's read sees the right value.
 __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
-  if (*st.any_fallback == 0) return;  // the common case: one read of one word
-  cg::grid_group grid = cg::this_grid();
+  __shared__ uint32_t any;
   const int slices = h.batch * h.levels;
+  if (threadIdx.x == 0) any = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < slices; s += blockDim.x) {
+    const uint32_t c = st.count[s];
+    const bool overflow = c > st.capacity;
+    const bool short_of_k = st.start[s] != -INFINITY && c < static_cast<uint32_t>(p.topk_candidates);
+    const bool need = overflow || short_of_k;
+    st.need_fallback[s] = need ? 1u : 0u;
+    if (need) atomicOr(&any, 1u);
+  }
+  __syncthreads();
+  if (any == 0) return;  // the common case
+  cg::grid_group grid = cg::this_grid();
   const float thresh = static_cast<float>(p.score_thresh);
   const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
   const float base_cut = everything ? -INFINITY : CutFor(thresh, p.score_input);
@@ -358,16 +365,6 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
   }
 }
 
-__global__ void ResetFallbackKernel(SelectState st, int slices, uint32_t k) {
-  const int s = blockIdx.x * blockDim.x + threadIdx.x;
-  if (s == 0) *st.any_fallback = 0;
-  if (s >= slices) return;
-  st.prefix[s] = 0;
-  st.prefix_mask[s] = 0;
-  st.remaining[s] = k;
-  st.taken_all[s] = 0;
-}
-
 int FallbackGrid() {
   static int grid = [] {
     int device = 0, sms = 0, per_sm = 0;
@@ -397,11 +394,8 @@ uint32_t SelectCapacity(const SelectParams& p) {
 }
 
 Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, cudaStream_t stream) {
-  const int slices = h.batch * h.levels;
-  ResetFallbackKernel<<<(slices + 255) / 256, 256, 0, stream>>>(st, slices, static_cast<uint32_t>(p.topk_candidates));
   EstimateKernel<<<dim3(h.levels, h.batch), kEstimateThreads, 0, stream>>>(h, p, st);
   SelectKernel<<<dim3(tiles.tiles, h.batch), kSelectThreads, 0, stream>>>(h, p, st, tiles);
-  CheckKernel<<<(slices + 255) / 256, 256, 0, stream>>>(p, st, slices);
   RK_RETURN_IF_ERROR(LastError("select"));
   void* args[] = {const_cast<HeadArgs*>(&h), const_cast<SelectParams*>(&p), const_cast<SelectState*>(&st)};
   const cudaError_t e = cudaLaunchCooperativeKernel(reinterpret_cast<void*>(FallbackKernel), dim3(FallbackGrid()), dim3(256), args, 0, stream);

@@ -17,7 +17,6 @@ struct SelectState {
   uint32_t* pos = nullptr;          // [S, capacity] storage position within the slice
   uint32_t capacity = 0;
   uint32_t* need_fallback = nullptr;  // [S]
-  uint32_t* any_fallback = nullptr;   // [1]
   uint32_t* hist = nullptr;           // [S, 2048] radix histograms of the exact path
   uint32_t* prefix = nullptr;         // [S]
   uint32_t* prefix_mask = nullptr;    // [S]
