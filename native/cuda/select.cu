@@ -237,7 +237,6 @@ __global__ void __launch_bounds__(kSelectThreads) SelectKernel(HeadArgs h, Selec
   }
 }
 
-// Which levels need the exact path, and whether any does.
 // The exact path for the levels that need it (cooperative: grid-wide rounds).
 // Which levels need it is decided at the start by every block alike, from the final counts: a level
 // whose buffer overflowed, or whose estimated start was reached by fewer than k candidates. Every
