@@ -12,6 +12,63 @@
 #include "../trt/fields.h"
 
 namespace rkjs {
+// [{ name, type, value }] (pluginFields' form) -> owned fields, each value in its type's bytes.
+std::vector<rk::trt::OwnedField> FieldsFromJs(const Napi::Array& list) {
+  Napi::Env env = list.Env();
+  static const std::pair<const char*, rk::trt::FieldType> kTypes[] = {
+      {"float64", rk::trt::FieldType::kFloat64}, {"float32", rk::trt::FieldType::kFloat32},
+      {"int32", rk::trt::FieldType::kInt32},     {"int64", rk::trt::FieldType::kInt64},
+      {"char", rk::trt::FieldType::kChar}};
+  std::vector<rk::trt::OwnedField> out(list.Length());
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    rk::trt::OwnedField& o = out[i];
+    const Napi::Value item = list.Get(i);
+    if (!item.IsObject()) ThrowTypeError(env, "Expected { name, type, value } for field " + std::to_string(i) + " but received " + Describe(item));
+    const Napi::Object f = item.As<Napi::Object>();
+    if (!f.Get("name").IsString()) ThrowTypeError(env, "Expected a string name for field " + std::to_string(i) + " but received " + Describe(f.Get("name")));
+    o.name = f.Get("name").As<Napi::String>().Utf8Value();
+    const std::string type = f.Get("type").IsString() ? f.Get("type").As<Napi::String>().Utf8Value() : "";
+    for (const auto& k : kTypes) {
+      if (type == k.first) o.type = k.second;
+    }
+    if (o.type == rk::trt::FieldType::kUnknown) {
+      ThrowRangeError(env, "Expected the type of field \"" + o.name + "\" to be float64, float32, int32, int64 or char but received " + Describe(f.Get("type")));
+    }
+    const Napi::Value value = f.Get("value");
+    if (o.type == rk::trt::FieldType::kChar) {
+      if (!value.IsString()) ThrowTypeError(env, "Expected a string value for the char field \"" + o.name + "\" but received " + Describe(value));
+      const std::string text = value.As<Napi::String>().Utf8Value();
+      o.bytes.assign(text.begin(), text.end());
+      o.bytes.push_back(0);  // not counted in length
+      o.length = static_cast<int32_t>(text.size());
+      continue;
+    }
+    std::vector<double> nums;
+    if (value.IsNumber()) {
+      nums.push_back(value.As<Napi::Number>().DoubleValue());
+    } else if (value.IsArray()) {
+      const Napi::Array a = value.As<Napi::Array>();
+      for (uint32_t k = 0; k < a.Length(); ++k) {
+        if (!a.Get(k).IsNumber()) ThrowTypeError(env, "Expected numbers in field \"" + o.name + "\" but received " + Describe(a.Get(k)));
+        nums.push_back(a.Get(k).As<Napi::Number>().DoubleValue());
+      }
+    } else {
+      ThrowTypeError(env, "Expected a number or an array of numbers for field \"" + o.name + "\" but received " + Describe(value));
+    }
+    for (double x : nums) {
+      uint8_t buf[8];
+      size_t n = 0;
+      if (o.type == rk::trt::FieldType::kFloat64) { std::memcpy(buf, &x, 8); n = 8; }
+      else if (o.type == rk::trt::FieldType::kFloat32) { const float y = static_cast<float>(x); std::memcpy(buf, &y, 4); n = 4; }
+      else if (o.type == rk::trt::FieldType::kInt64) { const int64_t y = static_cast<int64_t>(x); std::memcpy(buf, &y, 8); n = 8; }
+      else { const int32_t y = static_cast<int32_t>(x); std::memcpy(buf, &y, 4); n = 4; }
+      o.bytes.insert(o.bytes.end(), buf, buf + n);
+    }
+    o.length = static_cast<int32_t>(nums.size());
+  }
+  return out;
+}
+
 namespace {
 
 rk::trt::PluginKind KindFromJs(const Napi::Value& v) {
@@ -42,16 +99,6 @@ Napi::Array PairJs(Napi::Env env, int32_t h, int32_t w) {
   a.Set(0u, Napi::Number::New(env, h));
   a.Set(1u, Napi::Number::New(env, w));
   return a;
-}
-
-const char* ClipName(rk::ClipMode m) {
-  switch (m) {
-    case rk::ClipMode::kNone: return "none";
-    case rk::ClipMode::kImageBeforeNms: return "image_before_nms";
-    case rk::ClipMode::kCanvasInDecode: return "canvas_in_decode";
-    case rk::ClipMode::kOutputAfterNms: return "output_after_nms";
-  }
-  return "none";
 }
 
 // The NativeParams shape of kernel/postprocess/config.ts.
@@ -93,7 +140,7 @@ Napi::Object ParamsToJs(Napi::Env env, const rk::PostprocessParams& p, int32_t l
   d.Set("clampDwdh", p.decode.clamp_dwdh);
   d.Set("bboxXformClip", p.decode.bbox_xform_clip);
   d.Set("pixelOffset", p.decode.pixel_offset);
-  d.Set("clip", ClipName(p.decode.clip));
+  d.Set("clip", rk::trt::ClipModeName(p.decode.clip));
   o.Set("decode", d);
   Napi::Object n = Napi::Object::New(env);
   n.Set("iouThresh", p.nms.iou_thresh);
@@ -181,65 +228,8 @@ Napi::Value ParsePluginFields(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[1].IsArray()) ThrowTypeError(env, "Expected parsePluginFields(kind, [{ name, type, value }, ...])");
   const rk::trt::PluginKind kind = KindFromJs(info[0]);
-  const Napi::Array list = info[1].As<Napi::Array>();
-  std::vector<std::string> names(list.Length());
-  std::vector<std::vector<uint8_t>> data(list.Length());
-  std::vector<rk::trt::FieldView> views(list.Length());
-  static const std::pair<const char*, rk::trt::FieldType> kTypes[] = {
-      {"float64", rk::trt::FieldType::kFloat64}, {"float32", rk::trt::FieldType::kFloat32},
-      {"int32", rk::trt::FieldType::kInt32},     {"int64", rk::trt::FieldType::kInt64},
-      {"char", rk::trt::FieldType::kChar}};
-  for (uint32_t i = 0; i < list.Length(); ++i) {
-    const Napi::Value item = list.Get(i);
-    if (!item.IsObject()) ThrowTypeError(env, "Expected { name, type, value } for field " + std::to_string(i) + " but received " + Describe(item));
-    const Napi::Object f = item.As<Napi::Object>();
-    if (!f.Get("name").IsString()) ThrowTypeError(env, "Expected a string name for field " + std::to_string(i) + " but received " + Describe(f.Get("name")));
-    names[i] = f.Get("name").As<Napi::String>().Utf8Value();
-    const std::string type = f.Get("type").IsString() ? f.Get("type").As<Napi::String>().Utf8Value() : "";
-    rk::trt::FieldType t = rk::trt::FieldType::kUnknown;
-    for (const auto& k : kTypes) {
-      if (type == k.first) t = k.second;
-    }
-    if (t == rk::trt::FieldType::kUnknown) {
-      ThrowRangeError(env, "Expected the type of field \"" + names[i] + "\" to be float64, float32, int32, int64 or char but received " + Describe(f.Get("type")));
-    }
-    const Napi::Value value = f.Get("value");
-    int32_t length = 0;
-    if (t == rk::trt::FieldType::kChar) {
-      if (!value.IsString()) ThrowTypeError(env, "Expected a string value for the char field \"" + names[i] + "\" but received " + Describe(value));
-      const std::string s = value.As<Napi::String>().Utf8Value();
-      data[i].assign(s.begin(), s.end());
-      length = static_cast<int32_t>(s.size());
-    } else {
-      std::vector<double> nums;
-      if (value.IsNumber()) {
-        nums.push_back(value.As<Napi::Number>().DoubleValue());
-      } else if (value.IsArray()) {
-        const Napi::Array a = value.As<Napi::Array>();
-        for (uint32_t k = 0; k < a.Length(); ++k) {
-          if (!a.Get(k).IsNumber()) ThrowTypeError(env, "Expected numbers in field \"" + names[i] + "\" but received " + Describe(a.Get(k)));
-          nums.push_back(a.Get(k).As<Napi::Number>().DoubleValue());
-        }
-      } else {
-        ThrowTypeError(env, "Expected a number or an array of numbers for field \"" + names[i] + "\" but received " + Describe(value));
-      }
-      for (double x : nums) {
-        uint8_t buf[8];
-        size_t n = 0;
-        if (t == rk::trt::FieldType::kFloat64) { std::memcpy(buf, &x, 8); n = 8; }
-        else if (t == rk::trt::FieldType::kFloat32) { const float y = static_cast<float>(x); std::memcpy(buf, &y, 4); n = 4; }
-        else if (t == rk::trt::FieldType::kInt64) { const int64_t y = static_cast<int64_t>(x); std::memcpy(buf, &y, 8); n = 8; }
-        else { const int32_t y = static_cast<int32_t>(x); std::memcpy(buf, &y, 4); n = 4; }
-        data[i].insert(data[i].end(), buf, buf + n);
-      }
-      length = static_cast<int32_t>(nums.size());
-    }
-    views[i] = rk::trt::FieldView{nullptr, nullptr, t, length};
-  }
-  for (uint32_t i = 0; i < list.Length(); ++i) {
-    views[i].name = names[i].c_str();
-    views[i].data = data[i].empty() ? nullptr : data[i].data();
-  }
+  const std::vector<rk::trt::OwnedField> fields = FieldsFromJs(info[1].As<Napi::Array>());
+  const std::vector<rk::trt::FieldView> views = rk::trt::Views(fields);
   rk::trt::PluginConfig c;
   const rk::Status st = rk::trt::ParseFields(kind, views.data(), static_cast<int32_t>(views.size()), &c);
   if (!st.ok()) throw StatusError(env, st);

@@ -11,6 +11,7 @@
 
 #include "../trt/runner.h"
 #include "convert.h"
+#include "plugin_fields.h"
 
 namespace rkjs {
 namespace {
@@ -73,40 +74,12 @@ Napi::Value TensorrtRun(const Napi::CallbackInfo& info) {
   const int32_t iterations = spec.Get("iterations").IsNumber() ? spec.Get("iterations").As<Napi::Number>().Int32Value() : 1;
   if (iterations < 1 || iterations > 100000) ThrowRangeError(env, "Expected iterations in [1, 100000] but received " + std::to_string(iterations));
 
-  const Napi::Array fl = spec.Get("fields").As<Napi::Array>();
-  std::vector<std::string> names(fl.Length());
-  std::vector<std::vector<uint8_t>> data(fl.Length());
-  std::vector<rk_trt_field> fields(fl.Length());
-  for (uint32_t i = 0; i < fl.Length(); ++i) {
-    const Napi::Object f = fl.Get(i).As<Napi::Object>();
-    names[i] = f.Get("name").ToString().Utf8Value();
-    const std::string type = f.Get("type").ToString().Utf8Value();
-    const Napi::Value value = f.Get("value");
-    int32_t t = 6, length = 0;
-    if (type == "char") {
-      const std::string s = value.ToString().Utf8Value();
-      data[i].assign(s.begin(), s.end());
-      data[i].push_back(0);
-      length = static_cast<int32_t>(s.size());
-    } else {
-      const Napi::Array a = value.As<Napi::Array>();
-      t = type == "float64" ? 2 : 5;
-      for (uint32_t k = 0; k < a.Length(); ++k) {
-        const double x = a.Get(k).As<Napi::Number>().DoubleValue();
-        if (t == 2) {
-          const uint8_t* p = reinterpret_cast<const uint8_t*>(&x);
-          data[i].insert(data[i].end(), p, p + 8);
-        } else {
-          const int32_t y = static_cast<int32_t>(x);
-          const uint8_t* p = reinterpret_cast<const uint8_t*>(&y);
-          data[i].insert(data[i].end(), p, p + 4);
-        }
-      }
-      length = static_cast<int32_t>(a.Length());
-    }
-    fields[i] = rk_trt_field{nullptr, t, length, nullptr};
+  if (!spec.Get("fields").IsArray()) ThrowTypeError(env, "Expected fields [{ name, type, value }] but received " + Describe(spec.Get("fields")));
+  const std::vector<rk::trt::OwnedField> owned = FieldsFromJs(spec.Get("fields").As<Napi::Array>());
+  std::vector<rk_trt_field> fields;  // FieldType numbers nvinfer1::PluginFieldType (static_assert in plugin.cpp)
+  for (const rk::trt::OwnedField& f : owned) {
+    fields.push_back(rk_trt_field{f.name.c_str(), static_cast<int32_t>(f.type), f.length, f.bytes.data()});
   }
-  for (uint32_t i = 0; i < fl.Length(); ++i) fields[i].name = names[i].c_str(), fields[i].data = data[i].data();
 
   const Napi::Array il = spec.Get("inputs").As<Napi::Array>();
   std::vector<std::string> input_names(il.Length());

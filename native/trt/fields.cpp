@@ -481,7 +481,9 @@ void AddInt(std::vector<OwnedField>* out, const char* name, int32_t v) {
   AddNumbers<int32_t>(out, name, FieldType::kInt32, {v});
 }
 
-const char* ClipName(ClipMode m) {
+}  // namespace
+
+const char* ClipModeName(ClipMode m) {
   switch (m) {
     case ClipMode::kNone: return "none";
     case ClipMode::kImageBeforeNms: return "image_before_nms";
@@ -491,7 +493,14 @@ const char* ClipName(ClipMode m) {
   return "none";
 }
 
-}  // namespace
+std::vector<FieldView> Views(const std::vector<OwnedField>& fields) {
+  std::vector<FieldView> views;
+  views.reserve(fields.size());
+  for (const OwnedField& f : fields) {
+    views.push_back(FieldView{f.name.c_str(), f.bytes.empty() ? nullptr : f.bytes.data(), f.type, f.length});
+  }
+  return views;
+}
 
 std::vector<OwnedField> ToFields(PluginKind kind, const PluginConfig& c) {
   const PostprocessParams& pp = c.params;
@@ -500,7 +509,7 @@ std::vector<OwnedField> ToFields(PluginKind kind, const PluginConfig& c) {
   if (pp.num_classes > 0) AddInt(&out, "num_classes", pp.num_classes);
   AddInt(&out, "topk_candidates", pp.select.topk_candidates);
   AddInt(&out, "pixel_offset", pp.decode.pixel_offset);
-  AddString(&out, "clip_boxes", ClipName(pp.decode.clip));
+  AddString(&out, "clip_boxes", ClipModeName(pp.decode.clip));
   if (Needs(kind, kNmsSide)) {
     AddDouble(&out, "nms_thresh", pp.nms.iou_thresh);
     AddInt(&out, "detections_per_img", pp.output.detections_per_img);

@@ -84,6 +84,10 @@ struct OwnedField {
   std::vector<uint8_t> bytes;  // length elements (chars: length bytes plus a NUL not counted)
 };
 std::vector<OwnedField> ToFields(PluginKind kind, const PluginConfig& config);
+// Views of owned fields (valid while they live), as ParseFields takes them.
+std::vector<FieldView> Views(const std::vector<OwnedField>& fields);
+// "none", "image_before_nms", "canvas_in_decode", "output_after_nms".
+const char* ClipModeName(ClipMode m);
 
 // The plugin's head shapes from its inputs' dims, checked against the config. `cls_dims` /
 // `box_dims`: one entry (concatenated [N, R, K], [N, R, 4]) or one per level ([N, A*K, H, W],

@@ -220,10 +220,8 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
       bool all_static = true;
       for (int32_t i = 0; i < nbInputs; ++i) all_static = all_static && IsStatic(in[i].desc.dims);
       if (all_static) {
-        std::vector<Dims> dims(static_cast<size_t>(nbInputs));
-        for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = in[i].desc.dims;
         HeadShapes shapes;
-        s = ShapesFromDims(dims.data(), nbInputs, &shapes);
+        s = ShapesFromDims([in](int32_t i) -> const Dims& { return in[i].desc.dims; }, nbInputs, &shapes);
       }
     }
     return s.ok() ? 0 : Fail(s);
@@ -232,10 +230,11 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
   size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs, DynamicPluginTensorDesc const* /*outputs*/,
                           int32_t /*nbOutputs*/) const noexcept override {
     try {
-      std::vector<Dims> dims(static_cast<size_t>(nbInputs < 0 ? 0 : nbInputs));
-      for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = inputs[i].max;
       HeadShapes shapes;
-      if (!CheckInputCount(nbInputs).ok() || !ShapesFromDims(dims.data(), nbInputs, &shapes).ok()) return 0;
+      if (!CheckInputCount(nbInputs).ok() ||
+          !ShapesFromDims([inputs](int32_t i) -> const Dims& { return inputs[i].max; }, nbInputs, &shapes).ok()) {
+        return 0;
+      }
       return WorkspaceBytes(shapes);
     } catch (...) {
       return 0;
@@ -247,9 +246,7 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
                         int32_t /*nbOutputs*/) noexcept override {
     try {
       Status s = CheckInputCount(nbInputs);
-      std::vector<Dims> dims(static_cast<size_t>(nbInputs < 0 ? 0 : nbInputs));
-      for (int32_t i = 0; s.ok() && i < nbInputs; ++i) dims[static_cast<size_t>(i)] = in[i].dims;
-      if (s.ok()) s = ShapesFromDims(dims.data(), nbInputs, &shapes_);
+      if (s.ok()) s = ShapesFromDims([in](int32_t i) -> const Dims& { return in[i].dims; }, nbInputs, &shapes_);
       if (s.ok() && kind_ != PluginKind::kNms) s = MakeAnchorGrid(Params().anchors, shapes_, &grid_);
       have_shapes_ = s.ok();
       nb_inputs_ = nbInputs;
@@ -324,17 +321,19 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
                                               ") or one more (image_sizes [N, 2] int32) but received " + std::to_string(nb));
   }
 
-  Status ShapesFromDims(const Dims* dims, int32_t nb, HeadShapes* shapes) const {
+  // The head shapes from the inputs' dims, read through dims_of(i) (no copy on the enqueue path).
+  template <typename DimsOf>
+  Status ShapesFromDims(DimsOf dims_of, int32_t nb, HeadShapes* shapes) const {
     const int32_t heads = HeadInputs();
     if (nb > heads) {
-      const Dims& d = dims[heads];
-      if (d.nbDims != 2 || d.d[1] != 2 || d.d[0] != dims[0].d[0]) {
+      const Dims& d = dims_of(heads);
+      if (d.nbDims != 2 || d.d[1] != 2 || d.d[0] != dims_of(0).d[0]) {
         return Status(Code::kShapeMismatch, "input " + std::to_string(heads) + " (image_sizes): expected [" +
-                                                std::to_string(dims[0].d[0]) + ", 2] int32");
+                                                std::to_string(dims_of(0).d[0]) + ", 2] int32");
       }
     }
     if (kind_ == PluginKind::kNms) {
-      const Dims &sc = dims[0], &bx = dims[1], &lb = dims[2], &lc = dims[3];
+      const Dims &sc = dims_of(0), &bx = dims_of(1), &lb = dims_of(2), &lc = dims_of(3);
       const int64_t k = Params().select.topk_candidates;
       if (sc.nbDims != 2 || lc.nbDims != 2 || sc.d[1] != lc.d[1] * k) {
         return Status(Code::kShapeMismatch, "inputs 0 (scores) and 3 (level_counts): expected [N, L * topk_candidates] and [N, L] with topk_candidates = " +
@@ -356,7 +355,7 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
     }
     const int32_t per = config_.layout == Layout::kConcatenated ? 1 : config_.num_levels;
     DimsView cls[kMaxLevels], box[kMaxLevels];
-    for (int32_t i = 0; i < per; ++i) cls[i] = ToView(dims[i]), box[i] = ToView(dims[per + i]);
+    for (int32_t i = 0; i < per; ++i) cls[i] = ToView(dims_of(i)), box[i] = ToView(dims_of(per + i));
     RK_RETURN_IF_ERROR(HeadShapesFromDims(config_, cls, box, per, shapes));
     PostprocessParams p = Params();
     p.num_classes = shapes->num_classes;
@@ -369,24 +368,26 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
     return p;
   }
 
-  // [engine scratch][error record][image sizes]; each start 256-aligned from an aligned base.
-  size_t WorkspaceBytes(const HeadShapes& s) const {
-    const PostprocessParams p = ParamsFor(s);
-    size_t scratch = 0;
+  // The launcher's scratch for these shapes.
+  size_t ScratchBytes(const PostprocessParams& p, const HeadShapes& s) const {
     switch (kind_) {
-      case PluginKind::kPostprocess: scratch = cuda::PostprocessWorkspaceSize(p, s); break;
-      case PluginKind::kDecode: scratch = cuda::SelectDecodeWorkspaceSize(p, s); break;
-      case PluginKind::kNms: scratch = cuda::NmsWorkspaceSize(p, s.batch, s.num_levels * p.select.topk_candidates); break;
+      case PluginKind::kPostprocess: return cuda::PostprocessWorkspaceSize(p, s);
+      case PluginKind::kDecode: return cuda::SelectDecodeWorkspaceSize(p, s);
+      case PluginKind::kNms: return cuda::NmsWorkspaceSize(p, s.batch, s.num_levels * p.select.topk_candidates);
     }
-    return 256 + Align256(scratch) + Align256(cuda::kErrorWords * 4) + Align256(static_cast<size_t>(s.batch) * 8);
+    return 0;
+  }
+
+  // [scratch][error record][image sizes], each 256-aligned from a base aligned up inside the
+  // workspace (hence the leading 256).
+  size_t WorkspaceBytes(const HeadShapes& s) const {
+    return 256 + Align256(ScratchBytes(ParamsFor(s), s)) + Align256(cuda::kErrorWords * 4) + Align256(static_cast<size_t>(s.batch) * 8);
   }
 
   Status Enqueue(PluginTensorDesc const* desc, void const* const* inputs, void* const* outputs, void* workspace,
                  cudaStream_t stream) {
-    std::vector<Dims> dims(static_cast<size_t>(nb_inputs_));
-    for (int32_t i = 0; i < nb_inputs_; ++i) dims[static_cast<size_t>(i)] = desc[i].dims;
     HeadShapes s;
-    RK_RETURN_IF_ERROR(ShapesFromDims(dims.data(), nb_inputs_, &s));
+    RK_RETURN_IF_ERROR(ShapesFromDims([desc](int32_t i) -> const Dims& { return desc[i].dims; }, nb_inputs_, &s));
     if (std::memcmp(&s, &shapes_, sizeof(HeadShapes)) != 0) {  // int32 fields only
       shapes_ = s;
       if (kind_ != PluginKind::kNms) RK_RETURN_IF_ERROR(MakeAnchorGrid(Params().anchors, shapes_, &grid_));
@@ -394,7 +395,7 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
     const PostprocessParams p = ParamsFor(s);
     if (workspace == nullptr) return Status(Code::kInvalidArgument, "expected a workspace but received null");
     uint8_t* base = reinterpret_cast<uint8_t*>(Align256(reinterpret_cast<uintptr_t>(workspace)));
-    size_t scratch_bytes = WorkspaceBytes(s) - 256 - Align256(cuda::kErrorWords * 4) - Align256(static_cast<size_t>(s.batch) * 8);
+    const size_t scratch_bytes = Align256(ScratchBytes(p, s));
     int32_t* error = reinterpret_cast<int32_t*>(base + scratch_bytes);
     int32_t* sizes = reinterpret_cast<int32_t*>(base + scratch_bytes + Align256(cuda::kErrorWords * 4));
     const int32_t heads = HeadInputs();
