@@ -4,6 +4,7 @@
 # Inputs carried from the build machine by scripts/gpu-pack.sh: .carry/ (Node, its headers, mocha),
 # dist/ (the compiled TypeScript), .carry-golden/golden or RK_GOLDEN_DIR (the golden data).
 #   bash scripts/gpu-check.sh [prepare] [build] [test] [sanitize] [bench]   (default: all five)
+#   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1)
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -122,6 +123,15 @@ for r in rows:
     print(f"{r[k][:60]:60s} {r[v]:>12s} {r[u]}")
 PY
       grep -v "^==PROF==" "$OUT/profile.err" | tail -5
+      ;;
+    detail)
+      setup_node
+      say "ncu: launch, occupancy and warp stalls of the small kernels, batch 1 (graph off)"
+      # The first run of batch 1 only (warm-up), each kernel once: where its time goes.
+      ncu ${RK_NCU_FLAGS:-} --section LaunchStats --section Occupancy --section WarpStateStats --section SpeedOfLight \
+        --section SchedulerStats -k "regex:${RK_NCU_KERNELS:-Estimate|Select|TopkDecode|Rank|Greedy|Write}" \
+        --launch-count "${RK_NCU_COUNT:-6}" node dist/bench/gpu-stages.js > "$OUT/detail.txt" 2> "$OUT/detail.err"
+      grep -E "^  [a-zA-Z].*\(|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|Block Size|Grid Size|Theoretical Occ" "$OUT/detail.txt" | head -120
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac

@@ -1,11 +1,11 @@
 // Per-level top-k of the selected candidates, then decode + clip of exactly those boxes.
 //
 // One block per (image, level). The select pass left at most `capacity` keys of the slice; when
-// more than k, the k-th smallest 64-bit rank key is radix-selected (8 rounds of 8-bit digits, keys
-// are unique because the order part is), the k best are compacted into shared memory and each one's
-// rank is counted against the others (k <= 1000 by default: ~1M shared-memory compares a block).
-// Each ranked candidate is then decoded by the thread that ranked it and written to its slot
-// (level * k + rank) of the image: the NMS stage reads the slots in this order.
+// more than k, the k-th smallest 64-bit rank key is radix-selected (rounds of 8-bit digits from the
+// top, stopping once the k-th's digit bin is wanted whole; keys are unique because the order part
+// is), the k best are compacted into shared memory and sorted there (a bitonic network over the next
+// power of two). The candidate of rank r is then decoded by thread r (mod the block) and written to
+// its slot (level * k + r) of the image: the NMS stage reads the slots in this order.
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
@@ -19,6 +19,14 @@ namespace cuda {
 namespace {
 
 constexpr int kTopkThreads = 512;
+constexpr int kTopkKeysPerThread = 16;  // slices of up to 8192 candidates (the default capacity) stay in registers
+
+// Slots of the shared sort for up to n keys: the next power of two (at least 2).
+__host__ __device__ inline uint32_t SortSlots(uint32_t n) {
+  uint32_t w = 2;
+  while (w < n) w <<= 1;
+  return w;
+}
 
 // The anchor of row `row` of level l from the grid (mirrors rk::GridAnchor on the host).
 __device__ __forceinline__ Box DeviceGridAnchor(const AnchorGrid& g, const HeadArgs& h, int l, uint32_t row) {
@@ -48,7 +56,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   __shared__ typename Scan::TempStorage scan;
   extern __shared__ uint64_t smem[];
   __shared__ uint32_t hist[256];
-  __shared__ uint32_t shared[2];
+  __shared__ uint32_t shared[3];
   __shared__ uint32_t taken;
   const HeadArgs& h = args.heads;
   const int l = blockIdx.x, n = blockIdx.y;
@@ -58,18 +66,42 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
   const uint32_t* pos = st.pos + static_cast<size_t>(s) * st.capacity;
 
-  uint64_t kth = ~uint64_t{0};
+  // The slice's keys, visited as f(key, index, valid): held in registers when they fit
+  // (kTopkKeysPerThread a thread: read once), else read from the select buffer at each visit.
+  const bool held_in_registers = count <= static_cast<uint32_t>(kTopkKeysPerThread * kTopkThreads);
+  uint64_t held[kTopkKeysPerThread];
+  if (held_in_registers) {
+#pragma unroll
+    for (int j = 0; j < kTopkKeysPerThread; ++j) {
+      const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
+      held[j] = i < count ? keys[i] : 0;
+    }
+  }
+  auto for_keys = [&](auto&& f) {
+    if (held_in_registers) {
+#pragma unroll
+      for (int j = 0; j < kTopkKeysPerThread; ++j) {
+        const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
+        f(held[j], i, i < count);
+      }
+    } else {
+      for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) f(keys[i], i, true);
+    }
+  };
+
+  // The k best keys are those whose top bits, under `mask`, are at most `prefix`: radix rounds of 8
+  // bits from the top find the digit of the k-th smallest key, and stop early once that digit's bin
+  // is wanted whole (keys are unique, since their order part is).
+  uint64_t prefix = 0, mask = 0;
   if (count > k) {
-    uint64_t prefix = 0, mask = 0;
     uint32_t m = k;
     for (int r = 0; r < 8; ++r) {
       const int shift = 56 - 8 * r;
       for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
       __syncthreads();
-      for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) {
-        const uint64_t key = keys[i];
-        WarpHistAdd(hist, static_cast<uint32_t>((key >> shift) & 255u), (key & mask) == prefix);
-      }
+      for_keys([&](uint64_t key, uint32_t, bool valid) {
+        WarpHistAdd(hist, static_cast<uint32_t>((key >> shift) & 255u), valid && (key & mask) == prefix);
+      });
       __syncthreads();
       // The digit holding the m-th smallest key: a block scan of the 256 bins.
       const uint32_t c = threadIdx.x < 256 ? hist[threadIdx.x] : 0u;
@@ -78,41 +110,61 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
       if (threadIdx.x < 256 && below < m && m <= below + c) {
         shared[0] = threadIdx.x;
         shared[1] = m - below;
+        shared[2] = m - below == c ? 1u : 0u;  // the whole bin is wanted: done
       }
       __syncthreads();
       prefix |= static_cast<uint64_t>(shared[0]) << shift;
       mask |= uint64_t{255} << shift;
       m = shared[1];
+      const bool done = shared[2] != 0;
       __syncthreads();
+      if (done) break;
     }
-    kth = prefix;  // keys are unique: the k-th smallest key itself
   }
 
+  // The taken keys, padded with ~0 to a power of two, sorted in shared memory (bitonic network).
   uint64_t* skeys = smem;
-  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + k);
+  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
   if (threadIdx.x == 0) taken = 0;
   __syncthreads();
-  for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) {
-    const uint64_t key = keys[i];
-    if (key <= kth) {
-      const uint32_t j = atomicAdd(&taken, 1u);
+  for_keys([&](uint64_t key, uint32_t i, bool valid) {
+    const bool take = valid && (key & mask) <= prefix;
+    const uint32_t j = WarpAppend(&taken, take, __activemask());
+    if (take) {
       skeys[j] = key;
       spos[j] = pos[i];
     }
-  }
+  });
   __syncthreads();
   const uint32_t m = taken;
   if (threadIdx.x == 0) out.level_counts[s] = static_cast<int32_t>(m);
+  const uint32_t width = SortSlots(m);
+  for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
+  __syncthreads();
+  for (uint32_t size = 2; size <= width; size <<= 1) {
+    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
+      for (uint32_t t = threadIdx.x; t < width / 2; t += blockDim.x) {
+        const uint32_t i = 2 * t - (t & (stride - 1)), j = i + stride;
+        const uint64_t ki = skeys[i], kj = skeys[j];
+        if ((ki > kj) == ((i & size) == 0)) {
+          skeys[i] = kj;
+          skeys[j] = ki;
+          const uint32_t pi = spos[i];
+          spos[i] = spos[j];
+          spos[j] = pi;
+        }
+      }
+      __syncthreads();
+    }
+  }
 
   const int32_t image_h = args.image_sizes[2 * n], image_w = args.image_sizes[2 * n + 1];
   const float canvas_w = static_cast<float>(h.width[l] * args.grid.stride_x[l]);
   const float canvas_h = static_cast<float>(h.height[l] * args.grid.stride_y[l]);
-  for (uint32_t j = threadIdx.x; j < m; j += blockDim.x) {
-    const uint64_t key = skeys[j];
-    uint32_t rank = 0;
-    for (uint32_t q = 0; q < m; ++q) rank += skeys[q] < key ? 1u : 0u;
+  for (uint32_t rank = threadIdx.x; rank < m; rank += blockDim.x) {
+    const uint64_t key = skeys[rank];
     uint32_t row, label;
-    h.Decompose(l, spos[j], &row, &label);
+    h.Decompose(l, spos[rank], &row, &label);
     const float score = FromOrderedBits(~static_cast<uint32_t>(key >> 32));
     Box anchor;
     if (args.anchors != nullptr) {
@@ -146,7 +198,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
 
 }  // namespace
 
-size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(k) * (sizeof(uint64_t) + sizeof(uint32_t)); }
+size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(SortSlots(static_cast<uint32_t>(k))) * (sizeof(uint64_t) + sizeof(uint32_t)); }
 
 Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
                         cudaStream_t stream) {

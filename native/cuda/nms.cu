@@ -1,15 +1,15 @@
 // Class-aware NMS, final sort, cap and write on the GPU (SPEC 1(5), 2(5), 3(5)); the same
 // semantics as native/cpu/nms.cpp and the output loop of native/cpu/pipeline.cpp.
 //
-// 1. Rank (one block per image): the candidates arrive as L sorted runs (slot = level*k + rank);
-//    the score rank of each (score desc, ties by slot) is its rank in its run plus, in each other
-//    run, how many rank before it (binary searches). The image's coordinate range picks the path
+// 1. Rank (blocks of 256 candidates per image): the candidates arrive as L sorted runs (slot =
+//    level*k + rank); the score rank of each (score desc, ties by slot) is its rank in its run plus,
+//    in each other run, how many rank before it (binary searches). Each candidate's label is counted
+//    and its box joins the image's coordinate range (atomics on a state zeroed before the stage).
+// 2. Greedy (one block per image and group): from the valid count and the coordinate range, the path
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
-//    boxes); each score rank gets its NMS group (the class, or one group), and the group sizes are
-//    counted and scanned into group offsets.
-// 2. Greedy (one warp per image and group): the warp collects its group's members in score order
-//    (ballots over the ranks' groups), stages their boxes in shared memory (or global scratch for
-//    large groups), and a kept box marks the later boxes of its group it suppresses, 32 at a time.
+//    boxes); the block collects its group's members in score order (ballots over the ranks' labels),
+//    stages their boxes in shared memory (or global scratch for large groups), and runs greedy NMS
+//    on them: as a bitmask for small groups, block-wide for large ones.
 // 3. Write (one block per image): kept boxes in score order, capped at D, then (Detectron2)
 //    rescaled, clipped and emptied boxes dropped, through two block scans; zeros past the count.
 #include <cub/block/block_scan.cuh>
@@ -25,7 +25,7 @@ namespace {
 
 size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
 
-constexpr int kRankThreads = 1024;
+constexpr int kRankThreads = 256;
 constexpr int kWriteThreads = 1024;
 constexpr int kGreedyThreads = 256;   // one block per (image, group)
 constexpr int kGreedyWarps = kGreedyThreads / 32;
@@ -58,43 +58,42 @@ struct NmsArgs {
 // Scores of the L runs of an image staged in shared memory when they fit (binary searches there).
 constexpr int32_t kRankSharedSlots = 11264;  // 44 KiB of dynamic shared memory, under the 48 KiB default with the static part
 
+// Block b of image n ranks the candidates b*kRankThreads .. of the image (in (level, rank) order):
+// its score rank is its rank in its run plus, in each other run, how many rank before it (binary
+// searches over the runs, staged in shared memory). Each block also adds its candidates to the
+// label counts and its boxes to the image's coordinate range (atomics on the zeroed NmsScratch
+// state), and zeroes the kept marks of its ranks.
 __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCandidates in, NmsScratch sc) {
   extern __shared__ float staged_scores[];
   __shared__ int32_t base[kMaxLevels + 1];
-  __shared__ float red_max[kWarp], red_min[kWarp];
-  __shared__ int32_t shared_info[4];
-  const int n = blockIdx.x;
+  __shared__ uint32_t red_hi[kWarp], red_lo[kWarp];
+  const int n = blockIdx.y;
   const int S = in.slots_per_image, k = in.topk, L = a.levels;
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
   const float* scores = in.scores + static_cast<size_t>(n) * S;
   const float4* boxes = reinterpret_cast<const float4*>(in.boxes) + static_cast<size_t>(n) * S;
   const int32_t* labels = in.labels + static_cast<size_t>(n) * S;
-  int32_t* rank_of_slot = sc.rank_of_slot + static_cast<size_t>(n) * S;
-  int32_t* by_rank = sc.by_rank + static_cast<size_t>(n) * S;
-  int32_t* rank_group = sc.rank_group + static_cast<size_t>(n) * S;
-  int32_t* fill = sc.group_fill + static_cast<size_t>(n) * (a.classes + 1);
-  int32_t* start = sc.group_start + static_cast<size_t>(n) * (a.classes + 1);
   if (threadIdx.x == 0) {
     base[0] = 0;
     for (int l = 0; l < L; ++l) base[l + 1] = base[l] + in.level_counts[n * L + l];
   }
-  for (int g = threadIdx.x; g <= a.classes; g += blockDim.x) fill[g] = 0;
   __syncthreads();
   const int32_t valid = base[L];
+  const int32_t first = static_cast<int32_t>(blockIdx.x) * kRankThreads;
+  if (blockIdx.x == 0 && threadIdx.x == 0) sc.info[n * 4 + 0] = valid;
+  if (first >= valid) return;  // the whole block
   const bool staged = S <= kRankSharedSlots;
   if (staged) {
-    for (int32_t j = threadIdx.x; j < valid; j += blockDim.x) {
-      int l = 0;
-      while (j >= base[l + 1]) ++l;
-      staged_scores[l * k + (j - base[l])] = scores[l * k + (j - base[l])];
+    for (int l = 0; l < L; ++l) {
+      const int32_t cnt = base[l + 1] - base[l];
+      for (int32_t r = threadIdx.x; r < cnt; r += blockDim.x) staged_scores[l * k + r] = scores[l * k + r];
     }
     __syncthreads();
   }
   const float* runs = staged ? staged_scores : scores;
-
-  // Score ranks and the coordinate range.
-  float hi = -INFINITY, lo = INFINITY;
-  for (int32_t j = threadIdx.x; j < valid; j += blockDim.x) {
+  const int32_t j = first + static_cast<int32_t>(threadIdx.x);
+  uint32_t hi = 0, lo = 0;  // OrderedBits of the largest coordinate, ~OrderedBits of the smallest (0: none)
+  if (j < valid) {
     int l = 0;
     while (j >= base[l + 1]) ++l;
     const int32_t r = j - base[l];
@@ -106,79 +105,66 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
       const int32_t cnt = base[o + 1] - base[o];
       rank += o < l ? RunCountAtLeast(runs + o * k, cnt, s) : RunCountAbove(runs + o * k, cnt, s);
     }
+    int32_t* rank_of_slot = sc.rank_of_slot + static_cast<size_t>(n) * S;
     rank_of_slot[slot] = rank;
-    by_rank[rank] = slot;
+    sc.by_rank[static_cast<size_t>(n) * S + rank] = slot;
+    // Labels come from the decode stage, or from a RetinaNetNMS plugin user: clamped so that a label
+    // outside [0, K) can never index past the label counts.
+    const int32_t g = min(max(labels[slot], 0), a.classes - 1);
+    sc.rank_label[static_cast<size_t>(n) * S + rank] = g;
+    atomicAdd(&sc.label_count[static_cast<size_t>(n) * a.classes + g], 1);
+    sc.kept[static_cast<size_t>(n) * S + j] = 0;
+    // NaN coordinates take no part in the range (as MaxLikeStd / MinLikeStd skip them).
     const float4 b = boxes[slot];
-    hi = MaxLikeStd(MaxLikeStd(hi, b.x), MaxLikeStd(MaxLikeStd(b.y, b.z), b.w));
-    lo = MinLikeStd(MinLikeStd(lo, b.x), MinLikeStd(MinLikeStd(b.y, b.z), b.w));
+    const float c[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      if (c[q] == c[q]) {
+        hi = max(hi, OrderedBits(c[q]));
+        lo = max(lo, ~OrderedBits(c[q]));
+      }
+    }
   }
   for (int off = kWarp / 2; off > 0; off >>= 1) {
-    hi = MaxLikeStd(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-    lo = MinLikeStd(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+    lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
   }
   if (lane == 0) {
-    red_max[warp] = hi;
-    red_min[warp] = lo;
+    red_hi[warp] = hi;
+    red_lo[warp] = lo;
   }
   __syncthreads();
   if (threadIdx.x == 0) {
-    float h = -INFINITY, m = INFINITY;
-    for (int w = 0; w < static_cast<int>(blockDim.x / kWarp); ++w) {
-      h = MaxLikeStd(h, red_max[w]);
-      m = MinLikeStd(m, red_min[w]);
+    for (int w = 1; w < static_cast<int>(blockDim.x / kWarp); ++w) {
+      hi = max(hi, red_hi[w]);
+      lo = max(lo, red_lo[w]);
     }
-    // The path batched_nms takes for this many boxes on the emulated device.
-    bool trick = false, per_class = true;
-    if (a.nms.algorithm == NmsAlgorithm::kTorchvisionBatched) {
-      const int64_t vanilla_above = a.nms.torchvision_device == NmsDevice::kCpu ? 4000 : 100000;
-      trick = static_cast<int64_t>(valid) * 4 <= vanilla_above;
-      per_class = !trick || m >= 0.0f;
-    }
-    shared_info[0] = trick ? 1 : 0;
-    shared_info[1] = per_class ? 1 : 0;
-    red_max[0] = h + 1.0f;  // the shift span
-    sc.info[n * 4 + 0] = valid;
-    sc.info[n * 4 + 1] = per_class ? a.classes : 1;
+    if (hi != 0) atomicMax(&sc.range[2 * n], hi);
+    if (lo != 0) atomicMax(&sc.range[2 * n + 1], lo);
   }
-  __syncthreads();
-  const bool trick = shared_info[0] != 0, per_class = shared_info[1] != 0;
-  const float span = red_max[0];
-  const float off = static_cast<float>(a.pixel_offset);
-  for (int32_t j = threadIdx.x; j < valid; j += blockDim.x) {
-    int l = 0;
-    while (j >= base[l + 1]) ++l;
-    const int32_t slot = l * k + (j - base[l]);
-    float4 b = boxes[slot];
-    if (trick) {
-      const float shift = static_cast<float>(labels[slot]) * span;
-      b = make_float4(b.x + shift, b.y + shift, b.z + shift, b.w + shift);
-    }
-    sc.nms_box[static_cast<size_t>(n) * S + slot] = b;
-    sc.area[static_cast<size_t>(n) * S + slot] = BoxArea(Box{b.x, b.y, b.z, b.w}, off);
-    sc.kept[static_cast<size_t>(n) * S + j] = 0;
-    // Labels come from the decode stage, or from a RetinaNetNMS plugin user: clamped so that a label
-    // outside [0, K) can never index past the group table.
-    const int g = per_class ? min(max(labels[slot], 0), a.classes - 1) : 0;
-    rank_group[rank_of_slot[slot]] = g;  // written by this thread above
-    atomicAdd(&fill[g], 1);
+}
+
+// How the image's candidates are grouped for NMS: the path batched_nms would take for this many
+// boxes on the emulated device (coordinate trick on boxes shifted by label * span, or per class on
+// the boxes), from the valid count and the coordinate range RankKernel left.
+struct NmsPath {
+  bool trick;
+  bool per_class;
+  float span;
+};
+
+__device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const uint32_t* range) {
+  NmsPath path{false, true, 0.0f};
+  const uint32_t hi = range[0], lo = range[1];
+  const float max_coord = hi == 0 ? -INFINITY : FromOrderedBits(hi);
+  const float min_coord = lo == 0 ? INFINITY : FromOrderedBits(~lo);
+  if (a.nms.algorithm == NmsAlgorithm::kTorchvisionBatched) {
+    const int64_t vanilla_above = a.nms.torchvision_device == NmsDevice::kCpu ? 4000 : 100000;
+    path.trick = static_cast<int64_t>(valid) * 4 <= vanilla_above;
+    path.per_class = !path.trick || min_coord >= 0.0f;
   }
-  __syncthreads();
-  // Group starts: an exclusive scan of the group sizes by one warp.
-  const int groups = per_class ? a.classes : 1;
-  if (warp == 0) {
-    int32_t carry = 0;
-    for (int g0 = 0; g0 <= groups; g0 += kWarp) {
-      const int g = g0 + lane;
-      const int32_t v = g < groups ? fill[g] : 0;
-      int32_t x = v;
-      for (int off2 = 1; off2 < kWarp; off2 <<= 1) {
-        const int32_t y = __shfl_up_sync(0xFFFFFFFFu, x, off2);
-        if (lane >= off2) x += y;
-      }
-      if (g <= groups) start[g] = carry + x - v;
-      carry += __shfl_sync(0xFFFFFFFFu, x, kWarp - 1);
-    }
-  }
+  path.span = max_coord + 1.0f;
+  return path;
 }
 
 // Greedy NMS of a group of at most kMaskMax members as a bitmask: every thread fills rows of the
@@ -274,15 +260,17 @@ __device__ void GreedyBlock(const NmsArgs& a, const float4* box, const float* ar
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
 constexpr int kCollectUnroll = 4;
 
-// One block per (image, group). The group's members in score order are its entries of rank_group:
-// each warp filters a contiguous range of ranks (independent loads, counted first, then written at
-// the warp's offset), straight into shared memory when the group fits (else into the global
-// scratch); then their boxes and areas are gathered; then greedy NMS as a bitmask (groups of up to
-// kMaskMax) or by the block.
-__global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, int32_t slots, int32_t batch, NmsScratch sc) {
+// One block per (image, group). The group's members in score order are its entries of rank_label
+// (every rank when there is one group): each warp filters a contiguous range of ranks (independent
+// loads, counted first, then written at the warp's offset), straight into shared memory when the
+// group fits (else into the global scratch, at the group's offset: the label counts before it);
+// then their boxes (shifted on the trick path) and areas are gathered; then greedy NMS as a bitmask
+// (groups of up to kMaskMax) or by the block.
+__global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc) {
   extern __shared__ float4 stage[];
   __shared__ int32_t warp_offset[kGreedyWarps + 1];
   __shared__ int32_t next[3];
+  __shared__ int32_t group_first;
   __shared__ uint32_t mask[kMaskMax * kMaskWords];
   float4* s_box = stage;
   float* s_area = reinterpret_cast<float*>(s_box + kStage);
@@ -290,17 +278,31 @@ __global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, int32_
   uint8_t* s_sup = reinterpret_cast<uint8_t*>(s_slot + kStage);
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
   const int n = static_cast<int>(blockIdx.x / a.classes), g = static_cast<int>(blockIdx.x % a.classes);
-  if (n >= batch || g >= sc.info[n * 4 + 1]) return;
+  if (n >= batch) return;
+  const int32_t slots = in.slots_per_image;
   const int32_t valid = sc.info[n * 4 + 0];
-  const int32_t* start = sc.group_start + static_cast<size_t>(n) * (a.classes + 1);
-  const int32_t g0 = start[g], m = start[g + 1] - g0;
+  const NmsPath path = PathOf(a, valid, sc.range + 2 * n);
+  if (!path.per_class && g > 0) return;  // one group: block 0 of the image
+  const int32_t* counts = sc.label_count + static_cast<size_t>(n) * a.classes;
+  const int32_t m = path.per_class ? counts[g] : valid;
   if (m == 0) return;
   const size_t base = static_cast<size_t>(n) * slots;
-  const int32_t* by_rank = sc.by_rank + base;
-  const int32_t* rank_group = sc.rank_group + base;
   const bool fits = m <= kStage;
+  int32_t g0 = 0;  // the group's offset in the global scratch (only needed when it does not fit)
+  if (!fits && path.per_class) {
+    if (warp == 0) {
+      int32_t sum = 0;
+      for (int q = lane; q < g; q += kWarp) sum += counts[q];
+      for (int off = kWarp / 2; off > 0; off >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, off);
+      if (lane == 0) group_first = sum;
+    }
+    __syncthreads();
+    g0 = group_first;
+  }
+  const int32_t* by_rank = sc.by_rank + base;
+  const int32_t* rank_label = sc.rank_label + base;
   int32_t* members = fits ? s_slot : sc.grouped + base + g0;
-  if (sc.info[n * 4 + 1] > 1) {
+  if (path.per_class) {
     const int32_t span = (valid + kGreedyWarps - 1) / kGreedyWarps;
     const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
     int32_t count = 0;
@@ -308,7 +310,7 @@ __global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, int32_
 #pragma unroll
       for (int u = 0; u < kCollectUnroll; ++u) {
         const int32_t r = r0 + u * kWarp + lane;
-        count += __popc(__ballot_sync(0xFFFFFFFFu, r < r_end && rank_group[r] == g));
+        count += __popc(__ballot_sync(0xFFFFFFFFu, r < r_end && rank_label[r] == g));
       }
     }
     if (lane == 0) warp_offset[warp + 1] = count;
@@ -324,7 +326,7 @@ __global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, int32_
 #pragma unroll
       for (int u = 0; u < kCollectUnroll; ++u) {
         const int32_t r = r0 + u * kWarp + lane;
-        gs[u] = r < r_end ? rank_group[r] : -1;
+        gs[u] = r < r_end ? rank_label[r] : -1;
         sl[u] = r < r_end ? by_rank[r] : 0;
       }
 #pragma unroll
@@ -341,10 +343,18 @@ __global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, int32_
   float4* box = fits ? s_box : sc.member_box + base + g0;
   float* area = fits ? s_area : sc.member_area + base + g0;
   uint8_t* sup = fits ? s_sup : sc.suppressed + base + g0;
+  const float off = static_cast<float>(a.pixel_offset);
+  const float4* boxes = reinterpret_cast<const float4*>(in.boxes) + base;
+  const int32_t* labels = in.labels + base;
   for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
     const int32_t i = members[q];
-    box[q] = sc.nms_box[base + i];
-    area[q] = sc.area[base + i];
+    float4 b = boxes[i];
+    if (path.trick) {
+      const float shift = static_cast<float>(labels[i]) * path.span;
+      b = make_float4(b.x + shift, b.y + shift, b.z + shift, b.w + shift);
+    }
+    box[q] = b;
+    area[q] = BoxArea(Box{b.x, b.y, b.z, b.w}, off);
     sup[q] = 0;
   }
   __syncthreads();
@@ -354,12 +364,9 @@ __global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, int32_
   const int32_t* rank_of_slot = sc.rank_of_slot + base;
   if (m <= kMaskMax) {
     BitmaskGroup(a, box, area, sup, m, mask);  // ends after a barrier: sup is final in every thread
-    for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
-      if (!sup[q]) kept[rank_of_slot[members[q]]] = 1;
-    }
-    return;
+  } else {
+    GreedyBlock(a, box, area, sup, m, next);  // ends after a barrier: sup is final in every thread
   }
-  GreedyBlock(a, box, area, sup, m, next);  // ends after a barrier: sup is final in every thread
   for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
     if (!sup[q]) kept[rank_of_slot[members[q]]] = 1;
   }
@@ -437,24 +444,21 @@ __global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, Device
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t classes) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  const size_t ng = static_cast<size_t>(batch) * static_cast<size_t>(classes + 1);
-  return 4 * Align(ns * 4) + 2 * Align(ng * 4) + 2 * Align(ns * 16) + 2 * Align(ns * 4) + 2 * Align(ns) +
+  return 4 * Align(ns * 4) + Align(NmsStateBytes(batch, classes)) + Align(ns * 16) + Align(ns * 4) + 2 * Align(ns) +
          Align(static_cast<size_t>(batch) * 16);
 }
 
 NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t classes) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  const size_t ng = static_cast<size_t>(batch) * static_cast<size_t>(classes + 1);
   auto* p = static_cast<uint8_t*>(base);
   NmsScratch s;
   s.rank_of_slot = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
-  s.rank_group = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
-  s.group_start = reinterpret_cast<int32_t*>(p); p += Align(ng * 4);
-  s.group_fill = reinterpret_cast<int32_t*>(p); p += Align(ng * 4);
-  s.nms_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
-  s.area = reinterpret_cast<float*>(p); p += Align(ns * 4);
+  s.rank_label = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
+  s.label_count = reinterpret_cast<int32_t*>(p);  // the zeroed state: label counts, then ranges
+  s.range = reinterpret_cast<uint32_t*>(p + static_cast<size_t>(batch) * classes * 4);
+  p += Align(NmsStateBytes(batch, classes));
   s.member_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
   s.member_area = reinterpret_cast<float*>(p); p += Align(ns * 4);
   s.suppressed = p; p += Align(ns);
@@ -479,10 +483,12 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
   const NmsScratch sc = CarveNmsScratch(workspace, batch, in.slots_per_image, p.num_classes);
   const NmsArgs a{p.nms, p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
   const int32_t S = in.slots_per_image;
-  RankKernel<<<batch, kRankThreads, S <= kRankSharedSlots ? S * sizeof(float) : 0, stream>>>(a, in, sc);
+  if (cudaMemsetAsync(sc.label_count, 0, NmsStateBytes(batch, p.num_classes), stream) != cudaSuccess) return LastError("nms state");
+  RankKernel<<<dim3((S + kRankThreads - 1) / kRankThreads, batch), kRankThreads, S <= kRankSharedSlots ? S * sizeof(float) : 0,
+               stream>>>(a, in, sc);
   const int64_t blocks = static_cast<int64_t>(batch) * p.num_classes;
   constexpr size_t kGreedyShared = static_cast<size_t>(kStage) * (16 + 4 + 4 + 1);
-  GreedyKernel<<<static_cast<unsigned>(blocks), kGreedyThreads, kGreedyShared, stream>>>(a, in.slots_per_image, batch, sc);
+  GreedyKernel<<<static_cast<unsigned>(blocks), kGreedyThreads, kGreedyShared, stream>>>(a, in, batch, sc);
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   WriteKernel<<<batch, kWriteThreads, 0, stream>>>(w, in, sc, out);
   return LastError("nms");

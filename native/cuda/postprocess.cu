@@ -161,7 +161,7 @@ Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, co
   uint8_t* q = static_cast<uint8_t*>(workspace);
   const SelectState st = CarveSelect(q, lay);
   const HeadArgs h = MakeHeadArgs(in);
-  RK_RETURN_IF_ERROR(LaunchSelect(p.select, h, MakeTileMap(in.shapes), st, stream));
+  RK_RETURN_IF_ERROR(LaunchSelect(p.select, h, MakeTileMap(in.shapes, in.dtype), st, stream));
   DecodeArgs args;
   args.heads = h;
   args.grid = grid;

@@ -13,6 +13,7 @@
 #include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common.cuh"
@@ -38,34 +39,40 @@ __device__ __forceinline__ float CutFor(float s, ScoreInput input) {
   return nextafterf(s, -INFINITY);
 }
 
-// Element i of the sample of a level of `elements` (the whole level when it is small).
-__device__ __forceinline__ int64_t SamplePos(int64_t i, int64_t elements) {
-  if (elements <= kSampleElements) return i;
-  const int64_t run = i / kSampleRun, within = i % kSampleRun;
-  const int64_t stride = elements / kSampleRuns;
-  return run * stride + (stride - kSampleRun) / 2 + within;
-}
+// The two element types of the heads: a 16-byte vector holds kPer of them.
+template <typename E>
+struct Elems;
+template <>
+struct Elems<float> {
+  static constexpr int kPer = 4;
+  __device__ __forceinline__ static float At(const uint4& q, int j) {
+    return __uint_as_float(j == 0 ? q.x : j == 1 ? q.y : j == 2 ? q.z : q.w);
+  }
+  __device__ __forceinline__ static float Load(const float* x, int64_t i) { return x[i]; }
+};
+template <>
+struct Elems<uint16_t> {
+  static constexpr int kPer = 8;
+  __device__ __forceinline__ static float At(const uint4& q, int j) {
+    const uint32_t w = (j >> 1) == 0 ? q.x : (j >> 1) == 1 ? q.y : (j >> 1) == 2 ? q.z : q.w;
+    return HalfToFloat(static_cast<uint16_t>((j & 1) ? (w >> 16) : (w & 0xFFFFu)));
+  }
+  __device__ __forceinline__ static float Load(const uint16_t* x, int64_t i) { return HalfToFloat(x[i]); }
+};
 
 constexpr int kEstimateThreads = 1024;
 
-// Radix select in a block of kEstimateThreads: the m-th largest of keys produced by key_of(i) for
-// i < n (0 = excluded). Each round's digit is found by a block-wide scan of the histogram taken
-// from the top (two bins a thread), not by one thread walking it.
+// Radix select in a block of kEstimateThreads: the m-th largest of the keys held in registers,
+// kKeysPerThread a thread (0 = excluded). Each round's digit is found by a block-wide scan of the
+// histogram taken from the top (two bins a thread), not by one thread walking it.
 // Only the top 22 bits are resolved: the key returned is the lower edge of the m-th largest's
 // 22-bit bin (at least m keys are at or above it), which is all a starting bound needs.
-// The keys (n <= kSampleElements) are loaded once, all at a time, into registers.
 constexpr int kKeysPerThread = static_cast<int>(kSampleElements / kEstimateThreads);
+static_assert(kSampleRun == kEstimateThreads, "a sample run is one element per thread");
 
-template <typename KeyOf>
-__device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint32_t* hist, uint32_t* shared) {
+__device__ uint32_t BlockSelectLargest(const uint32_t (&keys)[kKeysPerThread], uint32_t m, uint32_t* hist, uint32_t* shared) {
   using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
   __shared__ typename Scan::TempStorage scan;
-  uint32_t keys[kKeysPerThread];
-#pragma unroll
-  for (int j = 0; j < kKeysPerThread; ++j) {
-    const int64_t i = static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(j) * kEstimateThreads;
-    keys[j] = i < n ? key_of(i) : 0u;
-  }
   uint32_t prefix = 0, prefix_mask = 0;
   const int shifts[2] = {21, 10};
   const int widths[2] = {11, 11};
@@ -100,6 +107,30 @@ __device__ uint32_t BlockSelectLargest(int64_t n, uint32_t m, KeyOf key_of, uint
   return prefix;
 }
 
+// The sample of a level of `elements` at x, one key per run a thread (the whole level when it is
+// small: element threadIdx.x + j * kEstimateThreads), all loads issued before any is used. Values
+// at or below `cut` get key 0 (left out).
+template <typename E>
+__device__ __forceinline__ void LoadSample(const E* x, int64_t elements, float cut, uint32_t (&keys)[kKeysPerThread]) {
+  if (elements <= kSampleElements) {
+#pragma unroll
+    for (int j = 0; j < kKeysPerThread; ++j) {
+      const int64_t i = static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(j) * kEstimateThreads;
+      const float v = i < elements ? Elems<E>::Load(x, i) : -INFINITY;
+      keys[j] = v > cut ? OrderedBits(v) : 0u;
+    }
+    return;
+  }
+  // Run j starts in the middle of the j-th of kSampleRuns equal parts of the level.
+  const int64_t stride = elements / kSampleRuns;
+  const E* run = x + (stride - kSampleRun) / 2 + threadIdx.x;
+  float v[kKeysPerThread];
+#pragma unroll
+  for (int j = 0; j < kKeysPerThread; ++j) v[j] = Elems<E>::Load(run, static_cast<int64_t>(j) * stride);
+#pragma unroll
+  for (int j = 0; j < kKeysPerThread; ++j) keys[j] = v[j] > cut ? OrderedBits(v[j]) : 0u;
+}
+
 // One block per (image, level): the start score and the prefilter cut.
 __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, SelectParams p, SelectState st) {
   __shared__ uint32_t hist[kBins];
@@ -115,16 +146,24 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
   const uint32_t m = elements <= kSampleElements
                          ? static_cast<uint32_t>(k)
                          : static_cast<uint32_t>(fmax(8.0, ceil(3.0 * static_cast<double>(k) * static_cast<double>(sampled) / static_cast<double>(elements))));
-  const uint32_t key = BlockSelectLargest(
-      sampled, m, [&](int64_t i) { return OrderedBits(LoadValue(slice, h.dtype, SamplePos(i, elements))); }, hist, shared);
+  const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
+  const float base_cut = everything ? -INFINITY : CutFor(thresh, p.score_input);
+  // Samples at or below the threshold's cut cannot be a start (it must pass the threshold): they are
+  // left out of the select, so that most warps skip most of its histogram work.
+  uint32_t keys[kKeysPerThread];
+  if (h.dtype == DType::kFloat32) {
+    LoadSample(static_cast<const float*>(slice), elements, base_cut, keys);
+  } else {
+    LoadSample(static_cast<const uint16_t*>(slice), elements, base_cut, keys);
+  }
+  const uint32_t key = BlockSelectLargest(keys, m, hist, shared);
   if (threadIdx.x == 0) {
     float start = -INFINITY;
     if (key != 0) {
       const float score = ScoreOf(FromOrderedBits(key), p.score_input);
       if (score > thresh) start = score;
     }
-    const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
-    float cut = everything ? -INFINITY : CutFor(thresh, p.score_input);
+    float cut = base_cut;
     if (start != -INFINITY) cut = fmaxf(cut, CutFor(start, p.score_input));
     st.start[s] = start;
     st.cut[s] = cut;
@@ -137,10 +176,22 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
   }
 }
 
+// A block's candidates of its tile, gathered in shared memory (shared atomics: no warp waits on a
+// global atomic's round trip) and appended to the slice's buffer at the end of the tile with one
+// global atomic. Candidates past kBlockCandidates go straight to the global buffer.
+constexpr int kBlockCandidates = 1024;
+
+struct BlockCandidates {
+  uint64_t keys[kBlockCandidates];
+  uint32_t pos[kBlockCandidates];
+  uint32_t count;
+  uint32_t base;
+};
+
 // Tests one element and appends it when it is a candidate. Called by every lane of a warp.
 __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& p, const SelectState& st, int s, int l,
                                          bool in_range, uint32_t pos, float v, float cut, float thresh, float start,
-                                         uint32_t capacity) {
+                                         BlockCandidates& bc) {
   bool take = false;
   float score = 0.0f;
   if (in_range && v > cut) {
@@ -149,90 +200,106 @@ __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& 
   }
   const uint32_t active = __activemask();
   if (__ballot_sync(active, take) == 0) return;
-  const uint32_t idx = WarpAppend(&st.count[s], take, active);
-  if (take && idx < capacity) {
-    uint32_t row, label;
-    h.Decompose(l, pos, &row, &label);
-    st.keys[static_cast<size_t>(s) * capacity + idx] = RankKey(score, h.Order(l, row, label, p.candidate_order));
-    st.pos[static_cast<size_t>(s) * capacity + idx] = pos;
+  const uint32_t idx = WarpAppend(&bc.count, take, active);
+  if (!take) return;
+  uint32_t row, label;
+  h.Decompose(l, pos, &row, &label);
+  const uint64_t key = RankKey(score, h.Order(l, row, label, p.candidate_order));
+  if (idx < kBlockCandidates) {
+    bc.keys[idx] = key;
+    bc.pos[idx] = pos;
+    return;
+  }
+  const uint32_t g = atomicAdd(&st.count[s], 1u);
+  if (g < st.capacity) {
+    st.keys[static_cast<size_t>(s) * st.capacity + g] = key;
+    st.pos[static_cast<size_t>(s) * st.capacity + g] = pos;
   }
 }
 
-// Tiles of kTile elements; blockIdx.y = image, blockIdx.x = tile over the image's levels.
+// Tiles of kTileVectors 16-byte vectors (8192 f32 or 16384 f16 elements), one block each;
+// blockIdx.y = image, blockIdx.x = tile over the image's levels.
 constexpr int kSelectThreads = 256;
-constexpr int64_t kTile = kSelectThreads * 64;
+constexpr int kSelectUnroll = 2;  // 16-byte loads in flight per thread (2 x 8 blocks of 256 measured best)
+constexpr int kSelectMinBlocks = 8;  // resident blocks per SM asked of the register allocator
+constexpr int64_t kTileVectors = int64_t{kSelectThreads} * kSelectUnroll * 2;
 
-__global__ void __launch_bounds__(kSelectThreads) SelectKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
-  const int n = blockIdx.y;
-  int l = 0;
-  while (l + 1 < h.levels && static_cast<int>(blockIdx.x) >= tiles.first[l + 1]) ++l;
-  const int s = n * h.levels + l;
-  const int64_t elements = h.level_elements[l];
-  const int64_t t0 = static_cast<int64_t>(blockIdx.x - tiles.first[l]) * kTile;
-  const int64_t t1 = min(elements, t0 + kTile);
+// Elements [t0, t1) of slice s (level l) at x: 16-byte vectors over the aligned part, kSelectUnroll
+// of them loaded before any is tested; scalars for the ragged ends (fewer than kPer elements each).
+template <typename E>
+__device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams& p, const SelectState& st, int s, int l,
+                                           const E* x, int64_t t0, int64_t t1, BlockCandidates& bc) {
+  constexpr int P = Elems<E>::kPer;
   const float cut = st.cut[s];
   const float start = st.start[s];
   const float thresh = static_cast<float>(p.score_thresh);
-  const uint32_t capacity = st.capacity;
-  const void* slice = h.Slice(n, l);
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(slice);
-  if (h.dtype == DType::kFloat32) {
-    const float* x = static_cast<const float*>(slice);
-    // 16-byte vectors over the aligned part of [t0, t1); scalars for the ragged ends.
-    const int64_t head = static_cast<int64_t>(((16 - (addr & 15)) & 15) / 4);
-    const int64_t v0 = (max(t0, head) - head + 3) / 4, v1 = (t1 - head) >= 0 ? (t1 - head) / 4 : 0;
-    const float4* xv = reinterpret_cast<const float4*>(x + head);
-    for (int64_t v = v0 + threadIdx.x; v - threadIdx.x < v1; v += blockDim.x) {
-      const bool in = v < v1;
-      float4 q = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-      if (in) q = xv[v];
-      const uint32_t pos = static_cast<uint32_t>(head + 4 * v);
-      // Most vectors hold nothing above the cut: one vote skips them for the whole warp.
-      if (!__any_sync(__activemask(), q.x > cut || q.y > cut || q.z > cut || q.w > cut)) continue;
-      Consider(h, p, st, s, l, in, pos, q.x, cut, thresh, start, capacity);
-      Consider(h, p, st, s, l, in, pos + 1, q.y, cut, thresh, start, capacity);
-      Consider(h, p, st, s, l, in, pos + 2, q.z, cut, thresh, start, capacity);
-      Consider(h, p, st, s, l, in, pos + 3, q.w, cut, thresh, start, capacity);
-    }
-    // Ragged ends: [t0, head + 4*v0) and [head + 4*v1, t1), fewer than 4 elements each.
-    if (threadIdx.x < kWarp) {
-      const int64_t a_end = min(t1, head + 4 * v0);
-      const int64_t b_begin = max(a_end, head + 4 * v1);
-      for (int pass = 0; pass < 2; ++pass) {
-        const int64_t from = pass == 0 ? t0 : b_begin, to = pass == 0 ? a_end : t1;
-        const int64_t i = from + threadIdx.x;
-        const bool in = i < to;
-        Consider(h, p, st, s, l, in, static_cast<uint32_t>(in ? i : 0), in ? x[in ? i : 0] : -INFINITY, cut, thresh, start, capacity);
-      }
-    }
-  } else {
-    const uint16_t* x = static_cast<const uint16_t*>(slice);
-    const int64_t head = static_cast<int64_t>(((16 - (addr & 15)) & 15) / 2);
-    const int64_t v0 = (max(t0, head) - head + 7) / 8, v1 = (t1 - head) >= 0 ? (t1 - head) / 8 : 0;
-    const uint4* xv = reinterpret_cast<const uint4*>(x + head);
-    for (int64_t v = v0 + threadIdx.x; v - threadIdx.x < v1; v += blockDim.x) {
-      const bool in = v < v1;
-      uint4 q = make_uint4(0xFC00FC00u, 0xFC00FC00u, 0xFC00FC00u, 0xFC00FC00u);  // -inf halves
-      if (in) q = xv[v];
-      const uint32_t pos = static_cast<uint32_t>(head + 8 * v);
-      const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(x);
+  const int64_t head = static_cast<int64_t>(((16 - (addr & 15)) & 15) / sizeof(E));
+  const int64_t v0 = (max(t0, head) - head + P - 1) / P, v1 = (t1 - head) >= 0 ? (t1 - head) / P : 0;
+  const uint4* xv = reinterpret_cast<const uint4*>(x + head);
+  const int64_t step = static_cast<int64_t>(blockDim.x) * kSelectUnroll;
+  for (int64_t b = v0; b < v1; b += step) {  // block-uniform: whole warps take every branch below
+    uint4 q[kSelectUnroll];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        Consider(h, p, st, s, l, in, pos + 2 * j, HalfToFloat(static_cast<uint16_t>(w[j] & 0xFFFFu)), cut, thresh, start, capacity);
-        Consider(h, p, st, s, l, in, pos + 2 * j + 1, HalfToFloat(static_cast<uint16_t>(w[j] >> 16)), cut, thresh, start, capacity);
-      }
+    for (int u = 0; u < kSelectUnroll; ++u) {
+      const int64_t v = b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
+      q[u] = v < v1 ? xv[v] : make_uint4(0, 0, 0, 0);
     }
-    if (threadIdx.x < kWarp) {
-      const int64_t a_end = min(t1, head + 8 * v0);
-      const int64_t b_begin = max(a_end, head + 8 * v1);
-      for (int pass = 0; pass < 2; ++pass) {
-        const int64_t from = pass == 0 ? t0 : b_begin, to = pass == 0 ? a_end : t1;
-        for (int64_t base = from; base < to; base += kWarp) {
-          const int64_t i = base + threadIdx.x;
-          const bool in = i < to;
-          Consider(h, p, st, s, l, in, static_cast<uint32_t>(in ? i : 0), in ? HalfToFloat(x[i]) : -INFINITY, cut, thresh, start, capacity);
-        }
-      }
+#pragma unroll
+    for (int u = 0; u < kSelectUnroll; ++u) {
+      const int64_t v = b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
+      const bool in = v < v1;
+      bool hit = false;
+#pragma unroll
+      for (int j = 0; j < P; ++j) hit |= in && Elems<E>::At(q[u], j) > cut;
+      // Most vectors hold nothing above the cut: one vote skips them for the whole warp.
+      if (!__any_sync(0xFFFFFFFFu, hit)) continue;
+      const uint32_t pos = static_cast<uint32_t>(head + P * v);
+#pragma unroll
+      for (int j = 0; j < P; ++j) Consider(h, p, st, s, l, in, pos + j, Elems<E>::At(q[u], j), cut, thresh, start, bc);
+    }
+  }
+  // Ragged ends: [t0, head + P*v0) and [head + P*v1, t1), fewer than P (<= 8) elements each.
+  if (threadIdx.x < kWarp) {
+    const int64_t a_end = min(t1, head + P * v0);
+    const int64_t b_begin = max(a_end, head + P * v1);
+    for (int pass = 0; pass < 2; ++pass) {
+      const int64_t from = pass == 0 ? t0 : b_begin, to = pass == 0 ? a_end : t1;
+      const int64_t i = from + threadIdx.x;
+      const bool in = i < to;
+      Consider(h, p, st, s, l, in, static_cast<uint32_t>(in ? i : 0), in ? Elems<E>::Load(x, i) : -INFINITY, cut, thresh,
+               start, bc);
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
+  __shared__ BlockCandidates bc;
+  const int n = blockIdx.y;
+  const int t = static_cast<int>(blockIdx.x);
+  int l = 0;
+  while (l + 1 < h.levels && t >= tiles.first[l + 1]) ++l;
+  const int s = n * h.levels + l;
+  const int64_t tile_elements = kTileVectors * (h.dtype == DType::kFloat32 ? 4 : 8);
+  const int64_t t0 = static_cast<int64_t>(t - tiles.first[l]) * tile_elements;
+  const int64_t t1 = min(h.level_elements[l], t0 + tile_elements);
+  if (threadIdx.x == 0) bc.count = 0;
+  __syncthreads();
+  if (h.dtype == DType::kFloat32) {
+    SelectTile(h, p, st, s, l, static_cast<const float*>(h.Slice(n, l)), t0, t1, bc);
+  } else {
+    SelectTile(h, p, st, s, l, static_cast<const uint16_t*>(h.Slice(n, l)), t0, t1, bc);
+  }
+  __syncthreads();
+  const uint32_t found = min(bc.count, static_cast<uint32_t>(kBlockCandidates));
+  if (found == 0) return;  // the whole block
+  if (threadIdx.x == 0) bc.base = atomicAdd(&st.count[s], found);
+  __syncthreads();
+  for (uint32_t i = threadIdx.x; i < found; i += blockDim.x) {
+    const uint32_t g = bc.base + i;
+    if (g < st.capacity) {
+      st.keys[static_cast<size_t>(s) * st.capacity + g] = bc.keys[i];
+      st.pos[static_cast<size_t>(s) * st.capacity + g] = bc.pos[i];
     }
   }
 }
@@ -377,12 +444,13 @@ int FallbackGrid() {
 
 }  // namespace
 
-TileMap MakeTileMap(const HeadShapes& s) {
+TileMap MakeTileMap(const HeadShapes& s, DType dtype) {
   TileMap t{};
+  const int64_t tile_elements = kTileVectors * (dtype == DType::kFloat32 ? 4 : 8);
   int tiles = 0;
   for (int l = 0; l < s.num_levels; ++l) {
     t.first[l] = tiles;
-    tiles += static_cast<int>((s.LevelElements(l) + kTile - 1) / kTile);
+    tiles += static_cast<int>((s.LevelElements(l) + tile_elements - 1) / tile_elements);
   }
   t.tiles = tiles;
   return t;

@@ -26,13 +26,14 @@ struct SelectState {
   uint32_t* kth_order_key = nullptr;  // [S]
 };
 
-// Tiles of the select pass: level l owns tiles [first[l], first[l+1]) of each image.
+// Tiles of the select pass (4096 f32 or 8192 f16 elements): level l owns tiles [first[l], first[l+1])
+// of each image.
 struct TileMap {
   int first[kMaxLevels];
   int tiles;
 };
 
-TileMap MakeTileMap(const HeadShapes& s);
+TileMap MakeTileMap(const HeadShapes& s, DType dtype);
 uint32_t SelectCapacity(const SelectParams& p);
 constexpr int kSelectBins = 2048;
 

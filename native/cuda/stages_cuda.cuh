@@ -32,18 +32,21 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
 struct NmsScratch {
   int32_t* rank_of_slot = nullptr;  // [N, slots] score rank of each valid slot
   int32_t* by_rank = nullptr;       // [N, slots] slot of each score rank
-  int32_t* grouped = nullptr;       // [N, slots] slots grouped by NMS group, score order within
-  int32_t* rank_group = nullptr;    // [N, slots] NMS group of each score rank
-  int32_t* group_start = nullptr;   // [N, K + 1]
-  int32_t* group_fill = nullptr;    // [N, K + 1]
-  float4* nms_box = nullptr;        // [N, slots] boxes as NMS compares them (shifted on the trick path)
-  float* area = nullptr;            // [N, slots]
+  int32_t* grouped = nullptr;       // [N, slots] members of large groups, at the group's offset
+  int32_t* rank_label = nullptr;    // [N, slots] label (clamped to [0, K)) of each score rank
+  int32_t* label_count = nullptr;   // [N, K] candidates per label       } zeroed before each run:
+  uint32_t* range = nullptr;        // [N, 2] coordinate range (ordered)  } NmsStateBytes
   float4* member_box = nullptr;     // [N, slots] boxes of large groups in member order
   float* member_area = nullptr;     // [N, slots]
-  uint8_t* suppressed = nullptr;    // [N, slots] by grouped position
+  uint8_t* suppressed = nullptr;    // [N, slots] of large groups in member order
   uint8_t* kept = nullptr;          // [N, slots] by score rank
-  int32_t* info = nullptr;          // [N, 4]: valid candidates, groups
+  int32_t* info = nullptr;          // [N, 4]: valid candidates
 };
+
+// Bytes of the per-run zeroed NMS state (label counts and coordinate ranges).
+inline size_t NmsStateBytes(int32_t batch, int32_t classes) {
+  return static_cast<size_t>(batch) * (static_cast<size_t>(classes) + 2) * 4;
+}
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t classes);
 NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t classes);
