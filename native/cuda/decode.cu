@@ -3,8 +3,8 @@
 // One block per (image, level). The select pass left at most `capacity` keys of the slice; when
 // more than k, the k-th smallest 64-bit rank key is radix-selected (rounds of 8-bit digits from the
 // top, stopping once the k-th's digit bin is wanted whole; keys are unique because the order part
-// is), the k best are compacted into shared memory and sorted there (a bitonic network over the next
-// power of two). The candidate of rank r is then decoded by thread r (mod the block) and written to
+// is), the k best are compacted into shared memory and sorted (a bitonic network over the next power
+// of two: one key per thread, partners within a warp exchanged by shuffles, when it fits the block). The candidate of rank r is then decoded by thread r (mod the block) and written to
 // its slot (level * k + r) of the image: the NMS stage reads the slots in this order.
 #include <cub/block/block_scan.cuh>
 
@@ -18,14 +18,55 @@ namespace rk {
 namespace cuda {
 namespace {
 
-constexpr int kTopkThreads = 512;
-constexpr int kTopkKeysPerThread = 16;  // slices of up to 8192 candidates (the default capacity) stay in registers
+constexpr int kTopkThreads = 1024;
+constexpr int kTopkKeysPerThread = 8;  // slices of up to 8192 candidates (the default capacity) stay in registers
 
 // Slots of the shared sort for up to n keys: the next power of two (at least 2).
 __host__ __device__ inline uint32_t SortSlots(uint32_t n) {
   uint32_t w = 2;
   while (w < n) w <<= 1;
   return w;
+}
+
+// Sorts width (a power of two, at most the block size) keys with their positions, ascending: the
+// bitonic network with one element per thread, partners within a warp exchanged by shuffles and
+// those further apart through shared memory. Called by the whole block; ends after a barrier.
+__device__ void SortHeld(uint64_t* skeys, uint32_t* spos, uint32_t width) {
+  const uint32_t t = threadIdx.x;
+  const bool mine = t < width;
+  uint64_t key = mine ? skeys[t] : ~uint64_t{0};
+  uint32_t p = mine ? spos[t] : 0u;
+  for (uint32_t size = 2; size <= width; size <<= 1) {
+    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
+      uint64_t other;
+      uint32_t other_pos;
+      if (stride >= static_cast<uint32_t>(kWarp)) {  // block-uniform
+        __syncthreads();
+        if (mine) {
+          skeys[t] = key;
+          spos[t] = p;
+        }
+        __syncthreads();
+        other = mine ? skeys[t ^ stride] : key;
+        other_pos = mine ? spos[t ^ stride] : p;
+      } else {
+        other = __shfl_xor_sync(0xFFFFFFFFu, key, stride);
+        other_pos = __shfl_xor_sync(0xFFFFFFFFu, p, stride);
+      }
+      // The lower element of an ascending pair keeps the smaller key (keys are unique but for the padding).
+      const bool keep_min = ((t & stride) == 0) == ((t & size) == 0);
+      if (keep_min ? other < key : other > key) {
+        key = other;
+        p = other_pos;
+      }
+    }
+  }
+  __syncthreads();
+  if (mine) {
+    skeys[t] = key;
+    spos[t] = p;
+  }
+  __syncthreads();
 }
 
 // The anchor of row `row` of level l from the grid (mirrors rk::GridAnchor on the host).
@@ -141,20 +182,24 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   const uint32_t width = SortSlots(m);
   for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
   __syncthreads();
-  for (uint32_t size = 2; size <= width; size <<= 1) {
-    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
-      for (uint32_t t = threadIdx.x; t < width / 2; t += blockDim.x) {
-        const uint32_t i = 2 * t - (t & (stride - 1)), j = i + stride;
-        const uint64_t ki = skeys[i], kj = skeys[j];
-        if ((ki > kj) == ((i & size) == 0)) {
-          skeys[i] = kj;
-          skeys[j] = ki;
-          const uint32_t pi = spos[i];
-          spos[i] = spos[j];
-          spos[j] = pi;
+  if (width <= blockDim.x) {
+    SortHeld(skeys, spos, width);
+  } else {
+    for (uint32_t size = 2; size <= width; size <<= 1) {
+      for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
+        for (uint32_t t = threadIdx.x; t < width / 2; t += blockDim.x) {
+          const uint32_t i = 2 * t - (t & (stride - 1)), j = i + stride;
+          const uint64_t ki = skeys[i], kj = skeys[j];
+          if ((ki > kj) == ((i & size) == 0)) {
+            skeys[i] = kj;
+            skeys[j] = ki;
+            const uint32_t pi = spos[i];
+            spos[i] = spos[j];
+            spos[j] = pi;
+          }
         }
+        __syncthreads();
       }
-      __syncthreads();
     }
   }
 

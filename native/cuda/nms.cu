@@ -9,7 +9,9 @@
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
 //    boxes); the block collects its group's members in score order (ballots over the ranks' labels),
 //    stages their boxes in shared memory (or global scratch for large groups), and runs greedy NMS
-//    on them: as a bitmask for small groups, block-wide for large ones.
+//    on them: as a bitmask for groups of up to 256 (filled by whole warps, walked 32 members at a
+//    time), block-wide for larger ones. Blocks of 1024 threads when the groups are fewer than the
+//    SMs (batch 1: each group has an SM to itself), else 256.
 // 3. Write (one block per image): kept boxes in score order, capped at D, then (Detectron2)
 //    rescaled, clipped and emptied boxes dropped, through two block scans; zeros past the count.
 #include <cub/block/block_scan.cuh>
@@ -27,8 +29,10 @@ size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
 
 constexpr int kRankThreads = 256;
 constexpr int kWriteThreads = 1024;
-constexpr int kGreedyThreads = 256;   // one block per (image, group)
-constexpr int kGreedyWarps = kGreedyThreads / 32;
+// One block per (image, group): 256 threads, or 1024 when the groups are fewer than the SMs (the
+// greedy stage is latency-bound: with one block per SM, more warps finish a group sooner).
+constexpr int kGreedyThreads = 256;
+constexpr int kGreedyWideThreads = 1024;
 
 __device__ __forceinline__ int32_t RunCountAtLeast(const float* run, int32_t cnt, float s) {  // score' >= s
   int32_t lo = 0, hi = cnt;
@@ -73,9 +77,11 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   const float* scores = in.scores + static_cast<size_t>(n) * S;
   const float4* boxes = reinterpret_cast<const float4*>(in.boxes) + static_cast<size_t>(n) * S;
   const int32_t* labels = in.labels + static_cast<size_t>(n) * S;
+  if (threadIdx.x < L) base[threadIdx.x + 1] = in.level_counts[n * L + threadIdx.x];  // loaded side by side
+  __syncthreads();
   if (threadIdx.x == 0) {
     base[0] = 0;
-    for (int l = 0; l < L; ++l) base[l + 1] = base[l] + in.level_counts[n * L + l];
+    for (int l = 0; l < L; ++l) base[l + 1] += base[l];
   }
   __syncthreads();
   const int32_t valid = base[L];
@@ -167,47 +173,60 @@ __device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const
   return path;
 }
 
-// Greedy NMS of a group of at most kMaskMax members as a bitmask: every thread fills rows of the
-// "i suppresses j" matrix (j > i, the same IoU test as the greedy loop), then one warp walks the
-// members in score order with the removed set in registers (lane w holds word w): a member not yet
-// removed is kept and removes its row. The same result as the sequential greedy loop, with only a
-// register OR per member on the sequential path. Leaves the removed flags in sup.
+// Greedy NMS of a group of at most kMaskMax members as a bitmask. The "i suppresses j" matrix
+// (j > i, the same IoU test as the greedy loop) is filled a word at a time by whole warps: lane q
+// tests member 32w + q against member i, and a ballot is the word (only words w >= i / 32 are
+// read). Then one warp walks the members 32 at a time with the removed set in registers (lane w
+// holds word w): inside a chunk, the members are resolved in order from the chunk's diagonal words
+// (register shuffles only); then the rows of the chunk's kept members are OR-ed into the later words
+// (independent loads). The same result as the sequential greedy loop. Leaves the removed flags in sup.
 constexpr int kMaskMax = 256;
 constexpr int kMaskWords = kMaskMax / 32;
 
 __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* mask) {
   const float off = static_cast<float>(a.pixel_offset);
+  const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
+  const int warps = static_cast<int>(blockDim.x / kWarp);
   const int32_t words = (m + kWarp - 1) / kWarp;
-  for (int32_t idx = static_cast<int32_t>(threadIdx.x); idx < m * words; idx += static_cast<int32_t>(blockDim.x)) {
-    const int32_t i = idx / words, w = idx % words;
-    uint32_t bits = 0;
-    const int32_t j0 = max(w * kWarp, i + 1), j1 = min(m, (w + 1) * kWarp);
-    if (j0 < j1) {
-      const float4 bi = box[i];
-      const Box ki{bi.x, bi.y, bi.z, bi.w};
-      const float ai = area[i];
-      for (int32_t j = j0; j < j1; ++j) {
+  for (int32_t i = warp; i < m; i += warps) {
+    const float4 bi = box[i];
+    const Box ki{bi.x, bi.y, bi.z, bi.w};
+    const float ai = area[i];
+    for (int32_t w = i / kWarp; w < words; ++w) {
+      const int32_t j = w * kWarp + lane;
+      bool hit = false;
+      if (j > i && j < m) {
         const float4 bj = box[j];
-        if (!(MinLikeStd(bi.z, bj.z) - MaxLikeStd(bi.x, bj.x) + off > 0.0f) ||
-            !(MinLikeStd(bi.w, bj.w) - MaxLikeStd(bi.y, bj.y) + off > 0.0f)) {
-          continue;
-        }
-        if (Suppresses(Iou(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, area[j], off), a.nms.iou_thresh, a.nms.compare_in_double)) {
-          bits |= 1u << (j - w * kWarp);
+        hit = MinLikeStd(bi.z, bj.z) - MaxLikeStd(bi.x, bj.x) + off > 0.0f &&
+              MinLikeStd(bi.w, bj.w) - MaxLikeStd(bi.y, bj.y) + off > 0.0f &&
+              Suppresses(Iou(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, area[j], off), a.nms.iou_thresh, a.nms.compare_in_double);
+      }
+      const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit);
+      if (lane == 0) mask[i * words + w] = bits;
+    }
+  }
+  __syncthreads();
+  if (warp == 0) {
+    uint32_t removed = 0;
+    for (int32_t c = 0; c < words; ++c) {
+      const int32_t live = min(kWarp, m - c * kWarp);
+      const uint32_t diag = lane < live ? mask[(c * kWarp + lane) * words + c] : 0u;
+      uint32_t cur = __shfl_sync(0xFFFFFFFFu, removed, c);
+#pragma unroll
+      for (int t = 0; t < kWarp; ++t) {
+        const uint32_t row = __shfl_sync(0xFFFFFFFFu, diag, t);
+        if (((cur >> t) & 1u) == 0) cur |= row;  // rows past `live` are zero
+      }
+      const uint32_t kept = ~cur & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
+      if (lane == c) removed = cur;
+      if (lane > c && lane < words) {
+#pragma unroll
+        for (int t = 0; t < kWarp; ++t) {
+          if ((kept >> t) & 1u) removed |= mask[(c * kWarp + t) * words + lane];
         }
       }
     }
-    mask[i * words + w] = bits;
-  }
-  __syncthreads();
-  if (threadIdx.x < kWarp) {
-    const int lane = static_cast<int>(threadIdx.x);
-    uint32_t removed = 0;
-    for (int32_t i = 0; i < m; ++i) {
-      const uint32_t word = __shfl_sync(0xFFFFFFFFu, removed, i / kWarp);
-      if (((word >> (i % kWarp)) & 1u) == 0 && lane < words) removed |= mask[i * words + lane];
-    }
-    for (int32_t q = lane; q < kWarp * ((m + kWarp - 1) / kWarp); q += kWarp) {
+    for (int32_t q = lane; q < kWarp * words; q += kWarp) {
       const uint32_t word = __shfl_sync(0xFFFFFFFFu, removed, q / kWarp);
       if (q < m) sup[q] = static_cast<uint8_t>((word >> (q % kWarp)) & 1u);
     }
@@ -266,7 +285,9 @@ constexpr int kCollectUnroll = 4;
 // group fits (else into the global scratch, at the group's offset: the label counts before it);
 // then their boxes (shifted on the trick path) and areas are gathered; then greedy NMS as a bitmask
 // (groups of up to kMaskMax) or by the block.
-__global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc) {
+template <int kThreads>
+__global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc) {
+  constexpr int kGreedyWarps = kThreads / kWarp;
   extern __shared__ float4 stage[];
   __shared__ int32_t warp_offset[kGreedyWarps + 1];
   __shared__ int32_t next[3];
@@ -488,7 +509,15 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
                stream>>>(a, in, sc);
   const int64_t blocks = static_cast<int64_t>(batch) * p.num_classes;
   constexpr size_t kGreedyShared = static_cast<size_t>(kStage) * (16 + 4 + 4 + 1);
-  GreedyKernel<<<static_cast<unsigned>(blocks), kGreedyThreads, kGreedyShared, stream>>>(a, in, batch, sc);
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    return LastError("nms (device attributes)");
+  }
+  if (blocks <= sms) {
+    GreedyKernel<kGreedyWideThreads><<<static_cast<unsigned>(blocks), kGreedyWideThreads, kGreedyShared, stream>>>(a, in, batch, sc);
+  } else {
+    GreedyKernel<kGreedyThreads><<<static_cast<unsigned>(blocks), kGreedyThreads, kGreedyShared, stream>>>(a, in, batch, sc);
+  }
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   WriteKernel<<<batch, kWriteThreads, 0, stream>>>(w, in, sc, out);
   return LastError("nms");
