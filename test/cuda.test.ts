@@ -192,6 +192,22 @@ describe("cuda backend", function () {
     assertSame(await gpu.run(skew), await cpu.run(skew), "skewed sample");
   });
 
+  it("large top-k and large NMS groups equal the cpu backend (shared-memory sort, block-wide greedy, groups staged in global memory)", async function () {
+    // Three classes and the top 2000 of each level: sorts of more keys than a block has threads, and
+    // groups of more than 1024 members. Batch 1 gives each group a block of 1024 threads; a batch with
+    // more groups than the device has SMs (up to 192 SMs) gives them blocks of 256.
+    const sms = loadNative()!.devices!().devices[0].multiprocessors;
+    const config: Partial<PostprocessConfig> = { num_classes: 3, topk_candidates: 2000 };
+    const gpu = createPostprocessor(config, { backend: "cuda" });
+    const cpu = createPostprocessor(config, { backend: "cpu" });
+    for (const images of [1, Math.min(64, Math.floor(sms / 3) + 1)]) {
+      const ds = synthesize({ images, size: [256, 320], classes: 3, bgMean: -1, seed: 30 + images });
+      const want = await cpu.run(ds);
+      assert.ok(want.detections[0].count > 0, "the case keeps detections");
+      assertSame(await gpu.run(ds), want, `${images} images of 3 classes, top 2000`);
+    }
+  });
+
   it("a NaN delta of a selected box is an error naming the box; the Postprocessor stays usable", async function () {
     const ds = synthesize({ images: 1, size: [256, 256], classes: 4, density: 0.05, seed: 9 });
     const pp = createPostprocessor({ num_classes: 4 }, { backend: "cuda" });

@@ -3,9 +3,10 @@
 // 1. Estimate (one block per image and level): the m-th largest raw value of a sample of the level
 //    (32 runs of 1024 elements; the whole level when small), radix-selected in shared memory, gives
 //    a start score about 3k candidates of the level reach (k = topk_candidates).
-// 2. Select (one pass, 16-byte loads): an element whose raw value passes the prefilter cut gets its
-//    exact score (SigmoidF32); score > f32(t) and score >= start -> appended (warp-aggregated
-//    atomics) with its rank key. The decision is always on the exact score.
+// 2. Select (one pass, 16-byte loads, a tile per block): an element whose raw value passes the
+//    prefilter cut gets its exact score (SigmoidF32); score > f32(t) and score >= start -> appended
+//    with its rank key, to the block's shared buffer (warp-aggregated shared atomics), then to the
+//    level's buffer with one global atomic per tile. The decision is always on the exact score.
 // 3. Fallback (cooperative, exits at once when no level needs it): a level whose estimate was too
 //    high (fewer than k reached it) or whose buffer overflowed is selected exactly: radix select of
 //    the k-th score over the whole level, then of the tie-breaking index among equal scores, then a
@@ -217,7 +218,7 @@ __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& 
   }
 }
 
-// Tiles of kTileVectors 16-byte vectors (8192 f32 or 16384 f16 elements), one block each;
+// Tiles of kTileVectors 16-byte vectors (4096 f32 or 8192 f16 elements), one block each;
 // blockIdx.y = image, blockIdx.x = tile over the image's levels.
 constexpr int kSelectThreads = 256;
 constexpr int kSelectUnroll = 2;  // 16-byte loads in flight per thread (2 x 8 blocks of 256 measured best)
