@@ -4,8 +4,9 @@
 // more than k, the k-th smallest 64-bit rank key is radix-selected (rounds of 8-bit digits from the
 // top, stopping once the k-th's digit bin is wanted whole; keys are unique because the order part
 // is), the k best are compacted into shared memory and sorted (a bitonic network over the next power
-// of two: one key per thread, partners within a warp exchanged by shuffles, when it fits the block). The candidate of rank r is then decoded by thread r (mod the block) and written to
-// its slot (level * k + r) of the image: the NMS stage reads the slots in this order.
+// of two: one key per thread, partners within a warp exchanged by shuffles, when it fits the block).
+// The candidate of rank r is then decoded by thread r (mod the block) and written to its slot
+// (level * k + r) of the image: the NMS stage reads the slots in this order.
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
@@ -163,7 +164,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
     }
   }
 
-  // The taken keys, padded with ~0 to a power of two, sorted in shared memory (bitonic network).
+  // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
   uint64_t* skeys = smem;
   uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
   if (threadIdx.x == 0) taken = 0;
