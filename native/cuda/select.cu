@@ -225,6 +225,9 @@ constexpr int kSelectUnroll = 2;  // 16-byte loads in flight per thread (2 x 8 b
 constexpr int kSelectMinBlocks = 8;  // resident blocks per SM asked of the register allocator
 constexpr int64_t kTileVectors = int64_t{kSelectThreads} * kSelectUnroll * 2;
 
+// Elements of a tile: kTileVectors 16-byte vectors of the heads' type (the kernel and MakeTileMap agree on it).
+__host__ __device__ inline int64_t TileElements(DType dtype) { return kTileVectors * (dtype == DType::kFloat32 ? 4 : 8); }
+
 // Elements [t0, t1) of slice s (level l) at x: 16-byte vectors over the aligned part, kSelectUnroll
 // of them loaded before any is tested; scalars for the ragged ends (fewer than kPer elements each).
 template <typename E>
@@ -281,7 +284,7 @@ __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel
   int l = 0;
   while (l + 1 < h.levels && t >= tiles.first[l + 1]) ++l;
   const int s = n * h.levels + l;
-  const int64_t tile_elements = kTileVectors * (h.dtype == DType::kFloat32 ? 4 : 8);
+  const int64_t tile_elements = TileElements(h.dtype);
   const int64_t t0 = static_cast<int64_t>(t - tiles.first[l]) * tile_elements;
   const int64_t t1 = min(h.level_elements[l], t0 + tile_elements);
   if (threadIdx.x == 0) bc.count = 0;
@@ -447,7 +450,7 @@ int FallbackGrid() {
 
 TileMap MakeTileMap(const HeadShapes& s, DType dtype) {
   TileMap t{};
-  const int64_t tile_elements = kTileVectors * (dtype == DType::kFloat32 ? 4 : 8);
+  const int64_t tile_elements = TileElements(dtype);
   int tiles = 0;
   for (int l = 0; l < s.num_levels; ++l) {
     t.first[l] = tiles;
