@@ -12,7 +12,7 @@ export function percentile(xs: number[], p: number): number {
 }
 
 export function fmtMs(ms: number): string {
-  return ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(2)} ms`;
+  return ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 10 ? `${ms.toFixed(1)} ms` : ms >= 1 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(3)} ms`;
 }
 
 /** A fixed-width text table: header row, then rows; columns padded to their widest cell. */

@@ -4,7 +4,8 @@
 # Inputs carried from the build machine by scripts/gpu-pack.sh: .carry/ (Node, its headers, mocha),
 # dist/ (the compiled TypeScript), .carry-golden/golden or RK_GOLDEN_DIR (the golden data).
 #   bash scripts/gpu-check.sh [prepare] [build] [test] [sanitize] [bench]   (default: all five)
-#   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1)
+#   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1),
+#         trace (a timeline of the kernels from a diagnostic build, chained launches on and off)
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -132,6 +133,25 @@ PY
         --section SchedulerStats -k "regex:${RK_NCU_KERNELS:-Estimate|Select|TopkDecode|Rank|Greedy|Write}" \
         --launch-count "${RK_NCU_COUNT:-6}" node dist/bench/gpu-stages.js > "$OUT/detail.txt" 2> "$OUT/detail.err"
       grep -E "^  [a-zA-Z].*\(|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|Block Size|Grid Size|Theoretical Occ" "$OUT/detail.txt" | head -120
+      ;;
+    trace)
+      setup_node
+      say "timeline of the kernels (diagnostic build with -DRK_CUDA_TRACE=ON, sm_90 only), chained launches on and off"
+      unpack_modules
+      addon_api=$WORK/node_modules/node-addon-api
+      [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
+      if [ ! -f "$WORK/build-trace/retinanet_kernel.node" ]; then
+        cmake -S . -B "$WORK/build-trace" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON -DRK_CUDA_TRACE=ON \
+          -DCMAKE_CUDA_ARCHITECTURES=90-real -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/trace-build.log" 2>&1 &&
+          cmake --build "$WORK/build-trace" -j "$(nproc)" >> "$OUT/trace-build.log" 2>&1 || { tail -30 "$OUT/trace-build.log"; exit 1; }
+      fi
+      for pdl in 1 0; do
+        echo "-- RK_CUDA_PDL=$pdl"
+        RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="$WORK/build-trace/retinanet_kernel.node" node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" \
+          > /dev/null 2> "$OUT/trace-pdl$pdl.log"
+        # per case: its median, and the timeline of the last three runs
+        awk '/^case .*median/ {print; for (i = n - 3; i < n; i++) if (i >= 0) print lines[i]; n = 0; next} /^case/ {n = 0; next} /^trace/ {lines[n++] = $0}' "$OUT/trace-pdl$pdl.log"
+      done
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac

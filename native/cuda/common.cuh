@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "launch.h"
 #include "rk/math.h"
@@ -13,6 +14,129 @@ namespace rk {
 namespace cuda {
 
 constexpr int kWarp = 32;
+
+// Programmatic dependent launch (sm_90 and newer). The stages are a chain of small kernels on one
+// stream; a kernel launched with LaunchChained may be scheduled while the kernel before it is still
+// running (once every block of that one has called AllowNext or exited), so its launch and its
+// prologue overlap the previous kernel's tail. Rules that keep this exact:
+// - WaitPrevious() before reading anything the previous kernel wrote, and before any write;
+// - every block calls WaitPrevious() before it exits, so that a kernel's completion implies the
+//   completion of every kernel before it (the chain stays transitive);
+// - only data written before the chain's first kernel (launched plainly) is read before the wait.
+// Both are no-ops on older devices and when the kernel was launched plainly.
+__device__ __forceinline__ void WaitPrevious() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void AllowNext() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether LaunchChained overlaps kernels on the current device: sm_90 or newer, unless the
+// environment sets RK_CUDA_PDL=0 (plain stream order, for comparison and diagnosis).
+bool ChainedLaunches();
+
+// Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the
+// previous kernel of the stream when `chained` and ChainedLaunches(); the kernel must follow the
+// rules of WaitPrevious.
+template <typename... Params, typename... Args>
+cudaError_t LaunchChained(bool chained, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                          Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  if (chained && ChainedLaunches()) {
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = attribute;
+    config.numAttrs = 1;
+  }
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+#ifdef RK_CUDA_TRACE
+// Diagnostic builds only (cmake -DRK_CUDA_TRACE=ON): global-timer stamps of the kernels and of
+// points inside them, read back and printed by the engine after each run (RK_CUDA_TRACE_PRINT).
+namespace trace {
+constexpr int kSlots = 32;
+constexpr int kTraceClockSlot = 28;
+struct Slot {
+  unsigned long long first;  // earliest block to reach the point (or start the kernel); ~t on the device
+  unsigned long long last;   // latest block to reach it (or to end the kernel)
+};
+static __device__ Slot g_slots[kSlots];  // one copy per translation unit (no separable compilation)
+__device__ __forceinline__ unsigned long long Now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void Point(int id) {
+  if (threadIdx.x == 0) {
+    const unsigned long long t = Now();
+    atomicMax(&g_slots[id].first, ~t);  // zero-initialised: the max of ~t is the min of t
+    atomicMax(&g_slots[id].last, t);
+  }
+}
+// A kernel's span: first block start (slot id) to last warp end (slot id + 1).
+struct Scope {
+  int id;
+  __device__ explicit Scope(int i) : id(i) { Point(i); }
+  __device__ ~Scope() {
+    if ((threadIdx.x & 31) == 0) atomicMax(&g_slots[id + 1].last, Now());
+  }
+};
+// Slots kTraceClock and kTraceClock + 1: the global timer and the SM clock (clock64) of one thread
+// at two points, for the SM clock rate; slot kTraceClock + 2: cycles of 8 dependent L2 loads.
+__device__ __forceinline__ void Clock(int which) {
+  g_slots[kTraceClockSlot + which].first = ~Now();
+  g_slots[kTraceClockSlot + which].last = static_cast<unsigned long long>(clock64());
+}
+__device__ __forceinline__ void LoadLatency(const uint32_t* p) {
+  const long long c0 = clock64();
+  uint32_t i = 0;
+#pragma unroll 1
+  for (int r = 0; r < 8; ++r) i = *(volatile const uint32_t*)(p + (i & 1u));  // each load waits for the last
+  const long long c1 = clock64();
+  g_slots[kTraceClockSlot + 2].first = ~static_cast<unsigned long long>(c1 - c0);
+  g_slots[kTraceClockSlot + 2].last = 1 + (i & 0u);
+}
+using Reader = void (*)(Slot* out);  // merges this unit's slots into out and resets them
+void Register(Reader r);
+static void ReadSlots(Slot* out) {
+  Slot s[kSlots];
+  cudaMemcpyFromSymbol(s, g_slots, sizeof(s));
+  for (int i = 0; i < kSlots; ++i) {
+    if (s[i].last != 0) out[i] = Slot{~s[i].first, s[i].last};
+    s[i] = Slot{0, 0};
+  }
+  cudaMemcpyToSymbol(g_slots, s, sizeof(s));
+}
+static const bool g_registered = (Register(&ReadSlots), true);
+}  // namespace trace
+#define RK_TRACE_KERNEL(id) ::rk::cuda::trace::Scope rk_trace_scope_(id)
+#define RK_TRACE_POINT(id) ::rk::cuda::trace::Point(id)
+#define RK_TRACE_CLOCK(which) ::rk::cuda::trace::Clock(which)
+#define RK_TRACE_LOAD_LATENCY(p) ::rk::cuda::trace::LoadLatency(p)
+#else
+#define RK_TRACE_CLOCK(which)
+#define RK_TRACE_LOAD_LATENCY(p)
+#define RK_TRACE_KERNEL(id)
+#define RK_TRACE_POINT(id)
+#endif
+// Trace slots: a kernel takes two (start, end), points one.
+enum TraceId {
+  kTraceSample = 0, kTraceEstimate = 2, kTraceEstimateRound = 24,
+  kTraceSelect = 4, kTraceFallback = 6,
+  kTraceTopk = 8, kTraceTopkRadix = 10, kTraceTopkCompact = 11, kTraceTopkSorted = 12,
+  kTraceRank = 14, kTraceGreedy = 16, kTraceGreedyGathered = 18, kTraceGreedyMask = 19,
+  kTraceWrite = 20,
+};
 
 // Unsigned key whose ascending order is the float's ascending order (NaN mapped below everything).
 __device__ __forceinline__ uint32_t OrderedBits(float f) {

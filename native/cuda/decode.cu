@@ -10,6 +10,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
+#include <string>
 
 #include "common.cuh"
 #include "select.cuh"
@@ -100,6 +101,9 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   __shared__ uint32_t hist[256];
   __shared__ uint32_t shared[3];
   __shared__ uint32_t taken;
+  RK_TRACE_KERNEL(kTraceTopk);
+  WaitPrevious();  // the select pass's keys and counts
+  AllowNext();
   const HeadArgs& h = args.heads;
   const int l = blockIdx.x, n = blockIdx.y;
   const int s = n * h.levels + l;
@@ -164,6 +168,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
     }
   }
 
+  RK_TRACE_POINT(kTraceTopkRadix);
   // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
   uint64_t* skeys = smem;
   uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
@@ -183,6 +188,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   const uint32_t width = SortSlots(m);
   for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
   __syncthreads();
+  RK_TRACE_POINT(kTraceTopkCompact);
   if (width <= blockDim.x) {
     SortHeld(skeys, spos, width);
   } else {
@@ -204,6 +210,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
     }
   }
 
+  RK_TRACE_POINT(kTraceTopkSorted);
   const int32_t image_h = args.image_sizes[2 * n], image_w = args.image_sizes[2 * n + 1];
   const float canvas_w = static_cast<float>(h.width[l] * args.grid.stride_x[l]);
   const float canvas_h = static_cast<float>(h.height[l] * args.grid.stride_y[l]);
@@ -257,7 +264,9 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
                                                 cudaGetErrorString(e));
     }
   }
-  TopkDecodeKernel<<<dim3(args.heads.levels, args.heads.batch), kTopkThreads, smem, stream>>>(args, st, out, error);
+  const cudaError_t e = LaunchChained(true, TopkDecodeKernel, dim3(args.heads.levels, args.heads.batch), dim3(kTopkThreads), smem,
+                                      stream, args, st, out, error);
+  if (e != cudaSuccess) return Status(Code::kCudaError, std::string("top-k + decode: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
   return LastError("top-k + decode");
 }
 

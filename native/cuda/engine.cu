@@ -3,6 +3,7 @@
 // replayed, one synchronisation per run (the final copy of the outputs).
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -13,6 +14,53 @@
 #include "stages_cuda.cuh"
 
 namespace rk {
+
+#ifdef RK_CUDA_TRACE
+namespace cuda {
+namespace trace {
+static std::vector<Reader>& Readers() {
+  static std::vector<Reader> readers;
+  return readers;
+}
+void Register(Reader r) { Readers().push_back(r); }
+// One line per run on stderr: each kernel's first block start and last warp end, and the points
+// inside (first and last block to reach them), in microseconds from the first kernel's start.
+static void Print() {
+  Slot all[kSlots] = {};
+  for (Reader r : Readers()) r(all);
+  const unsigned long long t0 = all[kTraceSample].first;
+  if (t0 == 0 || all[kTraceSample].last == 0) return;
+  struct Named { int id; const char* name; bool kernel; };
+  const Named names[] = {{kTraceSample, "sample", true}, {kTraceEstimate, "estimate", true},
+                         {kTraceEstimateRound, ".round1", false}, {kTraceSelect, "select", true},
+                         {kTraceFallback, "fallback", true}, {kTraceTopk, "topk", true}, {kTraceTopkRadix, ".radix", false},
+                         {kTraceTopkCompact, ".compact", false}, {kTraceTopkSorted, ".sorted", false},
+                         {kTraceRank, "rank", true}, {kTraceGreedy, "greedy", true}, {kTraceGreedyGathered, ".gathered", false},
+                         {kTraceWrite, "write", true}};
+  auto us = [&](unsigned long long t) { return t == 0 ? -1.0 : static_cast<double>(static_cast<long long>(t - t0)) / 1000.0; };
+  std::string line = "trace (us):";
+  char buf[96];
+  for (const Named& n : names) {
+    if (all[n.id].last == 0) continue;
+    if (n.kernel) {
+      std::snprintf(buf, sizeof(buf), " | %s %.1f..%.1f (last start %.1f)", n.name, us(all[n.id].first), us(all[n.id + 1].last), us(all[n.id].last));
+    } else {
+      std::snprintf(buf, sizeof(buf), " %s %.1f..%.1f", n.name, us(all[n.id].first), us(all[n.id].last));
+    }
+    line += buf;
+  }
+  const Slot* c = all + kTraceClockSlot;
+  if (c[0].last != 0 && c[1].last > c[0].last && c[1].first > c[0].first) {
+    std::snprintf(buf, sizeof(buf), " | SM clock %.0f MHz, L2 load %.0f cycles", 1000.0 * static_cast<double>(c[1].last - c[0].last) / static_cast<double>(c[1].first - c[0].first),
+                  static_cast<double>(c[2].first) / 8.0);
+    line += buf;
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+}  // namespace trace
+}  // namespace cuda
+#endif
+
 namespace {
 
 std::string ErrorText(cudaError_t e) { return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e); }
@@ -286,6 +334,9 @@ class CudaEngine final : public Engine {
     if (cudaEventRecord(events_[3], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
     if ((e = cudaStreamSynchronize(stream_)) != cudaSuccess) return Fail("running the stages", e);
 
+#ifdef RK_CUDA_TRACE
+    cuda::trace::Print();
+#endif
     const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
     const int32_t* err = h + N + static_cast<size_t>(N) * D * 6;
     if (err[0] != 0) {

@@ -71,10 +71,12 @@ Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, co
                           cudaStream_t stream);
 
 // NMS + sort + cap + write: candidates -> detections (the RetinaNetNMS plugin). image_sizes and
-// output_sizes (device, optional) serve Detectron2's clip after NMS.
+// output_sizes (device, optional) serve Detectron2's clip after NMS. `chained`: the candidates
+// come from the kernel just before on this stream (LaunchSelectDecode), so the first NMS kernel
+// may overlap its tail; a caller whose candidates were written otherwise leaves it false.
 Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
                  const int32_t* output_sizes, const DeviceDetections& out, void* workspace, size_t workspace_bytes,
-                 cudaStream_t stream);
+                 cudaStream_t stream, bool chained = false);
 
 // [out] sizes [N, 2] = (h, w) for every image: the clip size of a caller without per-image sizes
 // (the TensorRT plugins without an image_sizes input).

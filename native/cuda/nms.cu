@@ -3,15 +3,15 @@
 //
 // 1. Rank (blocks of 256 candidates per image): the candidates arrive as L sorted runs (slot =
 //    level*k + rank); the score rank of each (score desc, ties by slot) is its rank in its run plus,
-//    in each other run, how many rank before it (binary searches). Each candidate's label is counted
-//    and its box joins the image's coordinate range (atomics on a state zeroed before the stage).
+//    in each other run, how many rank before it (binary searches). Each block also leaves the
+//    coordinate range of its boxes (no state needs zeroing before the stage).
 // 2. Greedy (one block per image and group): from the valid count and the coordinate range, the path
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
-//    boxes); the block collects its group's members in score order (ballots over the ranks' labels),
-//    stages their boxes in shared memory (or global scratch for large groups), and runs greedy NMS
-//    on them: as a bitmask for groups of up to 256 (filled by whole warps, walked 32 members at a
-//    time), block-wide for larger ones. Blocks of 1024 threads when the groups are fewer than the
-//    SMs (batch 1: each group has an SM to itself), else 256.
+//    boxes); the block counts and collects its group's members in score order (ballots over the
+//    ranks' labels), stages their boxes in shared memory (or global scratch for large groups), and
+//    runs greedy NMS on them: as a bitmask for groups of up to 256 (filled by whole warps, walked 32
+//    members at a time), block-wide for larger ones. Blocks of 1024 threads when the groups are
+//    fewer than the SMs (batch 1: each group has an SM to itself), else 256.
 // 3. Write (one block per image): kept boxes in score order, capped at D, then (Detectron2)
 //    rescaled, clipped and emptied boxes dropped, through two block scans; zeros past the count.
 #include <cub/block/block_scan.cuh>
@@ -28,6 +28,7 @@ namespace {
 size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
 
 constexpr int kRankThreads = 256;
+constexpr int kRankUnroll = 8;  // scores staged per thread and round (independent loads)
 constexpr int kWriteThreads = 1024;
 // One block per (image, group): 256 threads, or 1024 when the groups are fewer than the SMs (the
 // greedy stage is latency-bound: with one block per SM, more warps finish a group sooner).
@@ -64,10 +65,13 @@ constexpr int32_t kRankSharedSlots = 11264;  // 44 KiB of dynamic shared memory,
 
 // Block b of image n ranks the candidates b*kRankThreads .. of the image (in (level, rank) order):
 // its score rank is its rank in its run plus, in each other run, how many rank before it (binary
-// searches over the runs, staged in shared memory). Each block also adds its candidates to the
-// label counts and its boxes to the image's coordinate range (atomics on the zeroed NmsScratch
-// state), and zeroes the kept marks of its ranks.
+// searches over the runs, staged in shared memory). Each block with candidates also leaves the
+// coordinate range of its boxes in range_part (reduced by the greedy stage), and zeroes the kept
+// marks of its ranks.
 __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCandidates in, NmsScratch sc) {
+  RK_TRACE_KERNEL(kTraceRank);
+  WaitPrevious();  // the candidates
+  AllowNext();
   extern __shared__ float staged_scores[];
   __shared__ int32_t base[kMaxLevels + 1];
   __shared__ uint32_t red_hi[kWarp], red_lo[kWarp];
@@ -89,10 +93,22 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   if (blockIdx.x == 0 && threadIdx.x == 0) sc.info[n * 4 + 0] = valid;
   if (first >= valid) return;  // the whole block
   const bool staged = S <= kRankSharedSlots;
-  if (staged) {
-    for (int l = 0; l < L; ++l) {
-      const int32_t cnt = base[l + 1] - base[l];
-      for (int32_t r = threadIdx.x; r < cnt; r += blockDim.x) staged_scores[l * k + r] = scores[l * k + r];
+  if (staged) {  // candidate j of the image is rank j - base[l] of its level l; loads issued kRankUnroll at a time
+    for (int32_t j0 = 0; j0 < valid; j0 += kRankThreads * kRankUnroll) {
+      int32_t slot[kRankUnroll];
+      float v[kRankUnroll];
+#pragma unroll
+      for (int u = 0; u < kRankUnroll; ++u) {
+        const int32_t j = j0 + u * kRankThreads + static_cast<int32_t>(threadIdx.x);
+        int l = 0;
+        while (l + 1 < L && j >= base[l + 1]) ++l;
+        slot[u] = j < valid ? l * k + j - base[l] : -1;
+        v[u] = j < valid ? scores[slot[u]] : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kRankUnroll; ++u) {
+        if (slot[u] >= 0) staged_scores[slot[u]] = v[u];
+      }
     }
     __syncthreads();
   }
@@ -118,7 +134,6 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
     // outside [0, K) can never index past the label counts.
     const int32_t g = min(max(labels[slot], 0), a.classes - 1);
     sc.rank_label[static_cast<size_t>(n) * S + rank] = g;
-    atomicAdd(&sc.label_count[static_cast<size_t>(n) * a.classes + g], 1);
     sc.kept[static_cast<size_t>(n) * S + j] = 0;
     // NaN coordinates take no part in the range (as MaxLikeStd / MinLikeStd skip them).
     const float4 b = boxes[slot];
@@ -145,14 +160,16 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
       hi = max(hi, red_hi[w]);
       lo = max(lo, red_lo[w]);
     }
-    if (hi != 0) atomicMax(&sc.range[2 * n], hi);
-    if (lo != 0) atomicMax(&sc.range[2 * n + 1], lo);
+    uint32_t* part = sc.range_part + (static_cast<size_t>(n) * gridDim.x + blockIdx.x) * 2;
+    part[0] = hi;
+    part[1] = lo;
   }
 }
 
 // How the image's candidates are grouped for NMS: the path batched_nms would take for this many
 // boxes on the emulated device (coordinate trick on boxes shifted by label * span, or per class on
-// the boxes), from the valid count and the coordinate range RankKernel left.
+// the boxes), from the valid count and the coordinate range (range[0] = OrderedBits of the largest
+// coordinate, range[1] = ~OrderedBits of the smallest; 0 = none).
 struct NmsPath {
   bool trick;
   bool per_class;
@@ -282,16 +299,21 @@ constexpr int kCollectUnroll = 4;
 // One block per (image, group). The group's members in score order are its entries of rank_label
 // (every rank when there is one group): each warp filters a contiguous range of ranks (independent
 // loads, counted first, then written at the warp's offset), straight into shared memory when the
-// group fits (else into the global scratch, at the group's offset: the label counts before it);
+// group fits (else into the global scratch, at the group's offset: the ranks of lower labels);
 // then their boxes (shifted on the trick path) and areas are gathered; then greedy NMS as a bitmask
 // (groups of up to kMaskMax) or by the block.
 template <int kThreads>
 __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc) {
+  RK_TRACE_KERNEL(kTraceGreedy);
+  WaitPrevious();  // the ranks, labels and coordinate ranges
+  AllowNext();
   constexpr int kGreedyWarps = kThreads / kWarp;
   extern __shared__ float4 stage[];
   __shared__ int32_t warp_offset[kGreedyWarps + 1];
+  __shared__ int32_t warp_below[kGreedyWarps];
   __shared__ int32_t next[3];
   __shared__ int32_t group_first;
+  __shared__ uint32_t range[2];
   __shared__ uint32_t mask[kMaskMax * kMaskWords];
   float4* s_box = stage;
   float* s_area = reinterpret_cast<float*>(s_box + kStage);
@@ -302,45 +324,71 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   if (n >= batch) return;
   const int32_t slots = in.slots_per_image;
   const int32_t valid = sc.info[n * 4 + 0];
-  const NmsPath path = PathOf(a, valid, sc.range + 2 * n);
-  if (!path.per_class && g > 0) return;  // one group: block 0 of the image
-  const int32_t* counts = sc.label_count + static_cast<size_t>(n) * a.classes;
-  const int32_t m = path.per_class ? counts[g] : valid;
-  if (m == 0) return;
-  const size_t base = static_cast<size_t>(n) * slots;
-  const bool fits = m <= kStage;
-  int32_t g0 = 0;  // the group's offset in the global scratch (only needed when it does not fit)
-  if (!fits && path.per_class) {
-    if (warp == 0) {
-      int32_t sum = 0;
-      for (int q = lane; q < g; q += kWarp) sum += counts[q];
-      for (int off = kWarp / 2; off > 0; off >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, off);
-      if (lane == 0) group_first = sum;
+  if (valid == 0) return;
+  if (warp == 0) {  // the coordinate range: the partials of the rank blocks that had candidates
+    const uint32_t* part = sc.range_part + static_cast<size_t>(n) * sc.rank_blocks * 2;
+    const int32_t used = (valid + kRankThreads - 1) / kRankThreads;
+    uint32_t hi = 0, lo = 0;
+    for (int32_t b = lane; b < used; b += kWarp) {
+      hi = max(hi, part[2 * b]);
+      lo = max(lo, part[2 * b + 1]);
     }
-    __syncthreads();
-    g0 = group_first;
+    for (int off = kWarp / 2; off > 0; off >>= 1) {
+      hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+      lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+    }
+    if (lane == 0) {
+      range[0] = hi;
+      range[1] = lo;
+    }
   }
+  __syncthreads();
+  const NmsPath path = PathOf(a, valid, range);
+  if (!path.per_class && g > 0) return;  // one group: block 0 of the image
+  const size_t base = static_cast<size_t>(n) * slots;
   const int32_t* by_rank = sc.by_rank + base;
   const int32_t* rank_label = sc.rank_label + base;
-  int32_t* members = fits ? s_slot : sc.grouped + base + g0;
-  if (path.per_class) {
-    const int32_t span = (valid + kGreedyWarps - 1) / kGreedyWarps;
-    const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
-    int32_t count = 0;
+  int32_t m = valid;
+  int32_t g0 = 0;  // the group's offset in the global scratch: the ranks of lower labels
+  const int32_t span = (valid + kGreedyWarps - 1) / kGreedyWarps;
+  const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
+  if (path.per_class) {  // count the group's members (and the ranks before its offset), per warp
+    int32_t count = 0, below = 0;
     for (int32_t r0 = r_begin; r0 < r_end; r0 += kWarp * kCollectUnroll) {
+      int32_t gs[kCollectUnroll];
 #pragma unroll
       for (int u = 0; u < kCollectUnroll; ++u) {
         const int32_t r = r0 + u * kWarp + lane;
-        count += __popc(__ballot_sync(0xFFFFFFFFu, r < r_end && rank_label[r] == g));
+        gs[u] = r < r_end ? rank_label[r] : INT32_MAX;
+      }
+#pragma unroll
+      for (int u = 0; u < kCollectUnroll; ++u) {
+        count += __popc(__ballot_sync(0xFFFFFFFFu, gs[u] == g));
+        below += __popc(__ballot_sync(0xFFFFFFFFu, gs[u] < g));
       }
     }
-    if (lane == 0) warp_offset[warp + 1] = count;
+    if (lane == 0) {
+      warp_offset[warp + 1] = count;
+      warp_below[warp] = below;
+    }
     __syncthreads();
     if (threadIdx.x == 0) {
       warp_offset[0] = 0;
-      for (int w = 0; w < kGreedyWarps; ++w) warp_offset[w + 1] += warp_offset[w];
+      int32_t sum = 0;
+      for (int w = 0; w < kGreedyWarps; ++w) {
+        warp_offset[w + 1] += warp_offset[w];
+        sum += warp_below[w];
+      }
+      group_first = sum;
     }
     __syncthreads();
+    m = warp_offset[kGreedyWarps];
+    g0 = group_first;
+  }
+  if (m == 0) return;  // the whole block
+  const bool fits = m <= kStage;
+  int32_t* members = fits ? s_slot : sc.grouped + base + g0;
+  if (path.per_class) {
     int32_t at = warp_offset[warp];
     for (int32_t r0 = r_begin; r0 < r_end; r0 += kWarp * kCollectUnroll) {
       int32_t gs[kCollectUnroll], sl[kCollectUnroll];
@@ -381,6 +429,7 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   __syncthreads();
   // The chain itself touches only the staged members; the kept marks (members never suppressed; the
   // marks were zeroed by RankKernel) are written afterwards, in parallel.
+  RK_TRACE_POINT(kTraceGreedyGathered);
   uint8_t* kept = sc.kept + base;
   const int32_t* rank_of_slot = sc.rank_of_slot + base;
   if (m <= kMaskMax) {
@@ -410,6 +459,8 @@ struct WriteArgs {
 
 __global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, DeviceCandidates in, NmsScratch sc,
                                                              DeviceDetections out) {
+  RK_TRACE_KERNEL(kTraceWrite);
+  WaitPrevious();  // the kept marks
   using Scan = cub::BlockScan<int32_t, kWriteThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   const int n = blockIdx.x;
@@ -463,13 +514,15 @@ __global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, Device
 
 }  // namespace
 
-size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t classes) {
+int32_t RankBlocks(int32_t slots) { return (slots + kRankThreads - 1) / kRankThreads; }
+
+size_t NmsScratchBytes(int32_t batch, int32_t slots) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  return 4 * Align(ns * 4) + Align(NmsStateBytes(batch, classes)) + Align(ns * 16) + Align(ns * 4) + 2 * Align(ns) +
-         Align(static_cast<size_t>(batch) * 16);
+  return 4 * Align(ns * 4) + Align(static_cast<size_t>(batch) * RankBlocks(slots) * 8) + Align(ns * 16) + Align(ns * 4) +
+         2 * Align(ns) + Align(static_cast<size_t>(batch) * 16);
 }
 
-NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t classes) {
+NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
   auto* p = static_cast<uint8_t*>(base);
   NmsScratch s;
@@ -477,9 +530,8 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t cla
   s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.rank_label = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
-  s.label_count = reinterpret_cast<int32_t*>(p);  // the zeroed state: label counts, then ranges
-  s.range = reinterpret_cast<uint32_t*>(p + static_cast<size_t>(batch) * classes * 4);
-  p += Align(NmsStateBytes(batch, classes));
+  s.rank_blocks = RankBlocks(slots);
+  s.range_part = reinterpret_cast<uint32_t*>(p); p += Align(static_cast<size_t>(batch) * s.rank_blocks * 8);
   s.member_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
   s.member_area = reinterpret_cast<float*>(p); p += Align(ns * 4);
   s.suppressed = p; p += Align(ns);
@@ -489,37 +541,40 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t cla
 }
 
 size_t NmsWorkspaceSize(const PostprocessParams& p, int32_t batch, int32_t slots_per_image) {
-  return NmsScratchBytes(batch, slots_per_image, p.num_classes);
+  (void)p;
+  return NmsScratchBytes(batch, slots_per_image);
 }
 
 Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
                  const int32_t* output_sizes, const DeviceDetections& out, void* workspace, size_t workspace_bytes,
-                 cudaStream_t stream) {
+                 cudaStream_t stream, bool chained) {
   if (workspace_bytes < NmsWorkspaceSize(p, batch, in.slots_per_image)) {
     return Status(Code::kInvalidArgument, "Expected an NMS workspace of at least " +
                                               std::to_string(NmsWorkspaceSize(p, batch, in.slots_per_image)) +
                                               " bytes but received " + std::to_string(workspace_bytes));
   }
   if (batch == 0) return Status::Ok();
-  const NmsScratch sc = CarveNmsScratch(workspace, batch, in.slots_per_image, p.num_classes);
+  const NmsScratch sc = CarveNmsScratch(workspace, batch, in.slots_per_image);
   const NmsArgs a{p.nms, p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
   const int32_t S = in.slots_per_image;
-  if (cudaMemsetAsync(sc.label_count, 0, NmsStateBytes(batch, p.num_classes), stream) != cudaSuccess) return LastError("nms state");
-  RankKernel<<<dim3((S + kRankThreads - 1) / kRankThreads, batch), kRankThreads, S <= kRankSharedSlots ? S * sizeof(float) : 0,
-               stream>>>(a, in, sc);
+  cudaError_t e = LaunchChained(chained, RankKernel, dim3(sc.rank_blocks, batch), dim3(kRankThreads),
+                                S <= kRankSharedSlots ? S * sizeof(float) : 0, stream, a, in, sc);
   const int64_t blocks = static_cast<int64_t>(batch) * p.num_classes;
   constexpr size_t kGreedyShared = static_cast<size_t>(kStage) * (16 + 4 + 4 + 1);
   int device = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+  if (e == cudaSuccess && (cudaGetDevice(&device) != cudaSuccess ||
+                           cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)) {
     return LastError("nms (device attributes)");
   }
-  if (blocks <= sms) {
-    GreedyKernel<kGreedyWideThreads><<<static_cast<unsigned>(blocks), kGreedyWideThreads, kGreedyShared, stream>>>(a, in, batch, sc);
-  } else {
-    GreedyKernel<kGreedyThreads><<<static_cast<unsigned>(blocks), kGreedyThreads, kGreedyShared, stream>>>(a, in, batch, sc);
+  if (e == cudaSuccess) {
+    e = blocks <= sms ? LaunchChained(true, GreedyKernel<kGreedyWideThreads>, dim3(static_cast<unsigned>(blocks)),
+                                      dim3(kGreedyWideThreads), kGreedyShared, stream, a, in, batch, sc)
+                      : LaunchChained(true, GreedyKernel<kGreedyThreads>, dim3(static_cast<unsigned>(blocks)),
+                                      dim3(kGreedyThreads), kGreedyShared, stream, a, in, batch, sc);
   }
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
-  WriteKernel<<<batch, kWriteThreads, 0, stream>>>(w, in, sc, out);
+  if (e == cudaSuccess) e = LaunchChained(true, WriteKernel, dim3(batch), dim3(kWriteThreads), 0, stream, w, in, sc, out);
+  if (e != cudaSuccess) return Status(Code::kCudaError, std::string("nms: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
   return LastError("nms");
 }
 

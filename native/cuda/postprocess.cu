@@ -1,4 +1,5 @@
 // The launchers of native/cuda/launch.h: workspace layout and the order of the stages.
+#include <cstdlib>
 #include <string>
 
 #include "common.cuh"
@@ -25,7 +26,8 @@ SelectLayout SelectBytes(const PostprocessParams& p, const HeadShapes& s) {
   out.bytes = 2 * Align(S * 4)                                // start, cut
               + 8 * Align(S * 4)                              // count .. kth_order_key
               + Align(S * out.capacity * 8) + Align(S * out.capacity * 4)  // keys, pos
-              + Align(S * kSelectBins * 4);                   // hist
+              + Align(S * kSelectBins * 4)                    // hist
+              + Align(S * kSampleSplit * kSampleSegment * 4) + Align(S * kSampleSplit * 4);  // sample
   return out;
 }
 
@@ -50,6 +52,8 @@ SelectState CarveSelect(uint8_t*& p, const SelectLayout& lay) {
   st.keys = reinterpret_cast<uint64_t*>(take(S * lay.capacity * 8));
   st.pos = reinterpret_cast<uint32_t*>(take(S * lay.capacity * 4));
   st.hist = reinterpret_cast<uint32_t*>(take(S * kSelectBins * 4));
+  st.sample = reinterpret_cast<uint32_t*>(take(S * kSampleSplit * kSampleSegment * 4));
+  st.sample_count = reinterpret_cast<uint32_t*>(take(S * kSampleSplit * 4));
   st.capacity = lay.capacity;
   return st;
 }
@@ -102,6 +106,20 @@ __global__ void FillSizesKernel(int32_t* sizes, int32_t batch, int32_t height, i
 }
 
 }  // namespace
+
+bool ChainedLaunches() {
+  static const bool allowed = [] {
+    const char* e = std::getenv("RK_CUDA_PDL");
+    return e == nullptr || std::atoi(e) != 0;
+  }();
+  if (!allowed) return false;
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major >= 9;
+}
 
 Status LaunchFillImageSizes(int32_t* sizes, int32_t batch, int32_t height, int32_t width, cudaStream_t stream) {
   if (batch <= 0) return Status::Ok();
@@ -156,12 +174,14 @@ Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, co
   if (out.topk != p.select.topk_candidates || out.slots_per_image != in.shapes.num_levels * p.select.topk_candidates) {
     return Status(Code::kInvalidArgument, "Expected candidate buffers of levels * topk_candidates slots per image");
   }
-  if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
-  if (in.shapes.batch == 0) return Status::Ok();
+  if (in.shapes.batch == 0) {
+    if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
+    return Status::Ok();
+  }
   uint8_t* q = static_cast<uint8_t*>(workspace);
   const SelectState st = CarveSelect(q, lay);
   const HeadArgs h = MakeHeadArgs(in);
-  RK_RETURN_IF_ERROR(LaunchSelect(p.select, h, MakeTileMap(in.shapes, in.dtype), st, stream));
+  RK_RETURN_IF_ERROR(LaunchSelect(p.select, h, MakeTileMap(in.shapes, in.dtype), st, error, stream));  // zeroes error
   DecodeArgs args;
   args.heads = h;
   args.grid = grid;
@@ -189,7 +209,7 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
   const DeviceCandidates cands = CarveCandidates(q, p, in.shapes);
   const size_t rest = workspace_bytes - static_cast<size_t>(q - static_cast<uint8_t*>(workspace));
   RK_RETURN_IF_ERROR(LaunchSelectDecode(p, grid, in, cands, error, q, rest, stream));
-  return LaunchNms(p, cands, in.shapes.batch, in.image_sizes, in.output_sizes, out, q, rest, stream);
+  return LaunchNms(p, cands, in.shapes.batch, in.image_sizes, in.output_sizes, out, q, rest, stream, /*chained=*/true);
 }
 
 }  // namespace cuda

@@ -1,8 +1,9 @@
 // Selection on the GPU: threshold + per-level top-k in one pass over the class head.
 //
-// 1. Estimate (one block per image and level): the m-th largest raw value of a sample of the level
-//    (32 runs of 1024 elements; the whole level when small), radix-selected in shared memory, gives
-//    a start score about 3k candidates of the level reach (k = topk_candidates).
+// 1. Estimate: the m-th largest raw value of a sample of the level (32 runs of 1024 elements; the
+//    whole level when small) gives a start score about 3k candidates of the level reach
+//    (k = topk_candidates). The sample is loaded by 8 blocks per (image, level), which keep the
+//    values above the threshold's cut; one block per (image, level) then radix-selects among them.
 // 2. Select (one pass, 16-byte loads, a tile per block): an element whose raw value passes the
 //    prefilter cut gets its exact score (SigmoidF32); score > f32(t) and score >= start -> appended
 //    with its rank key, to the block's shared buffer (warp-aggregated shared atomics), then to the
@@ -61,19 +62,100 @@ struct Elems<uint16_t> {
   __device__ __forceinline__ static float Load(const uint16_t* x, int64_t i) { return HalfToFloat(x[i]); }
 };
 
+// The sample of a level: kSampleRuns runs of kSampleRun elements, run j in the middle of the j-th
+// of kSampleRuns equal parts of the level (the whole level, contiguously, when it is small).
+// Sample element e (0 <= e < kSampleElements) is element SampleIndex(e) of the level, or none (-1).
+__device__ __forceinline__ int64_t SampleIndex(int64_t elements, int e) {
+  if (elements <= kSampleElements) return e < elements ? e : -1;
+  const int64_t stride = elements / kSampleRuns;
+  return (stride - kSampleRun) / 2 + static_cast<int64_t>(e / kSampleRun) * stride + e % kSampleRun;
+}
+
+// The sample is loaded by kSampleSplit blocks per (image, level), spread over the SMs: one SM's
+// load pipe alone took most of the estimate's time. Each block keeps its sampled values above the
+// threshold's cut, as ordered keys, in its own segment of the workspace (no counter to reset).
+constexpr int kSampleThreads = 256;
+constexpr int kSamplePerThread = kSampleSegment / kSampleThreads;
+static_assert(kSampleSegment * kSampleSplit == kSampleElements, "the segments cover the sample");
+
+__device__ __forceinline__ float BaseCut(const SelectParams& p) {
+  const float thresh = static_cast<float>(p.score_thresh);
+  const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
+  return everything ? -INFINITY : CutFor(thresh, p.score_input);
+}
+
+// This block's part of the sample: kSamplePerThread elements a thread, the keys above `cut` appended
+// to `segment`.
+template <typename E>
+__device__ __forceinline__ void SampleSegment(const E* x, int64_t elements, int part, float cut, uint32_t* segment,
+                                              uint32_t* count) {
+  float v[kSamplePerThread];
+#pragma unroll
+  for (int j = 0; j < kSamplePerThread; ++j) {  // every load issued before any is used
+    const int64_t i = SampleIndex(elements, part * kSampleSegment + j * kSampleThreads + static_cast<int>(threadIdx.x));
+    v[j] = i >= 0 ? Elems<E>::Load(x, i) : -INFINITY;
+  }
+#pragma unroll
+  for (int j = 0; j < kSamplePerThread; ++j) {
+    const bool take = v[j] > cut;  // never NaN; its key is never 0
+    const uint32_t at = WarpAppend(count, take, 0xFFFFFFFFu);
+    if (take) segment[at] = OrderedBits(v[j]);
+  }
+}
+
+// The first kernel of the chain (launched plainly): it also zeroes the decode error record.
+__global__ void __launch_bounds__(kSampleThreads) SampleKernel(HeadArgs h, SelectParams p, SelectState st, int32_t* error) {
+  RK_TRACE_KERNEL(kTraceSample);
+  AllowNext();
+  __shared__ uint32_t count;
+  const int n = blockIdx.y, l = static_cast<int>(blockIdx.x) / kSampleSplit, part = static_cast<int>(blockIdx.x) % kSampleSplit;
+  const int s = n * h.levels + l;
+  if (n == 0 && blockIdx.x == 0 && threadIdx.x < kErrorWords) error[threadIdx.x] = 0;
+  if (threadIdx.x == 0) count = 0;
+  __syncthreads();
+  uint32_t* segment = st.sample + (static_cast<size_t>(s) * kSampleSplit + part) * kSampleSegment;
+  if (h.dtype == DType::kFloat32) {
+    SampleSegment(static_cast<const float*>(h.Slice(n, l)), h.level_elements[l], part, BaseCut(p), segment, &count);
+  } else {
+    SampleSegment(static_cast<const uint16_t*>(h.Slice(n, l)), h.level_elements[l], part, BaseCut(p), segment, &count);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) st.sample_count[s * kSampleSplit + part] = count;
+}
+
 constexpr int kEstimateThreads = 1024;
+constexpr int kEstimateShared = 8192;  // sampled keys staged in shared memory (32 KB); more are read from the segments
 
-// Radix select in a block of kEstimateThreads: the m-th largest of the keys held in registers,
-// kKeysPerThread a thread (0 = excluded). Each round's digit is found by a block-wide scan of the
-// histogram taken from the top (two bins a thread), not by one thread walking it.
-// Only the top 22 bits are resolved: the key returned is the lower edge of the m-th largest's
-// 22-bit bin (at least m keys are at or above it), which is all a starting bound needs.
-constexpr int kKeysPerThread = static_cast<int>(kSampleElements / kEstimateThreads);
-static_assert(kSampleRun == kEstimateThreads, "a sample run is one element per thread");
-
-__device__ uint32_t BlockSelectLargest(const uint32_t (&keys)[kKeysPerThread], uint32_t m, uint32_t* hist, uint32_t* shared) {
+// Radix select in a block of kEstimateThreads: the m-th largest of the slice's sampled keys (the
+// segments of SampleKernel). Each round's digit is found by a block-wide scan of the histogram taken
+// from the top (two bins a thread), not by one thread walking it. Only the top 22 bits are resolved:
+// the key returned is the lower edge of the m-th largest's 22-bit bin (at least m keys are at or
+// above it), which is all a starting bound needs; 0 when there are fewer than m keys.
+__device__ uint32_t SelectLargestSampled(const uint32_t* segments, const uint32_t* counts, uint32_t m, uint32_t* staged,
+                                         uint32_t* hist, uint32_t* shared) {
   using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
   __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t first[kSampleSplit + 1];
+  if (threadIdx.x < kSampleSplit) first[threadIdx.x + 1] = counts[threadIdx.x];  // loaded side by side
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    first[0] = 0;
+    for (int q = 0; q < kSampleSplit; ++q) first[q + 1] += first[q];
+  }
+  __syncthreads();
+  const uint32_t total = first[kSampleSplit];
+  const bool in_shared = total <= static_cast<uint32_t>(kEstimateShared);
+  // Key i of the concatenated segments, from global memory or (once staged) shared memory.
+  auto global_key = [&](uint32_t i) {
+    int q = 0;
+    while (i >= first[q + 1]) ++q;
+    return segments[static_cast<size_t>(q) * kSampleSegment + (i - first[q])];
+  };
+  auto key_at = [&](uint32_t i) { return in_shared ? staged[i] : global_key(i); };
+  if (in_shared) {
+    for (uint32_t i = threadIdx.x; i < total; i += blockDim.x) staged[i] = global_key(i);
+    __syncthreads();
+  }
   uint32_t prefix = 0, prefix_mask = 0;
   const int shifts[2] = {21, 10};
   const int widths[2] = {11, 11};
@@ -82,21 +164,22 @@ __device__ uint32_t BlockSelectLargest(const uint32_t (&keys)[kKeysPerThread], u
     if (threadIdx.x == 0) shared[0] = 0;
     __syncthreads();
     const uint32_t digit_mask = ((1u << widths[r]) - 1u);
-#pragma unroll
-    for (int j = 0; j < kKeysPerThread; ++j) {
-      const uint32_t k = keys[j];
+    for (uint32_t i0 = 0; i0 < total; i0 += blockDim.x) {  // block-uniform trip count: whole warps vote
+      const uint32_t i = i0 + threadIdx.x;
+      const uint32_t k = i < total ? key_at(i) : 0u;
       WarpHistAdd(hist, (k >> shifts[r]) & digit_mask, k != 0 && (k & prefix_mask) == prefix);
     }
     __syncthreads();
     const int hi = kBins - 1 - 2 * static_cast<int>(threadIdx.x), lo = hi - 1;
-    const uint32_t local = hist[hi] + hist[lo];
+    const uint32_t c_hi = hist[hi], c_lo = hist[lo];
+    const uint32_t local = c_hi + c_lo;
     uint32_t above = 0;
     Scan(scan).ExclusiveSum(local, above);
     if (above < m && m <= above + local) {
-      const bool in_hi = above + hist[hi] >= m;
-      shared[0] = 1;
+      const bool in_hi = above + c_hi >= m;
       shared[1] = static_cast<uint32_t>(in_hi ? hi : lo);
-      shared[2] = in_hi ? m - above : m - above - hist[hi];
+      shared[2] = in_hi ? m - above : m - above - c_hi;
+      shared[0] = 1;
     }
     __syncthreads();
     if (shared[0] == 0) return 0;  // fewer than m keys
@@ -104,42 +187,23 @@ __device__ uint32_t BlockSelectLargest(const uint32_t (&keys)[kKeysPerThread], u
     prefix_mask |= digit_mask << shifts[r];
     m = shared[2];
     __syncthreads();
+    if (r == 0) RK_TRACE_POINT(kTraceEstimateRound);
   }
   return prefix;
 }
 
-// The sample of a level of `elements` at x, one key per run a thread (the whole level when it is
-// small: element threadIdx.x + j * kEstimateThreads), all loads issued before any is used. Values
-// at or below `cut` get key 0 (left out).
-template <typename E>
-__device__ __forceinline__ void LoadSample(const E* x, int64_t elements, float cut, uint32_t (&keys)[kKeysPerThread]) {
-  if (elements <= kSampleElements) {
-#pragma unroll
-    for (int j = 0; j < kKeysPerThread; ++j) {
-      const int64_t i = static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(j) * kEstimateThreads;
-      const float v = i < elements ? Elems<E>::Load(x, i) : -INFINITY;
-      keys[j] = v > cut ? OrderedBits(v) : 0u;
-    }
-    return;
-  }
-  // Run j starts in the middle of the j-th of kSampleRuns equal parts of the level.
-  const int64_t stride = elements / kSampleRuns;
-  const E* run = x + (stride - kSampleRun) / 2 + threadIdx.x;
-  float v[kKeysPerThread];
-#pragma unroll
-  for (int j = 0; j < kKeysPerThread; ++j) v[j] = Elems<E>::Load(run, static_cast<int64_t>(j) * stride);
-#pragma unroll
-  for (int j = 0; j < kKeysPerThread; ++j) keys[j] = v[j] > cut ? OrderedBits(v[j]) : 0u;
-}
-
-// One block per (image, level): the start score and the prefilter cut.
+// One block per (image, level): the start score and the prefilter cut, from the sampled keys.
 __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, SelectParams p, SelectState st) {
+  RK_TRACE_KERNEL(kTraceEstimate);
+  WaitPrevious();  // the sampled keys
+  AllowNext();     // the select kernel's blocks may start loading their tiles meanwhile
+  if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) RK_TRACE_CLOCK(0);
   __shared__ uint32_t hist[kBins];
   __shared__ uint32_t shared[4];
+  __shared__ uint32_t staged[kEstimateShared];
   const int n = blockIdx.y, l = blockIdx.x;
   const int s = n * h.levels + l;
   const int64_t elements = h.level_elements[l];
-  const void* slice = h.Slice(n, l);
   const int64_t sampled = elements <= kSampleElements ? elements : kSampleElements;
   const float thresh = static_cast<float>(p.score_thresh);
   const int64_t k = p.topk_candidates;
@@ -147,18 +211,11 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
   const uint32_t m = elements <= kSampleElements
                          ? static_cast<uint32_t>(k)
                          : static_cast<uint32_t>(fmax(8.0, ceil(3.0 * static_cast<double>(k) * static_cast<double>(sampled) / static_cast<double>(elements))));
-  const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
-  const float base_cut = everything ? -INFINITY : CutFor(thresh, p.score_input);
-  // Samples at or below the threshold's cut cannot be a start (it must pass the threshold): they are
-  // left out of the select, so that most warps skip most of its histogram work.
-  uint32_t keys[kKeysPerThread];
-  if (h.dtype == DType::kFloat32) {
-    LoadSample(static_cast<const float*>(slice), elements, base_cut, keys);
-  } else {
-    LoadSample(static_cast<const uint16_t*>(slice), elements, base_cut, keys);
-  }
-  const uint32_t key = BlockSelectLargest(keys, m, hist, shared);
+  // Only samples above the threshold's cut were kept: a start must pass the threshold.
+  const uint32_t key = SelectLargestSampled(st.sample + static_cast<size_t>(s) * kSampleSplit * kSampleSegment,
+                                            st.sample_count + s * kSampleSplit, m, staged, hist, shared);
   if (threadIdx.x == 0) {
+    const float base_cut = BaseCut(p);
     float start = -INFINITY;
     if (key != 0) {
       const float score = ScoreOf(FromOrderedBits(key), p.score_input);
@@ -174,6 +231,10 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
     st.prefix_mask[s] = 0;
     st.remaining[s] = static_cast<uint32_t>(p.topk_candidates);
     st.taken_all[s] = 0;
+    if (s == 0) {
+      RK_TRACE_LOAD_LATENCY(st.sample_count);
+      RK_TRACE_CLOCK(1);
+    }
   }
 }
 
@@ -234,21 +295,28 @@ template <typename E>
 __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams& p, const SelectState& st, int s, int l,
                                            const E* x, int64_t t0, int64_t t1, BlockCandidates& bc) {
   constexpr int P = Elems<E>::kPer;
-  const float cut = st.cut[s];
-  const float start = st.start[s];
-  const float thresh = static_cast<float>(p.score_thresh);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(x);
   const int64_t head = static_cast<int64_t>(((16 - (addr & 15)) & 15) / sizeof(E));
   const int64_t v0 = (max(t0, head) - head + P - 1) / P, v1 = (t1 - head) >= 0 ? (t1 - head) / P : 0;
   const uint4* xv = reinterpret_cast<const uint4*>(x + head);
   const int64_t step = static_cast<int64_t>(blockDim.x) * kSelectUnroll;
-  for (int64_t b = v0; b < v1; b += step) {  // block-uniform: whole warps take every branch below
-    uint4 q[kSelectUnroll];
+  auto load = [&](int64_t b, uint4 (&q)[kSelectUnroll]) {
 #pragma unroll
     for (int u = 0; u < kSelectUnroll; ++u) {
       const int64_t v = b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
       q[u] = v < v1 ? xv[v] : make_uint4(0, 0, 0, 0);
     }
+  };
+  // The heads were written before the chain began: the first loads are issued before waiting for
+  // the estimate's cut (they overlap the estimate when this block started early).
+  uint4 q[kSelectUnroll];
+  load(v0, q);
+  WaitPrevious();
+  const float cut = st.cut[s];
+  const float start = st.start[s];
+  const float thresh = static_cast<float>(p.score_thresh);
+  for (int64_t b = v0; b < v1; b += step) {  // block-uniform: whole warps take every branch below
+    if (b != v0) load(b, q);
 #pragma unroll
     for (int u = 0; u < kSelectUnroll; ++u) {
       const int64_t v = b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
@@ -278,6 +346,8 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
 }
 
 __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
+  RK_TRACE_KERNEL(kTraceSelect);
+  AllowNext();
   __shared__ BlockCandidates bc;
   const int n = blockIdx.y;
   const int t = static_cast<int>(blockIdx.x);
@@ -313,6 +383,9 @@ __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel
 // whose buffer overflowed, or whose estimated start was reached by fewer than k candidates. Every
 // block writes the same flags, so any block's read sees the right value.
 __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
+  RK_TRACE_KERNEL(kTraceFallback);
+  WaitPrevious();
+  AllowNext();  // the top-k kernel waits for this one's completion before it reads
   __shared__ uint32_t any;
   const int slices = h.batch * h.levels;
   if (threadIdx.x == 0) any = 0;
@@ -464,12 +537,19 @@ uint32_t SelectCapacity(const SelectParams& p) {
   return static_cast<uint32_t>(std::max<int64_t>(8 * static_cast<int64_t>(p.topk_candidates), 8192));
 }
 
-Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, cudaStream_t stream) {
-  EstimateKernel<<<dim3(h.levels, h.batch), kEstimateThreads, 0, stream>>>(h, p, st);
-  SelectKernel<<<dim3(tiles.tiles, h.batch), kSelectThreads, 0, stream>>>(h, p, st, tiles);
+Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, int32_t* error,
+                    cudaStream_t stream) {
+  SampleKernel<<<dim3(h.levels * kSampleSplit, h.batch), kSampleThreads, 0, stream>>>(h, p, st, error);
+  cudaError_t e = LaunchChained(true, EstimateKernel, dim3(h.levels, h.batch), dim3(kEstimateThreads), 0, stream, h, p, st);
+  if (e == cudaSuccess) {
+    e = LaunchChained(true, SelectKernel, dim3(tiles.tiles, h.batch), dim3(kSelectThreads), 0, stream, h, p, st, tiles);
+  }
+  if (e != cudaSuccess) return Status(Code::kCudaError, std::string("select: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
   RK_RETURN_IF_ERROR(LastError("select"));
+  // Cooperative (grid-wide rounds when a level needs the exact path): launched plainly, after the
+  // whole select pass.
   void* args[] = {const_cast<HeadArgs*>(&h), const_cast<SelectParams*>(&p), const_cast<SelectState*>(&st)};
-  const cudaError_t e = cudaLaunchCooperativeKernel(reinterpret_cast<void*>(FallbackKernel), dim3(FallbackGrid()), dim3(256), args, 0, stream);
+  e = cudaLaunchCooperativeKernel(reinterpret_cast<void*>(FallbackKernel), dim3(FallbackGrid()), dim3(256), args, 0, stream);
   if (e != cudaSuccess) return Status(Code::kCudaError, std::string("select fallback: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
   return LastError("select fallback");
 }

@@ -16,6 +16,8 @@ struct SelectState {
   uint64_t* keys = nullptr;         // [S, capacity] RankKey(score, order)
   uint32_t* pos = nullptr;          // [S, capacity] storage position within the slice
   uint32_t capacity = 0;
+  uint32_t* sample = nullptr;        // [S, kSampleSplit, kSampleSegment] sampled keys above the threshold's cut
+  uint32_t* sample_count = nullptr;  // [S, kSampleSplit] keys in each segment
   uint32_t* need_fallback = nullptr;  // [S]
   uint32_t* hist = nullptr;           // [S, 2048] radix histograms of the exact path
   uint32_t* prefix = nullptr;         // [S]
@@ -36,10 +38,13 @@ struct TileMap {
 TileMap MakeTileMap(const HeadShapes& s, DType dtype);
 uint32_t SelectCapacity(const SelectParams& p);
 constexpr int kSelectBins = 2048;
+constexpr int kSampleSplit = 8;       // blocks that load the sample of a slice
+constexpr int kSampleSegment = 4096;  // sample elements per block
 
 // Threshold + prefilter + exact fallback: fills st.keys/pos/count for every slice, with count <= capacity
 // and, when count > k, the slice's top-k among them.
-Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st,
+// Also zeroes the error record (kErrorWords words) before the top-k stage can write it.
+Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, int32_t* error,
                     cudaStream_t stream);
 
 }  // namespace cuda

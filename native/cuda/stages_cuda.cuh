@@ -34,8 +34,8 @@ struct NmsScratch {
   int32_t* by_rank = nullptr;       // [N, slots] slot of each score rank
   int32_t* grouped = nullptr;       // [N, slots] members of large groups, at the group's offset
   int32_t* rank_label = nullptr;    // [N, slots] label (clamped to [0, K)) of each score rank
-  int32_t* label_count = nullptr;   // [N, K] candidates per label       } zeroed before each run:
-  uint32_t* range = nullptr;        // [N, 2] coordinate range (ordered)  } NmsStateBytes
+  uint32_t* range_part = nullptr;   // [N, rank_blocks, 2] coordinate range of each rank block's boxes
+  int32_t rank_blocks = 0;          // blocks of the rank stage per image
   float4* member_box = nullptr;     // [N, slots] boxes of large groups in member order
   float* member_area = nullptr;     // [N, slots]
   uint8_t* suppressed = nullptr;    // [N, slots] of large groups in member order
@@ -43,13 +43,8 @@ struct NmsScratch {
   int32_t* info = nullptr;          // [N, 4]: valid candidates
 };
 
-// Bytes of the per-run zeroed NMS state (label counts and coordinate ranges).
-inline size_t NmsStateBytes(int32_t batch, int32_t classes) {
-  return static_cast<size_t>(batch) * (static_cast<size_t>(classes) + 2) * 4;
-}
-
-size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t classes);
-NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t classes);
+size_t NmsScratchBytes(int32_t batch, int32_t slots);
+NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots);
 
 }  // namespace cuda
 }  // namespace rk

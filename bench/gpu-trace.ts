@@ -1,0 +1,23 @@
+/**
+ * bench/gpu-trace: repeated graph-replayed runs of the cuda backend for a diagnostic build with
+ * kernel timestamps (cmake -DRK_CUDA_TRACE=ON; scripts/gpu-check.sh trace), which prints one
+ * timeline per run on stderr. Each case is announced on stderr before its runs.
+ *   node dist/bench/gpu-trace.js [--runs N]
+ */
+import { createPostprocessor } from "../kernel/postprocess/postprocessor";
+import { synthesize } from "../kernel/postprocess/synth";
+
+const i = process.argv.indexOf("--runs");
+const runs = i > 0 ? Number(process.argv[i + 1]) : 20;
+for (const [batch, bgMean] of [[1, -6], [8, -6], [1, -4]] as const) {
+  const ds = synthesize({ images: batch, size: [800, 1333], classes: 80, bgMean, seed: 1 });
+  const pp = createPostprocessor({ num_classes: 80, torchvision_nms_device: "cuda" }, { backend: "cuda" });
+  const dev = pp.upload(ds);
+  for (let r = 0; r < 5; r++) pp.runSync(dev);
+  process.stderr.write(`case b${batch} bg${bgMean}\n`);
+  const ms: number[] = [];
+  for (let r = 0; r < runs; r++) ms.push(pp.runSync(dev).timings.computeMs);
+  ms.sort((a, b) => a - b);
+  process.stderr.write(`case b${batch} bg${bgMean}: median ${ms[Math.floor(ms.length / 2)].toFixed(4)} ms over ${runs} runs\n`);
+  dev.free();
+}
