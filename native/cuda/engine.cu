@@ -35,7 +35,10 @@ static void Print() {
                          {kTraceEstimateRound, ".round1", false}, {kTraceSelect, "select", true},
                          {kTraceFallback, "fallback", true}, {kTraceTopk, "topk", true}, {kTraceTopkRadix, ".radix", false},
                          {kTraceTopkCompact, ".compact", false}, {kTraceTopkSorted, ".sorted", false},
-                         {kTraceRank, "rank", true}, {kTraceGreedy, "greedy", true}, {kTraceGreedyGathered, ".gathered", false},
+                         {kTraceRank, "rank", true}, {kTraceRankBase, ".base", false}, {kTraceRankStaged, ".staged", false},
+                         {kTraceRankSearched, ".searched", false}, {kTraceGreedy, "greedy", true},
+                         {kTraceGreedyCounted, ".counted", false}, {kTraceGreedyGathered, ".gathered", false},
+                         {kTraceGreedyMask, ".mask", false},
                          {kTraceWrite, "write", true}};
   auto us = [&](unsigned long long t) { return t == 0 ? -1.0 : static_cast<double>(static_cast<long long>(t - t0)) / 1000.0; };
   std::string line = "trace (us):";

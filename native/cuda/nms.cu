@@ -89,6 +89,7 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   }
   __syncthreads();
   const int32_t valid = base[L];
+  RK_TRACE_POINT(kTraceRankBase);
   const int32_t first = static_cast<int32_t>(blockIdx.x) * kRankThreads;
   if (blockIdx.x == 0 && threadIdx.x == 0) sc.info[n * 4 + 0] = valid;
   if (first >= valid) return;  // the whole block
@@ -112,6 +113,7 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
     }
     __syncthreads();
   }
+  RK_TRACE_POINT(kTraceRankStaged);
   const float* runs = staged ? staged_scores : scores;
   const int32_t j = first + static_cast<int32_t>(threadIdx.x);
   uint32_t hi = 0, lo = 0;  // OrderedBits of the largest coordinate, ~OrderedBits of the smallest (0: none)
@@ -127,6 +129,7 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
       const int32_t cnt = base[o + 1] - base[o];
       rank += o < l ? RunCountAtLeast(runs + o * k, cnt, s) : RunCountAbove(runs + o * k, cnt, s);
     }
+    RK_TRACE_POINT(kTraceRankSearched);
     int32_t* rank_of_slot = sc.rank_of_slot + static_cast<size_t>(n) * S;
     rank_of_slot[slot] = rank;
     sc.by_rank[static_cast<size_t>(n) * S + rank] = slot;
@@ -223,6 +226,7 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
     }
   }
   __syncthreads();
+  RK_TRACE_POINT(kTraceGreedyMask);
   if (warp == 0) {
     uint32_t removed = 0;
     for (int32_t c = 0; c < words; ++c) {
@@ -385,6 +389,7 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
     m = warp_offset[kGreedyWarps];
     g0 = group_first;
   }
+  RK_TRACE_POINT(kTraceGreedyCounted);
   if (m == 0) return;  // the whole block
   const bool fits = m <= kStage;
   int32_t* members = fits ? s_slot : sc.grouped + base + g0;
