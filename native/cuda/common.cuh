@@ -62,7 +62,7 @@ cudaError_t LaunchChained(bool chained, void (*kernel)(Params...), dim3 grid, di
 
 #ifdef RK_CUDA_TRACE
 // Diagnostic builds only (cmake -DRK_CUDA_TRACE=ON): global-timer stamps of the kernels and of
-// points inside them, read back and printed by the engine after each run (RK_CUDA_TRACE_PRINT).
+// points inside them, read back and printed on stderr by the engine after each run.
 namespace trace {
 constexpr int kSlots = 32;
 constexpr int kTraceClockSlot = 28;
@@ -104,7 +104,7 @@ __device__ __forceinline__ void LoadLatency(const uint32_t* p) {
   for (int r = 0; r < 8; ++r) i = *(volatile const uint32_t*)(p + (i & 1u));  // each load waits for the last
   const long long c1 = clock64();
   g_slots[kTraceClockSlot + 2].first = ~static_cast<unsigned long long>(c1 - c0);
-  g_slots[kTraceClockSlot + 2].last = 1 + (i & 0u);
+  g_slots[kTraceClockSlot + 2].last = 1;
 }
 using Reader = void (*)(Slot* out);  // merges this unit's slots into out and resets them
 void Register(Reader r);

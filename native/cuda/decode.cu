@@ -266,7 +266,7 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
   }
   const cudaError_t e = LaunchChained(true, TopkDecodeKernel, dim3(args.heads.levels, args.heads.batch), dim3(kTopkThreads), smem,
                                       stream, args, st, out, error);
-  if (e != cudaSuccess) return Status(Code::kCudaError, std::string("top-k + decode: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+  RK_RETURN_IF_ERROR(CudaStatus("top-k + decode", e));
   return LastError("top-k + decode");
 }
 

@@ -84,6 +84,8 @@ Status LaunchFillImageSizes(int32_t* sizes, int32_t batch, int32_t height, int32
 
 // The CUDA error of the last launch on this thread as a Status (kOk when none).
 Status LastError(const char* what);
+// The CUDA error e of `what` as a Status (kOk when cudaSuccess).
+Status CudaStatus(const char* what, cudaError_t e);
 
 }  // namespace cuda
 }  // namespace rk

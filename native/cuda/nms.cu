@@ -579,7 +579,7 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
   }
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   if (e == cudaSuccess) e = LaunchChained(true, WriteKernel, dim3(batch), dim3(kWriteThreads), 0, stream, w, in, sc, out);
-  if (e != cudaSuccess) return Status(Code::kCudaError, std::string("nms: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+  RK_RETURN_IF_ERROR(CudaStatus("nms", e));
   return LastError("nms");
 }
 

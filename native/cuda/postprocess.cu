@@ -148,11 +148,12 @@ HeadArgs MakeHeadArgs(const DeviceHeads& in) {
   return h;
 }
 
-Status LastError(const char* what) {
-  const cudaError_t e = cudaGetLastError();
+Status CudaStatus(const char* what, cudaError_t e) {
   if (e == cudaSuccess) return Status::Ok();
   return Status(Code::kCudaError, std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
 }
+
+Status LastError(const char* what) { return CudaStatus(what, cudaGetLastError()); }
 
 size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) { return SelectBytes(p, s).bytes; }
 

@@ -544,13 +544,13 @@ Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& til
   if (e == cudaSuccess) {
     e = LaunchChained(true, SelectKernel, dim3(tiles.tiles, h.batch), dim3(kSelectThreads), 0, stream, h, p, st, tiles);
   }
-  if (e != cudaSuccess) return Status(Code::kCudaError, std::string("select: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+  RK_RETURN_IF_ERROR(CudaStatus("select", e));
   RK_RETURN_IF_ERROR(LastError("select"));
   // Cooperative (grid-wide rounds when a level needs the exact path): launched plainly, after the
   // whole select pass.
   void* args[] = {const_cast<HeadArgs*>(&h), const_cast<SelectParams*>(&p), const_cast<SelectState*>(&st)};
   e = cudaLaunchCooperativeKernel(reinterpret_cast<void*>(FallbackKernel), dim3(FallbackGrid()), dim3(256), args, 0, stream);
-  if (e != cudaSuccess) return Status(Code::kCudaError, std::string("select fallback: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+  RK_RETURN_IF_ERROR(CudaStatus("select fallback", e));
   return LastError("select fallback");
 }
 
