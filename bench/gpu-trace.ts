@@ -9,7 +9,7 @@ import { synthesize } from "../kernel/postprocess/synth";
 
 const i = process.argv.indexOf("--runs");
 const runs = i > 0 ? Number(process.argv[i + 1]) : 20;
-for (const [batch, bgMean] of [[1, -6], [8, -6], [1, -4]] as const) {
+for (const [batch, bgMean] of [[1, -6], [8, -6], [1, -4], [8, -4]] as const) {
   const ds = synthesize({ images: batch, size: [800, 1333], classes: 80, bgMean, seed: 1 });
   const pp = createPostprocessor({ num_classes: 80, torchvision_nms_device: "cuda" }, { backend: "cuda" });
   const dev = pp.upload(ds);

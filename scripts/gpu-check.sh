@@ -91,7 +91,7 @@ for step in "${steps[@]}"; do
         extra=()
         [ "$tool" = memcheck ] && extra=(--leak-check full)
         # The sanitizers slow kernels 10-100x: the golden parity and the exact-path tests, not the big shapes.
-        RK_TEST_GREP="${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident}" \
+        RK_TEST_GREP="${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident|ranks by counting}" \
           compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
           node scripts/test.js cuda > "$OUT/sanitize-$tool.log" 2>&1
         rc=$?

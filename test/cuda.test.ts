@@ -51,6 +51,19 @@ function toHalf(a: NdArray): NdArray {
   return ndarray("float16", a.shape, h);
 }
 
+/** The same heads in the per-level layout ([N, A*K, H, W] and [N, A*4, H, W] per level). */
+function asPerLevel(ds: HeadOutputs, config: Partial<PostprocessConfig>): HeadOutputs {
+  const heads = normalizeHeads(ds, resolveConfig(config));
+  return {
+    cls_logits: toPerLevel(ds.cls_logits as NdArray, heads.featureSizes, heads.anchorsPerLocation),
+    bbox_regression: toPerLevel(ds.bbox_regression as NdArray, heads.featureSizes, heads.anchorsPerLocation),
+    anchors: ds.anchors,
+    image_sizes: ds.image_sizes,
+    padded_size: heads.paddedSize,
+    output_sizes: ds.output_sizes,
+  };
+}
+
 describe("cuda backend", function () {
   this.timeout(120000);
   const reason = cudaUnavailableReason();
@@ -79,15 +92,7 @@ describe("cuda backend", function () {
             if (stored.arrays.has("cls_p3")) {
               ds = loadDataset(c.npz, { layout });
             } else {
-              const heads = normalizeHeads(stored, resolveConfig(goldenConfig(c)));
-              ds = {
-                cls_logits: toPerLevel(stored.cls_logits as NdArray, heads.featureSizes, heads.anchorsPerLocation),
-                bbox_regression: toPerLevel(stored.bbox_regression as NdArray, heads.featureSizes, heads.anchorsPerLocation),
-                anchors: stored.anchors,
-                image_sizes: stored.image_sizes,
-                padded_size: heads.paddedSize,
-                output_sizes: stored.output_sizes,
-              };
+              ds = asPerLevel(stored, goldenConfig(c));
             }
           }
           const gpu = createPostprocessor(goldenConfig(c), { backend: "cuda" });
@@ -152,6 +157,41 @@ describe("cuda backend", function () {
     assert.strictEqual(eager.timings.graphReplayed, false);
     assertSame(eager, first, "eager");
     dev.free();
+  });
+
+  it("ranks by counting and by sorting give the same bits (golden cases, ties, fp16, both layouts, batches)", async function () {
+    // The launchers rank the top-k candidates one of two ways, chosen by shape (RK_CUDA_RANKS forces
+    // one): every case here runs both ways and is compared with the cpu backend.
+    type Case = { what: string; config: Partial<PostprocessConfig>; ds: HeadOutputs };
+    const cases: Case[] = goldenCases()
+      .filter((g) => isBuiltPreset(g.preset))
+      .map((g) => ({ what: g.name, config: goldenConfig(g), ds: loadDataset(g.npz) as HeadOutputs }));
+    const tied = synthesize({ images: 2, size: [512, 512], classes: 8, density: 0.01, seed: 7 });
+    ((tied.cls_logits as NdArray).data as Float32Array).fill(0.25);  // every score ties, in every level
+    cases.push({ what: "all tied", config: { num_classes: 8, score_thresh: 0.0, topk_candidates: 37 }, ds: tied });
+    const few = synthesize({ images: 3, size: [320, 480], classes: 80, density: 0.05, seed: 12 });
+    const halves: HeadOutputs = { ...few, cls_logits: toHalf(few.cls_logits as NdArray), bbox_regression: toHalf(few.bbox_regression as NdArray) };
+    cases.push({ what: "fp16, 3 images", config: { num_classes: 80, topk_candidates: 300 }, ds: halves });
+    const d2: Partial<PostprocessConfig> = { preset: "detectron2", num_classes: 20 };
+    const per = synthesize({ images: 2, size: [512, 640], classes: 20, density: 0.1, seed: 13, config: d2 });
+    cases.push({ what: "detectron2, per-level layout", config: d2, ds: asPerLevel(per, d2) });
+    const saved = process.env.RK_CUDA_RANKS;
+    try {
+      for (const c of cases) {
+        const cpu = createPostprocessor(c.config, { backend: "cpu" });
+        const want = await cpu.run(c.ds);
+        for (const path of ["count", "sort"]) {
+          process.env.RK_CUDA_RANKS = path;
+          const gpu = createPostprocessor(c.config, { backend: "cuda" });
+          assertSame(await gpu.run(c.ds), want, `${c.what}, ranks by ${path}`);
+          await gpu.dispose();
+        }
+        await cpu.dispose();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.RK_CUDA_RANKS;
+      else process.env.RK_CUDA_RANKS = saved;
+    }
   });
 
   it("back-to-back runs with changing shapes, batch sizes and thresholds equal the cpu backend", async function () {

@@ -1,12 +1,17 @@
 // Per-level top-k of the selected candidates, then decode + clip of exactly those boxes.
 //
-// One block per (image, level). The select pass left at most `capacity` keys of the slice; when
-// more than k, the k-th smallest 64-bit rank key is radix-selected (rounds of 8-bit digits from the
-// top, stopping once the k-th's digit bin is wanted whole; keys are unique because the order part
-// is), the k best are compacted into shared memory and sorted (a bitonic network over the next power
-// of two: one key per thread, partners within a warp exchanged by shuffles, when it fits the block).
-// The candidate of rank r is then decoded by thread r (mod the block) and written to its slot
-// (level * k + r) of the image: the NMS stage reads the slots in this order.
+// One block per (image, level) takes the slice's k best: the select pass left at most `capacity`
+// keys of the slice; when more than k, the k-th smallest 64-bit rank key is radix-selected (rounds
+// of 8-bit digits from the top, stopping once the k-th's digit bin is wanted whole; keys are unique
+// because the order part is). The rank of each taken candidate in its level (its slot: level * k +
+// rank, the order the NMS stage reads) is then found one of two ways:
+// - the count path (most shapes, see CountRanks): the taken keys go to global memory unsorted, and
+//   a second kernel spread over the whole GPU ranks each by counting the keys before it, both in its
+//   level and (for the NMS stage) in the image, then decodes it;
+// - the sort path (large levels * k, or many images): the block sorts its taken keys in shared
+//   memory (a bitonic network over the next power of two: one key per thread, partners within a
+//   warp exchanged by shuffles, when it fits the block) and decodes candidate r of the level with
+//   thread r (mod the block).
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
@@ -93,21 +98,18 @@ __device__ __forceinline__ float LoadDelta(const HeadArgs& h, const void* const*
   return LoadValue(box[l], h.dtype, static_cast<int64_t>(n) * level_anchors * 4 + (a * 4 + j) * hw + loc);
 }
 
-__global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args, SelectState st, DeviceCandidates out,
-                                                                 int32_t* error) {
+// The slice's best min(count, k) keys: emit(j, key, pos) is called once for each, with distinct
+// j < m, and m is returned. The k best are those whose top bits, under `mask`, are at most `prefix`:
+// radix rounds of 8 bits from the top find the digit of the k-th smallest key, and stop early once
+// that digit's bin is wanted whole (keys are unique, since their order part is). Called by the
+// whole block (kTopkThreads); ends after a barrier.
+template <typename Emit>
+__device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& emit) {
   using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
   __shared__ typename Scan::TempStorage scan;
-  extern __shared__ uint64_t smem[];
   __shared__ uint32_t hist[256];
   __shared__ uint32_t shared[3];
   __shared__ uint32_t taken;
-  RK_TRACE_KERNEL(kTraceTopk);
-  WaitPrevious();  // the select pass's keys and counts
-  AllowNext();
-  const HeadArgs& h = args.heads;
-  const int l = blockIdx.x, n = blockIdx.y;
-  const int s = n * h.levels + l;
-  const uint32_t k = static_cast<uint32_t>(out.topk);
   const uint32_t count = min(st.count[s], st.capacity);
   const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
   const uint32_t* pos = st.pos + static_cast<size_t>(s) * st.capacity;
@@ -135,9 +137,6 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
     }
   };
 
-  // The k best keys are those whose top bits, under `mask`, are at most `prefix`: radix rounds of 8
-  // bits from the top find the digit of the k-th smallest key, and stop early once that digit's bin
-  // is wanted whole (keys are unique, since their order part is).
   uint64_t prefix = 0, mask = 0;
   if (count > k) {
     uint32_t m = k;
@@ -169,21 +168,74 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   }
 
   RK_TRACE_POINT(kTraceTopkRadix);
-  // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
-  uint64_t* skeys = smem;
-  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
   if (threadIdx.x == 0) taken = 0;
   __syncthreads();
   for_keys([&](uint64_t key, uint32_t i, bool valid) {
     const bool take = valid && (key & mask) <= prefix;
     const uint32_t j = WarpAppend(&taken, take, __activemask());
-    if (take) {
-      skeys[j] = key;
-      spos[j] = pos[i];
-    }
+    if (take) emit(j, key, pos[i]);
   });
   __syncthreads();
-  const uint32_t m = taken;
+  return taken;
+}
+
+// Decodes (and clips) the candidate at storage position pos of level l of image n, whose rank key is
+// `key`, into candidate slot `slot`; a NaN box is recorded in the error record. Returns the box.
+__device__ __forceinline__ Box DecodeInto(const DecodeArgs& args, int n, int l, uint32_t pos, uint64_t key, size_t slot,
+                                          const DeviceCandidates& out, int32_t* error) {
+  const HeadArgs& h = args.heads;
+  uint32_t row, label;
+  h.Decompose(l, pos, &row, &label);
+  const float score = FromOrderedBits(~static_cast<uint32_t>(key >> 32));
+  Box anchor;
+  if (args.anchors != nullptr) {
+    const float* a = args.anchors + (args.anchors_per_image ? static_cast<int64_t>(n) * h.total_anchors * 4 : 0) +
+                     (h.level_anchor_offset[l] + row) * 4;
+    anchor = Box{a[0], a[1], a[2], a[3]};
+  } else {
+    anchor = DeviceGridAnchor(args.grid, h, l, row);
+  }
+  const float d0 = LoadDelta(h, h.box, n, l, row, 0), d1 = LoadDelta(h, h.box, n, l, row, 1);
+  const float d2 = LoadDelta(h, h.box, n, l, row, 2), d3 = LoadDelta(h, h.box, n, l, row, 3);
+  const float canvas_w = static_cast<float>(h.width[l] * args.grid.stride_x[l]);
+  const float canvas_h = static_cast<float>(h.height[l] * args.grid.stride_y[l]);
+  Box b = DecodeBox(anchor, d0, d1, d2, d3, args.decode, canvas_w, canvas_h);
+  if (args.decode.clip == ClipMode::kImageBeforeNms) {
+    b = ClipBox(b, static_cast<float>(args.image_sizes[2 * n]), static_cast<float>(args.image_sizes[2 * n + 1]));
+  }
+  if (isnan(b.x1) || isnan(b.y1) || isnan(b.x2) || isnan(b.y2)) {
+    if (atomicCAS(&error[0], 0, 1) == 0) {
+      error[1] = n;
+      error[2] = l;
+      error[3] = static_cast<int32_t>(row);
+      error[4] = static_cast<int32_t>(label);
+      error[5] = (isnan(anchor.x1) || isnan(anchor.y1) || isnan(anchor.x2) || isnan(anchor.y2)) ? 1 : 0;
+    }
+  }
+  out.scores[slot] = score;
+  out.labels[slot] = static_cast<int32_t>(label);
+  reinterpret_cast<float4*>(out.boxes)[slot] = make_float4(b.x1, b.y1, b.x2, b.y2);
+  return b;
+}
+
+// The sort path: one block per (image, level) takes the k best, sorts them in shared memory and
+// decodes candidate r of the level into slot level * k + r.
+__global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args, SelectState st, DeviceCandidates out,
+                                                                 int32_t* error) {
+  extern __shared__ uint64_t smem[];
+  RK_TRACE_KERNEL(kTraceTopk);
+  WaitPrevious();  // the select pass's keys and counts
+  AllowNext();
+  const int l = blockIdx.x, n = blockIdx.y;
+  const int s = n * args.heads.levels + l;
+  const uint32_t k = static_cast<uint32_t>(out.topk);
+  // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
+  uint64_t* skeys = smem;
+  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
+  const uint32_t m = TakeBest(st, s, k, [&](uint32_t j, uint64_t key, uint32_t pos) {
+    skeys[j] = key;
+    spos[j] = pos;
+  });
   if (threadIdx.x == 0) out.level_counts[s] = static_cast<int32_t>(m);
   const uint32_t width = SortSlots(m);
   for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
@@ -209,43 +261,224 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
       }
     }
   }
-
   RK_TRACE_POINT(kTraceTopkSorted);
-  const int32_t image_h = args.image_sizes[2 * n], image_w = args.image_sizes[2 * n + 1];
-  const float canvas_w = static_cast<float>(h.width[l] * args.grid.stride_x[l]);
-  const float canvas_h = static_cast<float>(h.height[l] * args.grid.stride_y[l]);
   for (uint32_t rank = threadIdx.x; rank < m; rank += blockDim.x) {
-    const uint64_t key = skeys[rank];
-    uint32_t row, label;
-    h.Decompose(l, spos[rank], &row, &label);
-    const float score = FromOrderedBits(~static_cast<uint32_t>(key >> 32));
-    Box anchor;
-    if (args.anchors != nullptr) {
-      const float* a = args.anchors + (args.anchors_per_image ? static_cast<int64_t>(n) * h.total_anchors * 4 : 0) +
-                       (h.level_anchor_offset[l] + row) * 4;
-      anchor = Box{a[0], a[1], a[2], a[3]};
-    } else {
-      anchor = DeviceGridAnchor(args.grid, h, l, row);
+    DecodeInto(args, n, l, spos[rank], skeys[rank], static_cast<size_t>(n) * out.slots_per_image + static_cast<size_t>(l) * k + rank,
+               out, error);
+  }
+}
+
+// The bucket of score key u in a slice whose taken keys span [lo, lo + (kBuckets << shift)): buckets
+// are monotone in u, and keys outside the span fall in the first or the last.
+__device__ __forceinline__ uint32_t BucketOf(uint32_t u, uint32_t lo, uint32_t shift) {
+  return u < lo ? 0u : min((u - lo) >> shift, static_cast<uint32_t>(kBuckets - 1));
+}
+
+// The count path, first half: one block per (image, level) takes the k best keys and stores them
+// bucketed by score key (a counting sort on kBuckets buckets spanning the taken keys' score keys;
+// order within a bucket is arbitrary), with each bucket's start, so that the rank stage counts the
+// keys before any score in a few loads.
+__global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, DeviceCandidates out, TakenKeys tk, int32_t levels) {
+  using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t bucket[kBuckets];
+  __shared__ uint32_t span[2];  // the smallest and the largest taken score key
+  extern __shared__ uint64_t smem[];
+  RK_TRACE_KERNEL(kTraceTopk);
+  WaitPrevious();  // the select pass's keys and counts
+  AllowNext();
+  const int s = static_cast<int>(blockIdx.y) * levels + static_cast<int>(blockIdx.x);
+  const uint32_t k = static_cast<uint32_t>(out.topk);
+  uint64_t* skeys = smem;
+  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + k);
+  if (threadIdx.x == 0) {
+    span[0] = ~0u;
+    span[1] = 0u;
+  }
+  for (int b = threadIdx.x; b < kBuckets; b += blockDim.x) bucket[b] = 0;  // before TakeBest's barriers
+  const uint32_t m = TakeBest(st, s, k, [&](uint32_t j, uint64_t key, uint32_t pos) {
+    skeys[j] = key;
+    spos[j] = pos;
+  });
+  RK_TRACE_POINT(kTraceTopkCompact);
+  uint32_t lo = ~0u, hi = 0u;
+  for (uint32_t j = threadIdx.x; j < m; j += blockDim.x) {
+    const uint32_t u = static_cast<uint32_t>(skeys[j] >> 32);
+    lo = min(lo, u);
+    hi = max(hi, u);
+  }
+  for (int off = kWarp / 2; off > 0; off >>= 1) {
+    lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+  }
+  if ((threadIdx.x & (kWarp - 1)) == 0 && lo <= hi) {
+    atomicMin(&span[0], lo);
+    atomicMax(&span[1], hi);
+  }
+  __syncthreads();
+  lo = span[0];
+  const uint32_t width = m == 0 ? 0u : span[1] - lo;
+  const int bits = 32 - __clz(width);  // kBuckets << shift > width
+  const uint32_t shift = bits > kBucketBits ? static_cast<uint32_t>(bits - kBucketBits) : 0u;
+  for (uint32_t j0 = 0; j0 < m; j0 += blockDim.x) {  // block-uniform trip count: whole warps vote
+    const uint32_t j = j0 + threadIdx.x;
+    WarpHistAdd(bucket, j < m ? BucketOf(static_cast<uint32_t>(skeys[j] >> 32), lo, shift) : 0u, j < m);
+  }
+  __syncthreads();
+  // Bucket starts: an exclusive scan, two buckets a thread (kBuckets = 2 * kTopkThreads).
+  uint32_t* start = tk.bucket_start + static_cast<size_t>(s) * (kBuckets + 1);
+  const uint32_t b0 = 2 * threadIdx.x;
+  const uint32_t c0 = bucket[b0], c1 = bucket[b0 + 1];
+  uint32_t before = 0;
+  Scan(scan).ExclusiveSum(c0 + c1, before);
+  __syncthreads();  // every count read before the cursors overwrite them
+  bucket[b0] = before;
+  bucket[b0 + 1] = before + c0;
+  start[b0] = before;
+  start[b0 + 1] = before + c0;
+  if (threadIdx.x == 0) {
+    start[kBuckets] = m;
+    tk.span[s] = make_uint2(lo, shift);
+    out.level_counts[s] = static_cast<int32_t>(m);
+  }
+  __syncthreads();
+  const size_t first = static_cast<size_t>(s) * k;
+  for (uint32_t j0 = 0; j0 < m; j0 += blockDim.x) {
+    const uint32_t j = j0 + threadIdx.x;
+    const bool mine = j < m;
+    const uint32_t b = mine ? BucketOf(static_cast<uint32_t>(skeys[j] >> 32), lo, shift) : kBuckets;
+    // One shared atomic per bucket of the warp (ties share a bucket), positions within it by lane.
+    const uint32_t peers = __match_any_sync(0xFFFFFFFFu, b);
+    const int leader = __ffs(peers) - 1;
+    const uint32_t lane = threadIdx.x & (kWarp - 1);
+    uint32_t at = 0;
+    if (mine && static_cast<int>(lane) == leader) at = atomicAdd(&bucket[b], static_cast<uint32_t>(__popc(peers)));
+    at = __shfl_sync(0xFFFFFFFFu, at, leader) + static_cast<uint32_t>(__popc(peers & ((1u << lane) - 1u)));
+    if (mine) {
+      tk.keys[first + at] = skeys[j];
+      tk.pos[first + at] = spos[j];
     }
-    const float d0 = LoadDelta(h, h.box, n, l, row, 0), d1 = LoadDelta(h, h.box, n, l, row, 1);
-    const float d2 = LoadDelta(h, h.box, n, l, row, 2), d3 = LoadDelta(h, h.box, n, l, row, 3);
-    Box b = DecodeBox(anchor, d0, d1, d2, d3, args.decode, canvas_w, canvas_h);
-    if (args.decode.clip == ClipMode::kImageBeforeNms) {
-      b = ClipBox(b, static_cast<float>(image_h), static_cast<float>(image_w));
-    }
-    if (isnan(b.x1) || isnan(b.y1) || isnan(b.x2) || isnan(b.y2)) {
-      if (atomicCAS(&error[0], 0, 1) == 0) {
-        error[1] = n;
-        error[2] = l;
-        error[3] = static_cast<int32_t>(row);
-        error[4] = static_cast<int32_t>(label);
-        error[5] = (isnan(anchor.x1) || isnan(anchor.y1) || isnan(anchor.x2) || isnan(anchor.y2)) ? 1 : 0;
+  }
+}
+
+// The count path, second half: one thread per taken candidate of the image (in (level, bucket)
+// order). Its rank in its level is the number of its level's keys below its own; its score rank in
+// the image adds, for every other level, the candidates that come first (a higher score, or an
+// equal score in a lower level). Then it decodes the candidate into its slot (level * k + rank in
+// level) and, when `ranked`, leaves what the NMS stages read: rank <-> slot, the label of each rank,
+// a zeroed kept mark and the block's coordinate range.
+__global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs args, TakenKeys tk, DeviceCandidates out,
+                                                                    NmsScratch sc, bool ranked, int32_t* error) {
+  __shared__ int32_t base[kMaxLevels + 1];
+  __shared__ uint2 span[kMaxLevels];
+  __shared__ uint32_t red_hi[kCountCandidates / kWarp], red_lo[kCountCandidates / kWarp];
+  RK_TRACE_KERNEL(kTraceRank);
+  WaitPrevious();  // the taken keys and level counts
+  AllowNext();
+  const int n = blockIdx.y, L = args.heads.levels, S = out.slots_per_image;
+  const uint32_t k = static_cast<uint32_t>(out.topk);
+  const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
+  if (threadIdx.x < L) {  // loaded side by side
+    base[threadIdx.x + 1] = out.level_counts[n * L + threadIdx.x];
+    span[threadIdx.x] = tk.span[n * L + threadIdx.x];
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    base[0] = 0;
+    for (int l = 0; l < L; ++l) base[l + 1] += base[l];
+  }
+  __syncthreads();
+  RK_TRACE_POINT(kTraceRankBase);
+  const int32_t valid = base[L];
+  if (ranked && blockIdx.x == 0 && threadIdx.x == 0) sc.info[n * 4 + 0] = valid;
+  const int32_t c = static_cast<int32_t>(blockIdx.x) * kCountCandidates + static_cast<int32_t>(threadIdx.x);
+  if (static_cast<int32_t>(blockIdx.x) * kCountCandidates >= valid) return;  // the whole block
+  uint32_t hi = 0, lo = 0;  // OrderedBits of the largest coordinate, ~OrderedBits of the smallest (0: none)
+  if (c < valid) {
+    int l = 0;
+    while (c >= base[l + 1]) ++l;
+    const size_t image_slices = static_cast<size_t>(n) * L;
+    const uint64_t key = tk.keys[(image_slices + l) * k + (c - base[l])];
+    const uint32_t pos = tk.pos[(image_slices + l) * k + (c - base[l])];
+    const uint32_t u = static_cast<uint32_t>(key >> 32);  // score keys never reach ~0u: u + 1 does not wrap
+    // Per level o: the keys before x are those of the buckets below t's (a bucket start) and those of
+    // t's bucket that compare below, where t = x's score key (own level: the full keys compare) or,
+    // for a lower level, the next score key up (equal scores of lower levels come first). Every
+    // level's loads are issued side by side, then its bucket's keys a round at a time.
+    uint32_t t[kMaxLevels], count[kMaxLevels], end[kMaxLevels];
+#pragma unroll
+    for (int o = 0; o < kMaxLevels; ++o) {
+      count[o] = end[o] = 0;
+      t[o] = o < l ? u + 1 : u;
+      if (o < L) {
+        const uint32_t* start = tk.bucket_start + (image_slices + o) * (kBuckets + 1);
+        const uint32_t b = BucketOf(t[o], span[o].x, span[o].y);
+        count[o] = start[b];
+        end[o] = start[b + 1];
       }
     }
-    const size_t slot = static_cast<size_t>(n) * out.slots_per_image + static_cast<size_t>(l) * k + rank;
-    out.scores[slot] = score;
-    out.labels[slot] = static_cast<int32_t>(label);
-    reinterpret_cast<float4*>(out.boxes)[slot] = make_float4(b.x1, b.y1, b.x2, b.y2);
+    uint32_t first[kMaxLevels];
+#pragma unroll
+    for (int o = 0; o < kMaxLevels; ++o) first[o] = count[o];
+    for (uint32_t r = 0;; ++r) {
+      bool more = false;
+#pragma unroll
+      for (int o = 0; o < kMaxLevels; ++o) {
+        if (first[o] + r < end[o]) {
+          const uint64_t y = tk.keys[(image_slices + o) * k + first[o] + r];
+          count[o] += o == l ? static_cast<uint32_t>(y < key) : static_cast<uint32_t>(static_cast<uint32_t>(y >> 32) < t[o]);
+          more |= first[o] + r + 1 < end[o];
+        }
+      }
+      if (!more) break;
+    }
+    uint32_t in_level = 0, before = 0;
+#pragma unroll
+    for (int o = 0; o < kMaxLevels; ++o) {
+      if (o == l) in_level = count[o];
+      else before += count[o];
+    }
+    RK_TRACE_POINT(kTraceRankSearched);
+    const int32_t rank = static_cast<int32_t>(before + in_level);
+    const int32_t slot = l * static_cast<int32_t>(k) + static_cast<int32_t>(in_level);
+    const Box b = DecodeInto(args, n, l, pos, key, static_cast<size_t>(n) * S + slot, out, error);
+    if (ranked) {
+      const size_t image = static_cast<size_t>(n) * S;
+      uint32_t row, label;
+      args.heads.Decompose(l, pos, &row, &label);
+      sc.rank_of_slot[image + slot] = rank;
+      sc.by_rank[image + rank] = slot;
+      sc.rank_label[image + rank] = min(static_cast<int32_t>(label), args.heads.classes - 1);
+      sc.kept[image + rank] = 0;
+      // NaN coordinates take no part in the range (as MaxLikeStd / MinLikeStd skip them).
+      const float q[4] = {b.x1, b.y1, b.x2, b.y2};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        if (q[j] == q[j]) {
+          hi = max(hi, OrderedBits(q[j]));
+          lo = max(lo, ~OrderedBits(q[j]));
+        }
+      }
+    }
+  }
+  if (!ranked) return;  // block-uniform
+  for (int off = kWarp / 2; off > 0; off >>= 1) {
+    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+    lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+  }
+  if (lane == 0) {
+    red_hi[warp] = hi;
+    red_lo[warp] = lo;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kCountCandidates / kWarp; ++w) {
+      hi = max(hi, red_hi[w]);
+      lo = max(lo, red_lo[w]);
+    }
+    uint32_t* part = sc.range_part + (static_cast<size_t>(n) * sc.range_parts + blockIdx.x) * 2;
+    part[0] = hi;
+    part[1] = lo;
   }
 }
 
@@ -268,6 +501,32 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
                                       stream, args, st, out, error);
   RK_RETURN_IF_ERROR(CudaStatus("top-k + decode", e));
   return LastError("top-k + decode");
+}
+
+Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
+                      cudaStream_t stream) {
+  const size_t smem = static_cast<size_t>(out.topk) * (sizeof(uint64_t) + sizeof(uint32_t));
+  if (smem > 48 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(TopkTakeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != cudaSuccess) {
+      return Status(Code::kInvalidArgument, "Expected topk_candidates whose top-k fits in shared memory on this device (" +
+                                                std::to_string(smem) + " bytes asked) but the device refused: " +
+                                                cudaGetErrorString(e));
+    }
+  }
+  const cudaError_t e = LaunchChained(true, TopkTakeKernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels);
+  RK_RETURN_IF_ERROR(CudaStatus("top-k", e));
+  return LastError("top-k");
+}
+
+Status LaunchCountRank(const DecodeArgs& args, const TakenKeys& tk, const DeviceCandidates& out, const NmsScratch* ranks,
+                       int32_t* error, cudaStream_t stream) {
+  const int32_t S = out.slots_per_image;
+  const dim3 grid(static_cast<unsigned>((S + kCountCandidates - 1) / kCountCandidates), static_cast<unsigned>(args.heads.batch));
+  const cudaError_t e = LaunchChained(true, CountRankKernel, grid, dim3(kCountCandidates), 0, stream, args, tk, out,
+                                      ranks != nullptr ? *ranks : NmsScratch{}, ranks != nullptr, error);
+  RK_RETURN_IF_ERROR(CudaStatus("rank + decode", e));
+  return LastError("rank + decode");
 }
 
 }  // namespace cuda

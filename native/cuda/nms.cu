@@ -4,7 +4,8 @@
 // 1. Rank (blocks of 256 candidates per image): the candidates arrive as L sorted runs (slot =
 //    level*k + rank); the score rank of each (score desc, ties by slot) is its rank in its run plus,
 //    in each other run, how many rank before it (binary searches). Each block also leaves the
-//    coordinate range of its boxes (no state needs zeroing before the stage).
+//    coordinate range of its boxes (no state needs zeroing before the stage). On the count path
+//    (decode.cu) the ranks come from the kernel that decodes the candidates, and this stage is skipped.
 // 2. Greedy (one block per image and group): from the valid count and the coordinate range, the path
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
 //    boxes); the block counts and collects its group's members in score order (ballots over the
@@ -163,7 +164,7 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
       hi = max(hi, red_hi[w]);
       lo = max(lo, red_lo[w]);
     }
-    uint32_t* part = sc.range_part + (static_cast<size_t>(n) * gridDim.x + blockIdx.x) * 2;
+    uint32_t* part = sc.range_part + (static_cast<size_t>(n) * sc.range_parts + blockIdx.x) * 2;
     part[0] = hi;
     part[1] = lo;
   }
@@ -330,8 +331,8 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   const int32_t valid = sc.info[n * 4 + 0];
   if (valid == 0) return;
   if (warp == 0) {  // the coordinate range: the partials of the rank blocks that had candidates
-    const uint32_t* part = sc.range_part + static_cast<size_t>(n) * sc.rank_blocks * 2;
-    const int32_t used = (valid + kRankThreads - 1) / kRankThreads;
+    const uint32_t* part = sc.range_part + static_cast<size_t>(n) * sc.range_parts * 2;
+    const int32_t used = (valid + sc.range_per_part - 1) / sc.range_per_part;
     uint32_t hi = 0, lo = 0;
     for (int32_t b = lane; b < used; b += kWarp) {
       hi = max(hi, part[2 * b]);
@@ -519,11 +520,13 @@ __global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, Device
 
 }  // namespace
 
-int32_t RankBlocks(int32_t slots) { return (slots + kRankThreads - 1) / kRankThreads; }
+// Partial coordinate ranges per image: one per block of the rank stage, of either path.
+int32_t RangeParts(int32_t slots) { return (slots + kCountCandidates - 1) / kCountCandidates; }
+static_assert(kCountCandidates <= kRankThreads, "the count path's blocks are the smaller");
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  return 4 * Align(ns * 4) + Align(static_cast<size_t>(batch) * RankBlocks(slots) * 8) + Align(ns * 16) + Align(ns * 4) +
+  return 4 * Align(ns * 4) + Align(static_cast<size_t>(batch) * RangeParts(slots) * 8) + Align(ns * 16) + Align(ns * 4) +
          2 * Align(ns) + Align(static_cast<size_t>(batch) * 16);
 }
 
@@ -535,8 +538,9 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots) {
   s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.rank_label = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
-  s.rank_blocks = RankBlocks(slots);
-  s.range_part = reinterpret_cast<uint32_t*>(p); p += Align(static_cast<size_t>(batch) * s.rank_blocks * 8);
+  s.range_parts = RangeParts(slots);
+  s.range_per_part = kRankThreads;
+  s.range_part = reinterpret_cast<uint32_t*>(p); p += Align(static_cast<size_t>(batch) * s.range_parts * 8);
   s.member_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
   s.member_area = reinterpret_cast<float*>(p); p += Align(ns * 4);
   s.suppressed = p; p += Align(ns);
@@ -559,11 +563,22 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
                                               " bytes but received " + std::to_string(workspace_bytes));
   }
   if (batch == 0) return Status::Ok();
-  const NmsScratch sc = CarveNmsScratch(workspace, batch, in.slots_per_image);
+  return LaunchNmsStages(p, in, batch, image_sizes, output_sizes, out, CarveNmsScratch(workspace, batch, in.slots_per_image),
+                         /*ranked=*/false, chained, stream);
+}
+
+Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
+                       const int32_t* output_sizes, const DeviceDetections& out, const NmsScratch& ranks, bool ranked,
+                       bool chained, cudaStream_t stream) {
+  NmsScratch sc = ranks;
+  if (ranked) sc.range_per_part = kCountCandidates;  // the count path's blocks left the ranges
   const NmsArgs a{p.nms, p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
   const int32_t S = in.slots_per_image;
-  cudaError_t e = LaunchChained(chained, RankKernel, dim3(sc.rank_blocks, batch), dim3(kRankThreads),
-                                S <= kRankSharedSlots ? S * sizeof(float) : 0, stream, a, in, sc);
+  cudaError_t e = cudaSuccess;
+  if (!ranked) {
+    e = LaunchChained(chained, RankKernel, dim3((S + kRankThreads - 1) / kRankThreads, batch), dim3(kRankThreads),
+                      S <= kRankSharedSlots ? S * sizeof(float) : 0, stream, a, in, sc);
+  }
   const int64_t blocks = static_cast<int64_t>(batch) * p.num_classes;
   constexpr size_t kGreedyShared = static_cast<size_t>(kStage) * (16 + 4 + 4 + 1);
   int device = 0, sms = 0;

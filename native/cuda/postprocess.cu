@@ -1,5 +1,6 @@
 // The launchers of native/cuda/launch.h: workspace layout and the order of the stages.
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "common.cuh"
@@ -73,6 +74,27 @@ DeviceCandidates CarveCandidates(uint8_t*& p, const PostprocessParams& pp, const
   c.labels = reinterpret_cast<int32_t*>(p); p += Align(slots * 4);
   c.level_counts = reinterpret_cast<int32_t*>(p); p += Align(static_cast<size_t>(s.batch) * s.num_levels * 4);
   return c;
+}
+
+// The count path's hand-off arrays (decode.cu), sized whenever the shape's slots fit the path.
+size_t TakenBytes(const PostprocessParams& p, const HeadShapes& s) {
+  const int64_t slots = static_cast<int64_t>(s.num_levels) * p.select.topk_candidates;
+  if (slots > kCountMaxSlots) return 0;
+  const size_t n = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
+  const size_t slices = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(s.num_levels);
+  return Align(n * 8) + Align(n * 4) + Align(slices * (kBuckets + 1) * 4) + Align(slices * 8);
+}
+
+TakenKeys CarveTaken(uint8_t* p, const PostprocessParams& pp, const HeadShapes& s) {
+  const int64_t slots = static_cast<int64_t>(s.num_levels) * pp.select.topk_candidates;
+  const size_t n = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
+  const size_t slices = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(s.num_levels);
+  TakenKeys t;
+  t.keys = reinterpret_cast<uint64_t*>(p); p += Align(n * 8);
+  t.pos = reinterpret_cast<uint32_t*>(p); p += Align(n * 4);
+  t.bucket_start = reinterpret_cast<uint32_t*>(p); p += Align(slices * (kBuckets + 1) * 4);
+  t.span = reinterpret_cast<uint2*>(p);
+  return t;
 }
 
 Status Check(const PostprocessParams& p, const HeadShapes& s, const DeviceHeads& in) {
@@ -155,32 +177,33 @@ Status CudaStatus(const char* what, cudaError_t e) {
 
 Status LastError(const char* what) { return CudaStatus(what, cudaGetLastError()); }
 
-size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) { return SelectBytes(p, s).bytes; }
+bool CountRanks(int32_t batch, int32_t slots_per_image) {
+  (void)batch;
+  if (slots_per_image <= 0 || slots_per_image > kCountMaxSlots) return false;
+  const char* forced = std::getenv("RK_CUDA_RANKS");
+  return forced == nullptr || std::strcmp(forced, "sort") != 0;
+}
+
+size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
+  return SelectBytes(p, s).bytes + TakenBytes(p, s);
+}
 
 size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
   const size_t select = SelectBytes(p, s).bytes;
   const size_t nms = NmsWorkspaceSize(p, s.batch, s.num_levels * p.select.topk_candidates);
-  return CandidateBytes(p, s) + (select > nms ? select : nms);  // select and NMS scratch share memory
+  return CandidateBytes(p, s) + TakenBytes(p, s) + (select > nms ? select : nms);  // select and NMS scratch share memory
 }
 
-Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in,
-                          const DeviceCandidates& out, int32_t* error, void* workspace, size_t workspace_bytes,
+namespace {
+
+// Select, top-k and decode: heads -> candidates. `select` holds the select state; on the count path
+// `taken` holds the hand-off between its kernels (outside `select`, since the rank outputs `ranks`,
+// when asked for, may share memory with the select state).
+Status SelectDecodeStages(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in, const DeviceCandidates& out,
+                          int32_t* error, uint8_t* select, uint8_t* taken, const NmsScratch* ranks, bool count,
                           cudaStream_t stream) {
-  RK_RETURN_IF_ERROR(Check(p, in.shapes, in));
-  const SelectLayout lay = SelectBytes(p, in.shapes);
-  if (workspace_bytes < lay.bytes) {
-    return Status(Code::kInvalidArgument, "Expected a select workspace of at least " + std::to_string(lay.bytes) +
-                                              " bytes but received " + std::to_string(workspace_bytes));
-  }
-  if (out.topk != p.select.topk_candidates || out.slots_per_image != in.shapes.num_levels * p.select.topk_candidates) {
-    return Status(Code::kInvalidArgument, "Expected candidate buffers of levels * topk_candidates slots per image");
-  }
-  if (in.shapes.batch == 0) {
-    if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
-    return Status::Ok();
-  }
-  uint8_t* q = static_cast<uint8_t*>(workspace);
-  const SelectState st = CarveSelect(q, lay);
+  uint8_t* q = select;
+  const SelectState st = CarveSelect(q, SelectBytes(p, in.shapes));
   const HeadArgs h = MakeHeadArgs(in);
   RK_RETURN_IF_ERROR(LaunchSelect(p.select, h, MakeTileMap(in.shapes, in.dtype), st, error, stream));  // zeroes error
   DecodeArgs args;
@@ -190,7 +213,38 @@ Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, co
   args.anchors = in.anchors;
   args.anchors_per_image = in.anchors_per_image;
   args.image_sizes = in.image_sizes;
-  return LaunchTopkDecode(args, st, out, error, stream);
+  if (!count) return LaunchTopkDecode(args, st, out, error, stream);
+  const TakenKeys tk = CarveTaken(taken, p, in.shapes);
+  RK_RETURN_IF_ERROR(LaunchTopkTake(st, out, tk, in.shapes.batch, in.shapes.num_levels, stream));
+  return LaunchCountRank(args, tk, out, ranks, error, stream);
+}
+
+Status CheckSelectDecode(const PostprocessParams& p, const DeviceHeads& in, const DeviceCandidates& out) {
+  RK_RETURN_IF_ERROR(Check(p, in.shapes, in));
+  if (out.topk != p.select.topk_candidates || out.slots_per_image != in.shapes.num_levels * p.select.topk_candidates) {
+    return Status(Code::kInvalidArgument, "Expected candidate buffers of levels * topk_candidates slots per image");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in,
+                          const DeviceCandidates& out, int32_t* error, void* workspace, size_t workspace_bytes,
+                          cudaStream_t stream) {
+  RK_RETURN_IF_ERROR(CheckSelectDecode(p, in, out));
+  const size_t need = SelectDecodeWorkspaceSize(p, in.shapes);
+  if (workspace_bytes < need) {
+    return Status(Code::kInvalidArgument, "Expected a select workspace of at least " + std::to_string(need) +
+                                              " bytes but received " + std::to_string(workspace_bytes));
+  }
+  if (in.shapes.batch == 0) {
+    if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
+    return Status::Ok();
+  }
+  uint8_t* select = static_cast<uint8_t*>(workspace);
+  return SelectDecodeStages(p, grid, in, out, error, select, select + SelectBytes(p, in.shapes).bytes, nullptr,
+                            CountRanks(in.shapes.batch, out.slots_per_image), stream);
 }
 
 Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in,
@@ -208,9 +262,22 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
   }
   uint8_t* q = static_cast<uint8_t*>(workspace);
   const DeviceCandidates cands = CarveCandidates(q, p, in.shapes);
+  RK_RETURN_IF_ERROR(CheckSelectDecode(p, in, cands));
+  uint8_t* taken = q;
+  q += TakenBytes(p, in.shapes);
   const size_t rest = workspace_bytes - static_cast<size_t>(q - static_cast<uint8_t*>(workspace));
-  RK_RETURN_IF_ERROR(LaunchSelectDecode(p, grid, in, cands, error, q, rest, stream));
-  return LaunchNms(p, cands, in.shapes.batch, in.image_sizes, in.output_sizes, out, q, rest, stream, /*chained=*/true);
+  const int32_t batch = in.shapes.batch;
+  if (batch == 0) {
+    if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
+    return Status::Ok();
+  }
+  if (CountRanks(batch, cands.slots_per_image)) {  // the ranks come with the candidates
+    const NmsScratch sc = CarveNmsScratch(q, batch, cands.slots_per_image);
+    RK_RETURN_IF_ERROR(SelectDecodeStages(p, grid, in, cands, error, q, taken, &sc, true, stream));
+    return LaunchNmsStages(p, cands, batch, in.image_sizes, in.output_sizes, out, sc, /*ranked=*/true, /*chained=*/true, stream);
+  }
+  RK_RETURN_IF_ERROR(SelectDecodeStages(p, grid, in, cands, error, q, taken, nullptr, false, stream));
+  return LaunchNms(p, cands, batch, in.image_sizes, in.output_sizes, out, q, rest, stream, /*chained=*/true);
 }
 
 }  // namespace cuda

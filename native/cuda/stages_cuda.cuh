@@ -25,8 +25,6 @@ size_t TopkSharedBytes(int32_t k);
 // Largest topk_candidates the CUDA backend takes (its top-k is ranked in shared memory).
 constexpr int32_t kMaxCudaTopk = 16384;
 
-Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
-                        cudaStream_t stream);
 
 // NMS scratch for a batch of N images with `slots` candidate slots each and K classes.
 struct NmsScratch {
@@ -34,8 +32,9 @@ struct NmsScratch {
   int32_t* by_rank = nullptr;       // [N, slots] slot of each score rank
   int32_t* grouped = nullptr;       // [N, slots] members of large groups, at the group's offset
   int32_t* rank_label = nullptr;    // [N, slots] label (clamped to [0, K)) of each score rank
-  uint32_t* range_part = nullptr;   // [N, rank_blocks, 2] coordinate range of each rank block's boxes
-  int32_t rank_blocks = 0;          // blocks of the rank stage per image
+  uint32_t* range_part = nullptr;   // [N, range_parts, 2] coordinate range of each rank block's boxes
+  int32_t range_parts = 0;          // partial ranges per image (room for the smaller blocks of the count path)
+  int32_t range_per_part = 0;       // candidates (by valid index) whose boxes one partial covers
   float4* member_box = nullptr;     // [N, slots] boxes of large groups in member order
   float* member_area = nullptr;     // [N, slots]
   uint8_t* suppressed = nullptr;    // [N, slots] of large groups in member order
@@ -45,6 +44,42 @@ struct NmsScratch {
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots);
 NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots);
+
+// The sort path: top-k, sort and decode in one block per (image, level).
+Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
+                        cudaStream_t stream);
+
+// The count path's hand-off between its two kernels: per slice (image, level) the k best keys and
+// their storage positions, grouped in kBuckets buckets of their score keys (key >> 32): bucket b of
+// slice s holds the keys whose score key u has (u - span[s].x) >> span[s].y == b (the first and the
+// last bucket also hold those below and above), from bucket_start[s][b] to bucket_start[s][b + 1].
+constexpr int kBucketBits = 11;
+constexpr int kBuckets = 1 << kBucketBits;  // two per thread of the top-k block
+struct TakenKeys {
+  uint64_t* keys = nullptr;          // [N * L, k]
+  uint32_t* pos = nullptr;           // [N * L, k]
+  uint32_t* bucket_start = nullptr;  // [N * L, kBuckets + 1]
+  uint2* span = nullptr;             // [N * L]: lowest score key, shift
+};
+constexpr int kCountCandidates = 128;  // candidates ranked per block (one a thread)
+constexpr int32_t kCountMaxSlots = 16384;  // levels * k of the count path (the top-k block stages k keys)
+
+// Whether the launchers rank by counting (the count path) for this shape: levels * k <= kCountMaxSlots.
+// RK_CUDA_RANKS=sort or =count in the environment forces a path (count only where the slots fit),
+// for tests and comparisons.
+bool CountRanks(int32_t batch, int32_t slots_per_image);
+
+Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
+                      cudaStream_t stream);
+// Ranks and decodes the taken candidates into `out`; with `ranks`, also leaves the NMS stage's
+// ranks (rank <-> slot, label per rank, zeroed kept marks, valid count, coordinate ranges).
+Status LaunchCountRank(const DecodeArgs& args, const TakenKeys& tk, const DeviceCandidates& out, const NmsScratch* ranks,
+                       int32_t* error, cudaStream_t stream);
+
+// Rank (unless `ranked`: the count path left the ranks in sc), greedy and write, on candidates `in`.
+Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
+                       const int32_t* output_sizes, const DeviceDetections& out, const NmsScratch& sc, bool ranked,
+                       bool chained, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace rk
