@@ -179,27 +179,39 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   return taken;
 }
 
-// Decodes (and clips) the candidate at storage position pos of level l of image n, whose rank key is
-// `key`, into candidate slot `slot`; a NaN box is recorded in the error record. Returns the box.
-__device__ __forceinline__ Box DecodeInto(const DecodeArgs& args, int n, int l, uint32_t pos, uint64_t key, size_t slot,
-                                          const DeviceCandidates& out, int32_t* error) {
-  const HeadArgs& h = args.heads;
-  uint32_t row, label;
-  h.Decompose(l, pos, &row, &label);
-  const float score = FromOrderedBits(~static_cast<uint32_t>(key >> 32));
+// A candidate's decode inputs, loaded ahead of the decode: its anchor, its deltas, its row and label.
+struct Pending {
   Box anchor;
+  float d[4];
+  uint32_t row, label;
+};
+
+// The decode inputs of the candidate at storage position pos of level l of image n.
+__device__ __forceinline__ Pending LoadPending(const DecodeArgs& args, int n, int l, uint32_t pos) {
+  const HeadArgs& h = args.heads;
+  Pending c;
+  h.Decompose(l, pos, &c.row, &c.label);
   if (args.anchors != nullptr) {
     const float* a = args.anchors + (args.anchors_per_image ? static_cast<int64_t>(n) * h.total_anchors * 4 : 0) +
-                     (h.level_anchor_offset[l] + row) * 4;
-    anchor = Box{a[0], a[1], a[2], a[3]};
+                     (h.level_anchor_offset[l] + c.row) * 4;
+    c.anchor = Box{a[0], a[1], a[2], a[3]};
   } else {
-    anchor = DeviceGridAnchor(args.grid, h, l, row);
+    c.anchor = DeviceGridAnchor(args.grid, h, l, c.row);
   }
-  const float d0 = LoadDelta(h, h.box, n, l, row, 0), d1 = LoadDelta(h, h.box, n, l, row, 1);
-  const float d2 = LoadDelta(h, h.box, n, l, row, 2), d3 = LoadDelta(h, h.box, n, l, row, 3);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) c.d[j] = LoadDelta(h, h.box, n, l, c.row, j);
+  return c;
+}
+
+// Decodes (and clips) the candidate `c` of level l of image n, whose rank key is `key`, into
+// candidate slot `slot`; a NaN box is recorded in the error record. Returns the box.
+__device__ __forceinline__ Box FinishDecode(const DecodeArgs& args, int n, int l, const Pending& c, uint64_t key, size_t slot,
+                                            const DeviceCandidates& out, int32_t* error) {
+  const HeadArgs& h = args.heads;
+  const float score = FromOrderedBits(~static_cast<uint32_t>(key >> 32));
   const float canvas_w = static_cast<float>(h.width[l] * args.grid.stride_x[l]);
   const float canvas_h = static_cast<float>(h.height[l] * args.grid.stride_y[l]);
-  Box b = DecodeBox(anchor, d0, d1, d2, d3, args.decode, canvas_w, canvas_h);
+  Box b = DecodeBox(c.anchor, c.d[0], c.d[1], c.d[2], c.d[3], args.decode, canvas_w, canvas_h);
   if (args.decode.clip == ClipMode::kImageBeforeNms) {
     b = ClipBox(b, static_cast<float>(args.image_sizes[2 * n]), static_cast<float>(args.image_sizes[2 * n + 1]));
   }
@@ -207,13 +219,13 @@ __device__ __forceinline__ Box DecodeInto(const DecodeArgs& args, int n, int l, 
     if (atomicCAS(&error[0], 0, 1) == 0) {
       error[1] = n;
       error[2] = l;
-      error[3] = static_cast<int32_t>(row);
-      error[4] = static_cast<int32_t>(label);
-      error[5] = (isnan(anchor.x1) || isnan(anchor.y1) || isnan(anchor.x2) || isnan(anchor.y2)) ? 1 : 0;
+      error[3] = static_cast<int32_t>(c.row);
+      error[4] = static_cast<int32_t>(c.label);
+      error[5] = (isnan(c.anchor.x1) || isnan(c.anchor.y1) || isnan(c.anchor.x2) || isnan(c.anchor.y2)) ? 1 : 0;
     }
   }
   out.scores[slot] = score;
-  out.labels[slot] = static_cast<int32_t>(label);
+  out.labels[slot] = static_cast<int32_t>(c.label);
   reinterpret_cast<float4*>(out.boxes)[slot] = make_float4(b.x1, b.y1, b.x2, b.y2);
   return b;
 }
@@ -263,8 +275,8 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   }
   RK_TRACE_POINT(kTraceTopkSorted);
   for (uint32_t rank = threadIdx.x; rank < m; rank += blockDim.x) {
-    DecodeInto(args, n, l, spos[rank], skeys[rank], static_cast<size_t>(n) * out.slots_per_image + static_cast<size_t>(l) * k + rank,
-               out, error);
+    FinishDecode(args, n, l, LoadPending(args, n, l, spos[rank]), skeys[rank],
+                 static_cast<size_t>(n) * out.slots_per_image + static_cast<size_t>(l) * k + rank, out, error);
   }
 }
 
@@ -390,7 +402,10 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
   __syncthreads();
   RK_TRACE_POINT(kTraceRankBase);
   const int32_t valid = base[L];
-  if (ranked && blockIdx.x == 0 && threadIdx.x == 0) sc.info[n * 4 + 0] = valid;
+  if (ranked && blockIdx.x == 0 && threadIdx.x == 0) {
+    sc.info[n * 4 + 0] = valid;
+    sc.info[n * 4 + 1] = (valid + kCountCandidates - 1) / kCountCandidates;  // the blocks that leave a coordinate range
+  }
   const int32_t c = static_cast<int32_t>(blockIdx.x) * kCountCandidates + static_cast<int32_t>(threadIdx.x);
   if (static_cast<int32_t>(blockIdx.x) * kCountCandidates >= valid) return;  // the whole block
   uint32_t hi = 0, lo = 0;  // OrderedBits of the largest coordinate, ~OrderedBits of the smallest (0: none)
@@ -400,6 +415,7 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
     const size_t image_slices = static_cast<size_t>(n) * L;
     const uint64_t key = tk.keys[(image_slices + l) * k + (c - base[l])];
     const uint32_t pos = tk.pos[(image_slices + l) * k + (c - base[l])];
+    const Pending pending = LoadPending(args, n, l, pos);  // the box's loads overlap the counting
     const uint32_t u = static_cast<uint32_t>(key >> 32);  // score keys never reach ~0u: u + 1 does not wrap
     // Per level o: the keys before x are those of the buckets below t's (a bucket start) and those of
     // t's bucket that compare below, where t = x's score key (own level: the full keys compare) or,
@@ -441,11 +457,10 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
     RK_TRACE_POINT(kTraceRankSearched);
     const int32_t rank = static_cast<int32_t>(before + in_level);
     const int32_t slot = l * static_cast<int32_t>(k) + static_cast<int32_t>(in_level);
-    const Box b = DecodeInto(args, n, l, pos, key, static_cast<size_t>(n) * S + slot, out, error);
+    const Box b = FinishDecode(args, n, l, pending, key, static_cast<size_t>(n) * S + slot, out, error);
     if (ranked) {
       const size_t image = static_cast<size_t>(n) * S;
-      uint32_t row, label;
-      args.heads.Decompose(l, pos, &row, &label);
+      const uint32_t label = pending.label;
       sc.rank_of_slot[image + slot] = rank;
       sc.by_rank[image + rank] = slot;
       sc.rank_label[image + rank] = min(static_cast<int32_t>(label), args.heads.classes - 1);

@@ -92,7 +92,10 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   const int32_t valid = base[L];
   RK_TRACE_POINT(kTraceRankBase);
   const int32_t first = static_cast<int32_t>(blockIdx.x) * kRankThreads;
-  if (blockIdx.x == 0 && threadIdx.x == 0) sc.info[n * 4 + 0] = valid;
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    sc.info[n * 4 + 0] = valid;
+    sc.info[n * 4 + 1] = (valid + kRankThreads - 1) / kRankThreads;  // the blocks that leave a coordinate range
+  }
   if (first >= valid) return;  // the whole block
   const bool staged = S <= kRankSharedSlots;
   if (staged) {  // candidate j of the image is rank j - base[l] of its level l; loads issued kRankUnroll at a time
@@ -300,19 +303,22 @@ __device__ void GreedyBlock(const NmsArgs& a, const float4* box, const float* ar
 
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
 constexpr int kCollectUnroll = 4;
+constexpr int kHeldRounds = 2;  // rounds of kWarp * kCollectUnroll ranks a warp keeps in registers between its two passes
 
 // One block per (image, group). The group's members in score order are its entries of rank_label
-// (every rank when there is one group): each warp filters a contiguous range of ranks (independent
-// loads, counted first, then written at the warp's offset), straight into shared memory when the
-// group fits (else into the global scratch, at the group's offset: the ranks of lower labels);
-// then their boxes (shifted on the trick path) and areas are gathered; then greedy NMS as a bitmask
-// (groups of up to kMaskMax) or by the block.
+// (every rank when there is one group): each warp filters a contiguous range of ranks (its first
+// rounds loaded once, with the coordinate ranges, and kept in registers; counted first, then written
+// at the warp's offset), straight into shared memory when the group fits (else into the global
+// scratch, at the group's offset: the ranks of lower labels); then their boxes (shifted on the
+// trick path) and areas are gathered; then greedy NMS as a bitmask (groups of up to kMaskMax) or by
+// the block.
 template <int kThreads>
 __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc) {
   RK_TRACE_KERNEL(kTraceGreedy);
   WaitPrevious();  // the ranks, labels and coordinate ranges
   AllowNext();
   constexpr int kGreedyWarps = kThreads / kWarp;
+  static_assert(kGreedyWarps <= kWarp, "one warp scans the warps' counts");
   extern __shared__ float4 stage[];
   __shared__ int32_t warp_offset[kGreedyWarps + 1];
   __shared__ int32_t warp_below[kGreedyWarps];
@@ -330,86 +336,114 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   const int32_t slots = in.slots_per_image;
   const int32_t valid = sc.info[n * 4 + 0];
   if (valid == 0) return;
-  if (warp == 0) {  // the coordinate range: the partials of the rank blocks that had candidates
+  const size_t base = static_cast<size_t>(n) * slots;
+  const int32_t* by_rank = sc.by_rank + base;
+  const int32_t* rank_label = sc.rank_label + base;
+  const int32_t span = (valid + kGreedyWarps - 1) / kGreedyWarps;
+  const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
+  constexpr int32_t kRound = kWarp * kCollectUnroll;
+  // Loaded side by side: the coordinate ranges (warp 0: the partials of the rank blocks that had
+  // candidates) and the labels and slots of each warp's first ranks (padding: a label no group has).
+  uint32_t hi = 0, lo = 0;
+  if (warp == 0) {
     const uint32_t* part = sc.range_part + static_cast<size_t>(n) * sc.range_parts * 2;
-    const int32_t used = (valid + sc.range_per_part - 1) / sc.range_per_part;
-    uint32_t hi = 0, lo = 0;
+    const int32_t used = sc.info[n * 4 + 1];
     for (int32_t b = lane; b < used; b += kWarp) {
       hi = max(hi, part[2 * b]);
       lo = max(lo, part[2 * b + 1]);
     }
-    for (int off = kWarp / 2; off > 0; off >>= 1) {
-      hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-      lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+  }
+  int32_t gs[kHeldRounds][kCollectUnroll], sl[kHeldRounds][kCollectUnroll];
+#pragma unroll
+  for (int hr = 0; hr < kHeldRounds; ++hr) {
+#pragma unroll
+    for (int u = 0; u < kCollectUnroll; ++u) {
+      const int32_t r = r_begin + hr * kRound + u * kWarp + lane;
+      gs[hr][u] = r < r_end ? rank_label[r] : INT32_MAX;
+      sl[hr][u] = r < r_end ? by_rank[r] : 0;
     }
-    if (lane == 0) {
+  }
+  // Per warp: the group's members (and the ranks of lower labels) among its ranks.
+  int32_t count = 0, below = 0;
+#pragma unroll
+  for (int hr = 0; hr < kHeldRounds; ++hr) {
+#pragma unroll
+    for (int u = 0; u < kCollectUnroll; ++u) {
+      count += __popc(__ballot_sync(0xFFFFFFFFu, gs[hr][u] == g));
+      below += __popc(__ballot_sync(0xFFFFFFFFu, gs[hr][u] < g));
+    }
+  }
+  for (int32_t r0 = r_begin + kHeldRounds * kRound; r0 < r_end; r0 += kRound) {  // ranks past the held rounds
+    int32_t gr[kCollectUnroll];
+#pragma unroll
+    for (int u = 0; u < kCollectUnroll; ++u) {
+      const int32_t r = r0 + u * kWarp + lane;
+      gr[u] = r < r_end ? rank_label[r] : INT32_MAX;
+    }
+#pragma unroll
+    for (int u = 0; u < kCollectUnroll; ++u) {
+      count += __popc(__ballot_sync(0xFFFFFFFFu, gr[u] == g));
+      below += __popc(__ballot_sync(0xFFFFFFFFu, gr[u] < g));
+    }
+  }
+  for (int off = kWarp / 2; off > 0; off >>= 1) {
+    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+    lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+  }
+  if (lane == 0) {
+    warp_offset[warp + 1] = count;
+    warp_below[warp] = below;
+    if (warp == 0) {
       range[0] = hi;
       range[1] = lo;
     }
   }
   __syncthreads();
+  if (warp == 0) {  // the warps' offsets: a shuffle scan of their counts
+    int32_t c = lane < kGreedyWarps ? warp_offset[lane + 1] : 0;
+    int32_t b = lane < kGreedyWarps ? warp_below[lane] : 0;
+    for (int off = 1; off < kWarp; off <<= 1) {
+      const int32_t up = __shfl_up_sync(0xFFFFFFFFu, c, off);
+      if (lane >= off) c += up;
+      b += __shfl_xor_sync(0xFFFFFFFFu, b, off);
+    }
+    if (lane < kGreedyWarps) warp_offset[lane + 1] = c;
+    if (lane == 0) {
+      warp_offset[0] = 0;
+      group_first = b;
+    }
+  }
+  __syncthreads();
   const NmsPath path = PathOf(a, valid, range);
   if (!path.per_class && g > 0) return;  // one group: block 0 of the image
-  const size_t base = static_cast<size_t>(n) * slots;
-  const int32_t* by_rank = sc.by_rank + base;
-  const int32_t* rank_label = sc.rank_label + base;
-  int32_t m = valid;
-  int32_t g0 = 0;  // the group's offset in the global scratch: the ranks of lower labels
-  const int32_t span = (valid + kGreedyWarps - 1) / kGreedyWarps;
-  const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
-  if (path.per_class) {  // count the group's members (and the ranks before its offset), per warp
-    int32_t count = 0, below = 0;
-    for (int32_t r0 = r_begin; r0 < r_end; r0 += kWarp * kCollectUnroll) {
-      int32_t gs[kCollectUnroll];
-#pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) {
-        const int32_t r = r0 + u * kWarp + lane;
-        gs[u] = r < r_end ? rank_label[r] : INT32_MAX;
-      }
-#pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) {
-        count += __popc(__ballot_sync(0xFFFFFFFFu, gs[u] == g));
-        below += __popc(__ballot_sync(0xFFFFFFFFu, gs[u] < g));
-      }
-    }
-    if (lane == 0) {
-      warp_offset[warp + 1] = count;
-      warp_below[warp] = below;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      warp_offset[0] = 0;
-      int32_t sum = 0;
-      for (int w = 0; w < kGreedyWarps; ++w) {
-        warp_offset[w + 1] += warp_offset[w];
-        sum += warp_below[w];
-      }
-      group_first = sum;
-    }
-    __syncthreads();
-    m = warp_offset[kGreedyWarps];
-    g0 = group_first;
-  }
+  const int32_t m = path.per_class ? warp_offset[kGreedyWarps] : valid;
+  const int32_t g0 = path.per_class ? group_first : 0;  // the group's offset in the global scratch: the ranks of lower labels
   RK_TRACE_POINT(kTraceGreedyCounted);
   if (m == 0) return;  // the whole block
   const bool fits = m <= kStage;
   int32_t* members = fits ? s_slot : sc.grouped + base + g0;
   if (path.per_class) {
     int32_t at = warp_offset[warp];
-    for (int32_t r0 = r_begin; r0 < r_end; r0 += kWarp * kCollectUnroll) {
-      int32_t gs[kCollectUnroll], sl[kCollectUnroll];
+    auto emit = [&](int32_t label, int32_t slot) {
+      const uint32_t hits = __ballot_sync(0xFFFFFFFFu, label == g);
+      if (label == g) members[at + __popc(hits & ((1u << lane) - 1u))] = slot;
+      at += __popc(hits);
+    };
+#pragma unroll
+    for (int hr = 0; hr < kHeldRounds; ++hr) {
+#pragma unroll
+      for (int u = 0; u < kCollectUnroll; ++u) emit(gs[hr][u], sl[hr][u]);
+    }
+    for (int32_t r0 = r_begin + kHeldRounds * kRound; r0 < r_end; r0 += kRound) {
+      int32_t gr[kCollectUnroll], sr[kCollectUnroll];
 #pragma unroll
       for (int u = 0; u < kCollectUnroll; ++u) {
         const int32_t r = r0 + u * kWarp + lane;
-        gs[u] = r < r_end ? rank_label[r] : -1;
-        sl[u] = r < r_end ? by_rank[r] : 0;
+        gr[u] = r < r_end ? rank_label[r] : INT32_MAX;
+        sr[u] = r < r_end ? by_rank[r] : 0;
       }
 #pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) {
-        const uint32_t mask = __ballot_sync(0xFFFFFFFFu, gs[u] == g);
-        if (gs[u] == g) members[at + __popc(mask & ((1u << lane) - 1u))] = sl[u];
-        at += __popc(mask);
-      }
+      for (int u = 0; u < kCollectUnroll; ++u) emit(gr[u], sr[u]);
     }
   } else {  // one group: every candidate, in score order
     for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) members[q] = by_rank[q];
@@ -434,7 +468,7 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   }
   __syncthreads();
   // The chain itself touches only the staged members; the kept marks (members never suppressed; the
-  // marks were zeroed by RankKernel) are written afterwards, in parallel.
+  // marks were zeroed by the rank stage) are written afterwards, in parallel.
   RK_TRACE_POINT(kTraceGreedyGathered);
   uint8_t* kept = sc.kept + base;
   const int32_t* rank_of_slot = sc.rank_of_slot + base;
@@ -520,17 +554,15 @@ __global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, Device
 
 }  // namespace
 
-// Partial coordinate ranges per image: one per block of the rank stage, of either path.
-int32_t RangeParts(int32_t slots) { return (slots + kCountCandidates - 1) / kCountCandidates; }
-static_assert(kCountCandidates <= kRankThreads, "the count path's blocks are the smaller");
+int32_t RankRangeParts(int32_t slots) { return (slots + kRankThreads - 1) / kRankThreads; }
 
-size_t NmsScratchBytes(int32_t batch, int32_t slots) {
+size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  return 4 * Align(ns * 4) + Align(static_cast<size_t>(batch) * RangeParts(slots) * 8) + Align(ns * 16) + Align(ns * 4) +
+  return 4 * Align(ns * 4) + Align(static_cast<size_t>(batch) * range_parts * 8) + Align(ns * 16) + Align(ns * 4) +
          2 * Align(ns) + Align(static_cast<size_t>(batch) * 16);
 }
 
-NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots) {
+NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t range_parts) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
   auto* p = static_cast<uint8_t*>(base);
   NmsScratch s;
@@ -538,8 +570,7 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots) {
   s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.rank_label = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
-  s.range_parts = RangeParts(slots);
-  s.range_per_part = kRankThreads;
+  s.range_parts = range_parts;
   s.range_part = reinterpret_cast<uint32_t*>(p); p += Align(static_cast<size_t>(batch) * s.range_parts * 8);
   s.member_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
   s.member_area = reinterpret_cast<float*>(p); p += Align(ns * 4);
@@ -551,7 +582,7 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots) {
 
 size_t NmsWorkspaceSize(const PostprocessParams& p, int32_t batch, int32_t slots_per_image) {
   (void)p;
-  return NmsScratchBytes(batch, slots_per_image);
+  return NmsScratchBytes(batch, slots_per_image, RankRangeParts(slots_per_image));
 }
 
 Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
@@ -563,15 +594,14 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
                                               " bytes but received " + std::to_string(workspace_bytes));
   }
   if (batch == 0) return Status::Ok();
-  return LaunchNmsStages(p, in, batch, image_sizes, output_sizes, out, CarveNmsScratch(workspace, batch, in.slots_per_image),
+  return LaunchNmsStages(p, in, batch, image_sizes, output_sizes, out,
+                         CarveNmsScratch(workspace, batch, in.slots_per_image, RankRangeParts(in.slots_per_image)),
                          /*ranked=*/false, chained, stream);
 }
 
 Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
-                       const int32_t* output_sizes, const DeviceDetections& out, const NmsScratch& ranks, bool ranked,
+                       const int32_t* output_sizes, const DeviceDetections& out, const NmsScratch& sc, bool ranked,
                        bool chained, cudaStream_t stream) {
-  NmsScratch sc = ranks;
-  if (ranked) sc.range_per_part = kCountCandidates;  // the count path's blocks left the ranges
   const NmsArgs a{p.nms, p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
   const int32_t S = in.slots_per_image;
   cudaError_t e = cudaSuccess;

@@ -1,4 +1,5 @@
 // The launchers of native/cuda/launch.h: workspace layout and the order of the stages.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -97,6 +98,12 @@ TakenKeys CarveTaken(uint8_t* p, const PostprocessParams& pp, const HeadShapes& 
   return t;
 }
 
+// NMS scratch of the fused launcher: room for the partial ranges of either path's rank kernel.
+int32_t PostprocessRangeParts(const PostprocessParams& p, const HeadShapes& s) {
+  const int32_t slots = s.num_levels * p.select.topk_candidates;
+  return std::max((slots + kCountCandidates - 1) / kCountCandidates, RankRangeParts(slots));
+}
+
 Status Check(const PostprocessParams& p, const HeadShapes& s, const DeviceHeads& in) {
   RK_RETURN_IF_ERROR(ValidateParams(p));
   RK_RETURN_IF_ERROR(ValidateShapes(p, s));
@@ -177,8 +184,7 @@ Status CudaStatus(const char* what, cudaError_t e) {
 
 Status LastError(const char* what) { return CudaStatus(what, cudaGetLastError()); }
 
-bool CountRanks(int32_t batch, int32_t slots_per_image) {
-  (void)batch;
+bool CountRanks(int32_t slots_per_image) {
   if (slots_per_image <= 0 || slots_per_image > kCountMaxSlots) return false;
   const char* forced = std::getenv("RK_CUDA_RANKS");
   return forced == nullptr || std::strcmp(forced, "sort") != 0;
@@ -190,7 +196,7 @@ size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s
 
 size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
   const size_t select = SelectBytes(p, s).bytes;
-  const size_t nms = NmsWorkspaceSize(p, s.batch, s.num_levels * p.select.topk_candidates);
+  const size_t nms = NmsScratchBytes(s.batch, s.num_levels * p.select.topk_candidates, PostprocessRangeParts(p, s));
   return CandidateBytes(p, s) + TakenBytes(p, s) + (select > nms ? select : nms);  // select and NMS scratch share memory
 }
 
@@ -244,7 +250,7 @@ Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, co
   }
   uint8_t* select = static_cast<uint8_t*>(workspace);
   return SelectDecodeStages(p, grid, in, out, error, select, select + SelectBytes(p, in.shapes).bytes, nullptr,
-                            CountRanks(in.shapes.batch, out.slots_per_image), stream);
+                            CountRanks(out.slots_per_image), stream);
 }
 
 Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in,
@@ -265,19 +271,18 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
   RK_RETURN_IF_ERROR(CheckSelectDecode(p, in, cands));
   uint8_t* taken = q;
   q += TakenBytes(p, in.shapes);
-  const size_t rest = workspace_bytes - static_cast<size_t>(q - static_cast<uint8_t*>(workspace));
   const int32_t batch = in.shapes.batch;
   if (batch == 0) {
     if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
     return Status::Ok();
   }
-  if (CountRanks(batch, cands.slots_per_image)) {  // the ranks come with the candidates
-    const NmsScratch sc = CarveNmsScratch(q, batch, cands.slots_per_image);
+  const NmsScratch sc = CarveNmsScratch(q, batch, cands.slots_per_image, PostprocessRangeParts(p, in.shapes));
+  if (CountRanks(cands.slots_per_image)) {  // the ranks come with the candidates
     RK_RETURN_IF_ERROR(SelectDecodeStages(p, grid, in, cands, error, q, taken, &sc, true, stream));
     return LaunchNmsStages(p, cands, batch, in.image_sizes, in.output_sizes, out, sc, /*ranked=*/true, /*chained=*/true, stream);
   }
   RK_RETURN_IF_ERROR(SelectDecodeStages(p, grid, in, cands, error, q, taken, nullptr, false, stream));
-  return LaunchNms(p, cands, batch, in.image_sizes, in.output_sizes, out, q, rest, stream, /*chained=*/true);
+  return LaunchNmsStages(p, cands, batch, in.image_sizes, in.output_sizes, out, sc, /*ranked=*/false, /*chained=*/true, stream);
 }
 
 }  // namespace cuda

@@ -33,17 +33,19 @@ struct NmsScratch {
   int32_t* grouped = nullptr;       // [N, slots] members of large groups, at the group's offset
   int32_t* rank_label = nullptr;    // [N, slots] label (clamped to [0, K)) of each score rank
   uint32_t* range_part = nullptr;   // [N, range_parts, 2] coordinate range of each rank block's boxes
-  int32_t range_parts = 0;          // partial ranges per image (room for the smaller blocks of the count path)
-  int32_t range_per_part = 0;       // candidates (by valid index) whose boxes one partial covers
+  int32_t range_parts = 0;          // room for partial ranges per image
   float4* member_box = nullptr;     // [N, slots] boxes of large groups in member order
   float* member_area = nullptr;     // [N, slots]
   uint8_t* suppressed = nullptr;    // [N, slots] of large groups in member order
   uint8_t* kept = nullptr;          // [N, slots] by score rank
-  int32_t* info = nullptr;          // [N, 4]: valid candidates
+  int32_t* info = nullptr;          // [N, 4]: valid candidates, partial ranges left
 };
 
-size_t NmsScratchBytes(int32_t batch, int32_t slots);
-NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots);
+// NMS scratch bytes for `slots` candidate slots per image and room for `range_parts` partial ranges
+// per image (RankRangeParts(slots) for the rank stage; the count path's rank kernel leaves more).
+size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts);
+NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t range_parts);
+int32_t RankRangeParts(int32_t slots);
 
 // The sort path: top-k, sort and decode in one block per (image, level).
 Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
@@ -64,10 +66,10 @@ struct TakenKeys {
 constexpr int kCountCandidates = 128;  // candidates ranked per block (one a thread)
 constexpr int32_t kCountMaxSlots = 16384;  // levels * k of the count path (the top-k block stages k keys)
 
-// Whether the launchers rank by counting (the count path) for this shape: levels * k <= kCountMaxSlots.
-// RK_CUDA_RANKS=sort or =count in the environment forces a path (count only where the slots fit),
-// for tests and comparisons.
-bool CountRanks(int32_t batch, int32_t slots_per_image);
+// Whether the launchers rank by counting (the count path): levels * k <= kCountMaxSlots, unless the
+// environment sets RK_CUDA_RANKS=sort (for tests and comparisons; the choice is made at launch, so a
+// captured graph keeps the path it was captured with).
+bool CountRanks(int32_t slots_per_image);
 
 Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
                       cudaStream_t stream);
