@@ -2,15 +2,17 @@
 //
 // One block per (image, level) takes the slice's k best: the select pass left at most `capacity`
 // keys of the slice; when more than k, the k-th smallest 64-bit rank key is radix-selected (rounds
-// of 8-bit digits from the top, stopping once the k-th's digit bin is wanted whole; keys are unique
+// of 11-bit digits from the top, stopping once the k-th's digit bin is wanted whole; keys are unique
 // because the order part is). The rank of each taken candidate in its level (its slot: level * k +
 // rank, the order the NMS stage reads) is then found one of two ways:
-// - the count path (most shapes, see CountRanks): the taken keys go to global memory unsorted, and
-//   a second kernel spread over the whole GPU ranks each by counting the keys before it, both in its
-//   level and (for the NMS stage) in the image, then decodes it;
-// - the sort path (large levels * k, or many images): the block sorts its taken keys in shared
-//   memory (a bitonic network over the next power of two: one key per thread, partners within a
-//   warp exchanged by shuffles, when it fits the block) and decodes candidate r of the level with
+// - the count path (levels * k <= kCountMaxSlots, see CountRanks): the block stores its taken keys
+//   bucketed by score key (a counting sort on 2048 buckets spanning them; order within a bucket is
+//   arbitrary); then one thread per candidate, over the whole GPU, counts the keys before its own
+//   from bucket starts and the keys of one bucket, in its level and (for the NMS stage) in the
+//   image, and decodes it;
+// - the sort path (RK_CUDA_RANKS=sort, or larger levels * k): the block sorts its taken keys in
+//   shared memory (a bitonic network over the next power of two: one key per thread, partners within
+//   a warp exchanged by shuffles, when it fits the block) and decodes candidate r of the level with
 //   thread r (mod the block).
 #include <cub/block/block_scan.cuh>
 
@@ -100,14 +102,19 @@ __device__ __forceinline__ float LoadDelta(const HeadArgs& h, const void* const*
 
 // The slice's best min(count, k) keys: emit(j, key, pos) is called once for each, with distinct
 // j < m, and m is returned. The k best are those whose top bits, under `mask`, are at most `prefix`:
-// radix rounds of 8 bits from the top find the digit of the k-th smallest key, and stop early once
-// that digit's bin is wanted whole (keys are unique, since their order part is). Called by the
-// whole block (kTopkThreads); ends after a barrier.
+// radix rounds of 11 bits from the top find the digit of the k-th smallest key, and stop early once
+// that digit's bin is wanted whole (keys are unique, since their order part is). With `span` (shared,
+// {~0u, 0} before the call), it also leaves there the smallest and the largest score key (key >> 32)
+// of the taken keys. Called by the whole block (kTopkThreads); ends after a barrier.
+constexpr int kTakeBits = 11;
+constexpr int kTakeBins = 1 << kTakeBits;  // two per thread
+static_assert(kTakeBins == 2 * kTopkThreads, "the digit scan takes two bins a thread");
+
 template <typename Emit>
-__device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& emit) {
+__device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& emit, uint32_t* span) {
   using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
   __shared__ typename Scan::TempStorage scan;
-  __shared__ uint32_t hist[256];
+  __shared__ uint32_t hist[kTakeBins];
   __shared__ uint32_t shared[3];
   __shared__ uint32_t taken;
   const uint32_t count = min(st.count[s], st.capacity);
@@ -140,41 +147,63 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   uint64_t prefix = 0, mask = 0;
   if (count > k) {
     uint32_t m = k;
-    for (int r = 0; r < 8; ++r) {
-      const int shift = 56 - 8 * r;
-      for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+    for (int top = 64; top > 0;) {
+      const int width = min(kTakeBits, top);
+      const int shift = top - width;
+      const uint32_t digit_mask = (1u << width) - 1u;
+      hist[2 * threadIdx.x] = 0;
+      hist[2 * threadIdx.x + 1] = 0;
       __syncthreads();
       for_keys([&](uint64_t key, uint32_t, bool valid) {
-        WarpHistAdd(hist, static_cast<uint32_t>((key >> shift) & 255u), valid && (key & mask) == prefix);
+        WarpHistAdd(hist, static_cast<uint32_t>(key >> shift) & digit_mask, valid && (key & mask) == prefix);
       });
       __syncthreads();
-      // The digit holding the m-th smallest key: a block scan of the 256 bins.
-      const uint32_t c = threadIdx.x < 256 ? hist[threadIdx.x] : 0u;
+      // The digit holding the m-th smallest key: a block scan of the bins, two a thread.
+      const uint32_t c0 = hist[2 * threadIdx.x], c1 = hist[2 * threadIdx.x + 1];
       uint32_t below = 0;
-      Scan(scan).ExclusiveSum(c, below);
-      if (threadIdx.x < 256 && below < m && m <= below + c) {
-        shared[0] = threadIdx.x;
-        shared[1] = m - below;
-        shared[2] = m - below == c ? 1u : 0u;  // the whole bin is wanted: done
+      Scan(scan).ExclusiveSum(c0 + c1, below);
+      if (below < m && m <= below + c0 + c1) {
+        const bool first = m <= below + c0;
+        const uint32_t c = first ? c0 : c1;
+        const uint32_t within = m - below - (first ? 0u : c0);
+        shared[0] = 2 * threadIdx.x + (first ? 0u : 1u);
+        shared[1] = within;
+        shared[2] = within == c ? 1u : 0u;  // the whole bin is wanted: done
       }
       __syncthreads();
       prefix |= static_cast<uint64_t>(shared[0]) << shift;
-      mask |= uint64_t{255} << shift;
+      mask |= static_cast<uint64_t>(digit_mask) << shift;
       m = shared[1];
       const bool done = shared[2] != 0;
       __syncthreads();
       if (done) break;
+      top = shift;
     }
   }
 
   RK_TRACE_POINT(kTraceTopkRadix);
   if (threadIdx.x == 0) taken = 0;
   __syncthreads();
+  uint32_t lo = ~0u, hi = 0u;
   for_keys([&](uint64_t key, uint32_t i, bool valid) {
     const bool take = valid && (key & mask) <= prefix;
     const uint32_t j = WarpAppend(&taken, take, __activemask());
-    if (take) emit(j, key, pos[i]);
+    if (take) {
+      emit(j, key, pos[i]);
+      lo = min(lo, static_cast<uint32_t>(key >> 32));
+      hi = max(hi, static_cast<uint32_t>(key >> 32));
+    }
   });
+  if (span != nullptr) {
+    for (int off = kWarp / 2; off > 0; off >>= 1) {
+      lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+      hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+    }
+    if ((threadIdx.x & (kWarp - 1)) == 0 && lo <= hi) {
+      atomicMin(&span[0], lo);
+      atomicMax(&span[1], hi);
+    }
+  }
   __syncthreads();
   return taken;
 }
@@ -244,10 +273,13 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
   uint64_t* skeys = smem;
   uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
-  const uint32_t m = TakeBest(st, s, k, [&](uint32_t j, uint64_t key, uint32_t pos) {
-    skeys[j] = key;
-    spos[j] = pos;
-  });
+  const uint32_t m = TakeBest(
+      st, s, k,
+      [&](uint32_t j, uint64_t key, uint32_t pos) {
+        skeys[j] = key;
+        spos[j] = pos;
+      },
+      nullptr);
   if (threadIdx.x == 0) out.level_counts[s] = static_cast<int32_t>(m);
   const uint32_t width = SortSlots(m);
   for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
@@ -308,27 +340,15 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
     span[1] = 0u;
   }
   for (int b = threadIdx.x; b < kBuckets; b += blockDim.x) bucket[b] = 0;  // before TakeBest's barriers
-  const uint32_t m = TakeBest(st, s, k, [&](uint32_t j, uint64_t key, uint32_t pos) {
-    skeys[j] = key;
-    spos[j] = pos;
-  });
+  const uint32_t m = TakeBest(
+      st, s, k,
+      [&](uint32_t j, uint64_t key, uint32_t pos) {
+        skeys[j] = key;
+        spos[j] = pos;
+      },
+      span);
   RK_TRACE_POINT(kTraceTopkCompact);
-  uint32_t lo = ~0u, hi = 0u;
-  for (uint32_t j = threadIdx.x; j < m; j += blockDim.x) {
-    const uint32_t u = static_cast<uint32_t>(skeys[j] >> 32);
-    lo = min(lo, u);
-    hi = max(hi, u);
-  }
-  for (int off = kWarp / 2; off > 0; off >>= 1) {
-    lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
-    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-  }
-  if ((threadIdx.x & (kWarp - 1)) == 0 && lo <= hi) {
-    atomicMin(&span[0], lo);
-    atomicMax(&span[1], hi);
-  }
-  __syncthreads();
-  lo = span[0];
+  const uint32_t lo = span[0];
   const uint32_t width = m == 0 ? 0u : span[1] - lo;
   const int bits = 32 - __clz(width);  // kBuckets << shift > width
   const uint32_t shift = bits > kBucketBits ? static_cast<uint32_t>(bits - kBucketBits) : 0u;
@@ -405,6 +425,7 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
   if (ranked && blockIdx.x == 0 && threadIdx.x == 0) {
     sc.info[n * 4 + 0] = valid;
     sc.info[n * 4 + 1] = (valid + kCountCandidates - 1) / kCountCandidates;  // the blocks that leave a coordinate range
+    sc.done[n] = 0;  // greedy blocks done (GreedyKernel)
   }
   const int32_t c = static_cast<int32_t>(blockIdx.x) * kCountCandidates + static_cast<int32_t>(threadIdx.x);
   if (static_cast<int32_t>(blockIdx.x) * kCountCandidates >= valid) return;  // the whole block

@@ -39,7 +39,7 @@ static void Print() {
                          {kTraceRankSearched, ".searched", false}, {kTraceGreedy, "greedy", true},
                          {kTraceGreedyCounted, ".counted", false}, {kTraceGreedyGathered, ".gathered", false},
                          {kTraceGreedyMask, ".mask", false},
-                         {kTraceWrite, "write", true}};
+                         {kTraceWrite, ".write", false}};
   auto us = [&](unsigned long long t) { return t == 0 ? -1.0 : static_cast<double>(static_cast<long long>(t - t0)) / 1000.0; };
   std::string line = "trace (us):";
   char buf[96];

@@ -13,8 +13,9 @@
 //    runs greedy NMS on them: as a bitmask for groups of up to 256 (filled by whole warps, walked 32
 //    members at a time), block-wide for larger ones. Blocks of 1024 threads when the groups are
 //    fewer than the SMs (batch 1: each group has an SM to itself), else 256.
-// 3. Write (one block per image): kept boxes in score order, capped at D, then (Detectron2)
-//    rescaled, clipped and emptied boxes dropped, through two block scans; zeros past the count.
+// 3. Write (by the last greedy block of each image to finish, counted with an atomic): kept boxes in
+//    score order, capped at D, then (Detectron2) rescaled, clipped and emptied boxes dropped,
+//    through two block scans; zeros past the count.
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
@@ -30,7 +31,6 @@ size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
 
 constexpr int kRankThreads = 256;
 constexpr int kRankUnroll = 8;  // scores staged per thread and round (independent loads)
-constexpr int kWriteThreads = 1024;
 // One block per (image, group): 256 threads, or 1024 when the groups are fewer than the SMs (the
 // greedy stage is latency-bound: with one block per SM, more warps finish a group sooner).
 constexpr int kGreedyThreads = 256;
@@ -95,6 +95,7 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   if (blockIdx.x == 0 && threadIdx.x == 0) {
     sc.info[n * 4 + 0] = valid;
     sc.info[n * 4 + 1] = (valid + kRankThreads - 1) / kRankThreads;  // the blocks that leave a coordinate range
+    sc.done[n] = 0;  // greedy blocks done (GreedyKernel)
   }
   if (first >= valid) return;  // the whole block
   const bool staged = S <= kRankSharedSlots;
@@ -301,6 +302,77 @@ __device__ void GreedyBlock(const NmsArgs& a, const float4* box, const float* ar
   }
 }
 
+__device__ __forceinline__ void StoreOut(void* p, DType t, size_t i, float v) {
+  if (t == DType::kFloat32) {
+    static_cast<float*>(p)[i] = v;
+  } else {
+    static_cast<__half*>(p)[i] = __float2half_rn(v);
+  }
+}
+
+struct WriteArgs {
+  ClipMode clip;
+  bool remove_empty;
+  const int32_t* image_sizes;   // device, for kOutputAfterNms
+  const int32_t* output_sizes;  // device, optional
+};
+
+// The detections of image n, by the block of the last group to finish: kept candidates in score
+// order, capped at D, then (Detectron2) rescaled, clipped and emptied boxes dropped, through two
+// block scans; zeros past the count. The kept marks were written by other blocks of this kernel:
+// they are read from L2 (__ldcg), after the fence that published them.
+template <int kThreads>
+__device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const NmsScratch& sc, const DeviceDetections& out, int n) {
+  using Scan = cub::BlockScan<int32_t, kThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  const int32_t S = in.slots_per_image, D = out.max_detections;
+  const int32_t valid = sc.info[n * 4 + 0];
+  const size_t base = static_cast<size_t>(n) * S;
+  int32_t kept_before = 0, written = 0;
+  for (int32_t r0 = 0; r0 < valid && kept_before < D; r0 += kThreads) {
+    const int32_t r = r0 + static_cast<int32_t>(threadIdx.x);
+    const int32_t flag = (r < valid && __ldcg(sc.kept + base + r)) ? 1 : 0;
+    int32_t prefix = 0, total = 0;
+    Scan(scan_storage).ExclusiveSum(flag, prefix, total);
+    __syncthreads();
+    Box b{0, 0, 0, 0};
+    float score = 0.0f;
+    int32_t label = 0, keep = 0;
+    if (flag && kept_before + prefix < D) {
+      const int32_t slot = sc.by_rank[base + r];
+      const float4 q = reinterpret_cast<const float4*>(in.boxes)[base + slot];
+      b = Box{q.x, q.y, q.z, q.w};
+      score = in.scores[base + slot];
+      label = in.labels[base + slot];
+      if (a.clip == ClipMode::kOutputAfterNms) {
+        b = RescaleAndClip(b, a.image_sizes[2 * n], a.image_sizes[2 * n + 1], a.output_sizes == nullptr ? nullptr : a.output_sizes + 2 * n);
+      }
+      keep = (!a.remove_empty || ((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f)) ? 1 : 0;
+    }
+    int32_t at = 0, total_written = 0;
+    Scan(scan_storage).ExclusiveSum(keep, at, total_written);
+    __syncthreads();
+    if (keep) {
+      const size_t o = static_cast<size_t>(n) * D + written + at;
+      StoreOut(out.boxes, out.dtype, o * 4 + 0, b.x1);
+      StoreOut(out.boxes, out.dtype, o * 4 + 1, b.y1);
+      StoreOut(out.boxes, out.dtype, o * 4 + 2, b.x2);
+      StoreOut(out.boxes, out.dtype, o * 4 + 3, b.y2);
+      StoreOut(out.scores, out.dtype, o, score);
+      out.labels[o] = label;
+    }
+    kept_before += total;
+    written += total_written;
+  }
+  for (int32_t i = written + static_cast<int32_t>(threadIdx.x); i < D; i += kThreads) {
+    const size_t o = static_cast<size_t>(n) * D + i;
+    for (int j = 0; j < 4; ++j) StoreOut(out.boxes, out.dtype, o * 4 + j, 0.0f);
+    StoreOut(out.scores, out.dtype, o, 0.0f);
+    out.labels[o] = 0;
+  }
+  if (threadIdx.x == 0) out.counts[n] = written;
+}
+
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
 constexpr int kCollectUnroll = 4;
 constexpr int kHeldRounds = 2;  // rounds of kWarp * kCollectUnroll ranks a warp keeps in registers between its two passes
@@ -313,10 +385,7 @@ constexpr int kHeldRounds = 2;  // rounds of kWarp * kCollectUnroll ranks a warp
 // trick path) and areas are gathered; then greedy NMS as a bitmask (groups of up to kMaskMax) or by
 // the block.
 template <int kThreads>
-__global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc) {
-  RK_TRACE_KERNEL(kTraceGreedy);
-  WaitPrevious();  // the ranks, labels and coordinate ranges
-  AllowNext();
+__device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandidates& in, const NmsScratch& sc, int n, int g) {
   constexpr int kGreedyWarps = kThreads / kWarp;
   static_assert(kGreedyWarps <= kWarp, "one warp scans the warps' counts");
   extern __shared__ float4 stage[];
@@ -331,8 +400,6 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   int32_t* s_slot = reinterpret_cast<int32_t*>(s_area + kStage);
   uint8_t* s_sup = reinterpret_cast<uint8_t*>(s_slot + kStage);
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
-  const int n = static_cast<int>(blockIdx.x / a.classes), g = static_cast<int>(blockIdx.x % a.classes);
-  if (n >= batch) return;
   const int32_t slots = in.slots_per_image;
   const int32_t valid = sc.info[n * 4 + 0];
   if (valid == 0) return;
@@ -482,74 +549,26 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   }
 }
 
-__device__ __forceinline__ void StoreOut(void* p, DType t, size_t i, float v) {
-  if (t == DType::kFloat32) {
-    static_cast<float*>(p)[i] = v;
-  } else {
-    static_cast<__half*>(p)[i] = __float2half_rn(v);
-  }
-}
-
-struct WriteArgs {
-  ClipMode clip;
-  bool remove_empty;
-  const int32_t* image_sizes;   // device, for kOutputAfterNms
-  const int32_t* output_sizes;  // device, optional
-};
-
-__global__ void __launch_bounds__(kWriteThreads) WriteKernel(WriteArgs a, DeviceCandidates in, NmsScratch sc,
-                                                             DeviceDetections out) {
-  RK_TRACE_KERNEL(kTraceWrite);
-  WaitPrevious();  // the kept marks
-  using Scan = cub::BlockScan<int32_t, kWriteThreads>;
-  __shared__ typename Scan::TempStorage scan_storage;
-  const int n = blockIdx.x;
-  const int32_t S = in.slots_per_image, D = out.max_detections;
-  const int32_t valid = sc.info[n * 4 + 0];
-  const size_t base = static_cast<size_t>(n) * S;
-  int32_t kept_before = 0, written = 0;
-  for (int32_t r0 = 0; r0 < valid && kept_before < D; r0 += kWriteThreads) {
-    const int32_t r = r0 + static_cast<int32_t>(threadIdx.x);
-    const int32_t flag = (r < valid && sc.kept[base + r]) ? 1 : 0;
-    int32_t prefix = 0, total = 0;
-    Scan(scan_storage).ExclusiveSum(flag, prefix, total);
-    __syncthreads();
-    Box b{0, 0, 0, 0};
-    float score = 0.0f;
-    int32_t label = 0, keep = 0;
-    if (flag && kept_before + prefix < D) {
-      const int32_t slot = sc.by_rank[base + r];
-      const float4 q = reinterpret_cast<const float4*>(in.boxes)[base + slot];
-      b = Box{q.x, q.y, q.z, q.w};
-      score = in.scores[base + slot];
-      label = in.labels[base + slot];
-      if (a.clip == ClipMode::kOutputAfterNms) {
-        b = RescaleAndClip(b, a.image_sizes[2 * n], a.image_sizes[2 * n + 1], a.output_sizes == nullptr ? nullptr : a.output_sizes + 2 * n);
-      }
-      keep = (!a.remove_empty || ((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f)) ? 1 : 0;
-    }
-    int32_t at = 0, total_written = 0;
-    Scan(scan_storage).ExclusiveSum(keep, at, total_written);
-    __syncthreads();
-    if (keep) {
-      const size_t o = static_cast<size_t>(n) * D + written + at;
-      StoreOut(out.boxes, out.dtype, o * 4 + 0, b.x1);
-      StoreOut(out.boxes, out.dtype, o * 4 + 1, b.y1);
-      StoreOut(out.boxes, out.dtype, o * 4 + 2, b.x2);
-      StoreOut(out.boxes, out.dtype, o * 4 + 3, b.y2);
-      StoreOut(out.scores, out.dtype, o, score);
-      out.labels[o] = label;
-    }
-    kept_before += total;
-    written += total_written;
-  }
-  for (int32_t i = written + static_cast<int32_t>(threadIdx.x); i < D; i += kWriteThreads) {
-    const size_t o = static_cast<size_t>(n) * D + i;
-    for (int j = 0; j < 4; ++j) StoreOut(out.boxes, out.dtype, o * 4 + j, 0.0f);
-    StoreOut(out.scores, out.dtype, o, 0.0f);
-    out.labels[o] = 0;
-  }
-  if (threadIdx.x == 0) out.counts[n] = written;
+// One block per (image, group): the group's greedy NMS (GreedyGroup, whose early returns are
+// block-uniform); then each block publishes its kept marks and counts itself done, and the last
+// block of the image writes the image's detections (the count was zeroed by the rank stage).
+template <int kThreads>
+__global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc, WriteArgs w,
+                                                         DeviceDetections out) {
+  RK_TRACE_KERNEL(kTraceGreedy);
+  WaitPrevious();  // the ranks, labels and coordinate ranges
+  __shared__ bool last;
+  const int n = static_cast<int>(blockIdx.x / a.classes), g = static_cast<int>(blockIdx.x % a.classes);
+  if (n >= batch) return;
+  GreedyGroup<kThreads>(a, in, sc, n, g);
+  __threadfence();  // this thread's kept marks, before the block counts itself done
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&sc.done[n], 1u) == static_cast<uint32_t>(a.classes) - 1u;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  RK_TRACE_POINT(kTraceWrite);
+  WriteImage<kThreads>(w, in, sc, out, n);
 }
 
 }  // namespace
@@ -559,7 +578,7 @@ int32_t RankRangeParts(int32_t slots) { return (slots + kRankThreads - 1) / kRan
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
   return 4 * Align(ns * 4) + Align(static_cast<size_t>(batch) * range_parts * 8) + Align(ns * 16) + Align(ns * 4) +
-         2 * Align(ns) + Align(static_cast<size_t>(batch) * 16);
+         2 * Align(ns) + Align(static_cast<size_t>(batch) * 16) + Align(static_cast<size_t>(batch) * 4);
 }
 
 NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t range_parts) {
@@ -576,7 +595,8 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t ran
   s.member_area = reinterpret_cast<float*>(p); p += Align(ns * 4);
   s.suppressed = p; p += Align(ns);
   s.kept = p; p += Align(ns);
-  s.info = reinterpret_cast<int32_t*>(p);
+  s.info = reinterpret_cast<int32_t*>(p); p += Align(static_cast<size_t>(batch) * 16);
+  s.done = reinterpret_cast<uint32_t*>(p);
   return s;
 }
 
@@ -616,14 +636,13 @@ Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, i
                            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)) {
     return LastError("nms (device attributes)");
   }
+  const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   if (e == cudaSuccess) {
     e = blocks <= sms ? LaunchChained(true, GreedyKernel<kGreedyWideThreads>, dim3(static_cast<unsigned>(blocks)),
-                                      dim3(kGreedyWideThreads), kGreedyShared, stream, a, in, batch, sc)
+                                      dim3(kGreedyWideThreads), kGreedyShared, stream, a, in, batch, sc, w, out)
                       : LaunchChained(true, GreedyKernel<kGreedyThreads>, dim3(static_cast<unsigned>(blocks)),
-                                      dim3(kGreedyThreads), kGreedyShared, stream, a, in, batch, sc);
+                                      dim3(kGreedyThreads), kGreedyShared, stream, a, in, batch, sc, w, out);
   }
-  const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
-  if (e == cudaSuccess) e = LaunchChained(true, WriteKernel, dim3(batch), dim3(kWriteThreads), 0, stream, w, in, sc, out);
   RK_RETURN_IF_ERROR(CudaStatus("nms", e));
   return LastError("nms");
 }

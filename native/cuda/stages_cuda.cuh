@@ -39,6 +39,7 @@ struct NmsScratch {
   uint8_t* suppressed = nullptr;    // [N, slots] of large groups in member order
   uint8_t* kept = nullptr;          // [N, slots] by score rank
   int32_t* info = nullptr;          // [N, 4]: valid candidates, partial ranges left
+  uint32_t* done = nullptr;         // [N] greedy blocks done (zeroed by the rank stage)
 };
 
 // NMS scratch bytes for `slots` candidate slots per image and room for `range_parts` partial ranges
