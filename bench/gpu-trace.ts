@@ -1,7 +1,9 @@
 /**
  * bench/gpu-trace: repeated graph-replayed runs of the cuda backend for a diagnostic build with
  * kernel timestamps (cmake -DRK_CUDA_TRACE=ON; scripts/gpu-check.sh trace), which prints one
- * timeline per run on stderr. Each case is announced on stderr before its runs.
+ * timeline per run on stderr. Each case is announced on stderr before its runs, and its median
+ * GPU time printed after them; with the normal addon only the medians are printed (a quick same-run
+ * comparison, e.g. with RK_CUDA_RANKS=sort against the default, or RK_CUDA_PDL=0).
  *   node dist/bench/gpu-trace.js [--runs N]
  */
 import { createPostprocessor } from "../kernel/postprocess/postprocessor";

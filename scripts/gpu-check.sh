@@ -130,7 +130,7 @@ PY
       say "ncu: launch, occupancy and warp stalls of the small kernels, batch 1 (graph off)"
       # The first run of batch 1 only (warm-up), each kernel once: where its time goes.
       ncu ${RK_NCU_FLAGS:-} --section LaunchStats --section Occupancy --section WarpStateStats --section SpeedOfLight \
-        --section SchedulerStats -k "regex:${RK_NCU_KERNELS:-Estimate|Select|TopkDecode|Rank|Greedy|Write}" \
+        --section SchedulerStats -k "regex:${RK_NCU_KERNELS:-Estimate|Select|Topk|Rank|Greedy}" \
         --launch-count "${RK_NCU_COUNT:-6}" node dist/bench/gpu-stages.js > "$OUT/detail.txt" 2> "$OUT/detail.err"
       grep -E "^  [a-zA-Z].*\(|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|Block Size|Grid Size|Theoretical Occ" "$OUT/detail.txt" | head -120
       ;;

@@ -208,6 +208,16 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   return taken;
 }
 
+// TakeBest's emit for blocks that keep the taken keys in shared memory.
+struct StoreTaken {
+  uint64_t* keys;
+  uint32_t* pos;
+  __device__ __forceinline__ void operator()(uint32_t j, uint64_t key, uint32_t p) const {
+    keys[j] = key;
+    pos[j] = p;
+  }
+};
+
 // A candidate's decode inputs, loaded ahead of the decode: its anchor, its deltas, its row and label.
 struct Pending {
   Box anchor;
@@ -273,13 +283,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
   uint64_t* skeys = smem;
   uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
-  const uint32_t m = TakeBest(
-      st, s, k,
-      [&](uint32_t j, uint64_t key, uint32_t pos) {
-        skeys[j] = key;
-        spos[j] = pos;
-      },
-      nullptr);
+  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys, spos}, nullptr);
   if (threadIdx.x == 0) out.level_counts[s] = static_cast<int32_t>(m);
   const uint32_t width = SortSlots(m);
   for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
@@ -340,13 +344,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
     span[1] = 0u;
   }
   for (int b = threadIdx.x; b < kBuckets; b += blockDim.x) bucket[b] = 0;  // before TakeBest's barriers
-  const uint32_t m = TakeBest(
-      st, s, k,
-      [&](uint32_t j, uint64_t key, uint32_t pos) {
-        skeys[j] = key;
-        spos[j] = pos;
-      },
-      span);
+  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys, spos}, span);
   RK_TRACE_POINT(kTraceTopkCompact);
   const uint32_t lo = span[0];
   const uint32_t width = m == 0 ? 0u : span[1] - lo;
@@ -403,13 +401,11 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
                                                                     NmsScratch sc, bool ranked, int32_t* error) {
   __shared__ int32_t base[kMaxLevels + 1];
   __shared__ uint2 span[kMaxLevels];
-  __shared__ uint32_t red_hi[kCountCandidates / kWarp], red_lo[kCountCandidates / kWarp];
   RK_TRACE_KERNEL(kTraceRank);
   WaitPrevious();  // the taken keys and level counts
   AllowNext();
   const int n = blockIdx.y, L = args.heads.levels, S = out.slots_per_image;
   const uint32_t k = static_cast<uint32_t>(out.topk);
-  const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
   if (threadIdx.x < L) {  // loaded side by side
     base[threadIdx.x + 1] = out.level_counts[n * L + threadIdx.x];
     span[threadIdx.x] = tk.span[n * L + threadIdx.x];
@@ -486,53 +482,31 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
       sc.by_rank[image + rank] = slot;
       sc.rank_label[image + rank] = min(static_cast<int32_t>(label), args.heads.classes - 1);
       sc.kept[image + rank] = 0;
-      // NaN coordinates take no part in the range (as MaxLikeStd / MinLikeStd skip them).
-      const float q[4] = {b.x1, b.y1, b.x2, b.y2};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        if (q[j] == q[j]) {
-          hi = max(hi, OrderedBits(q[j]));
-          lo = max(lo, ~OrderedBits(q[j]));
-        }
-      }
+      AddToRange(b.x1, b.y1, b.x2, b.y2, hi, lo);
     }
   }
-  if (!ranked) return;  // block-uniform
-  for (int off = kWarp / 2; off > 0; off >>= 1) {
-    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-    lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
-  }
-  if (lane == 0) {
-    red_hi[warp] = hi;
-    red_lo[warp] = lo;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kCountCandidates / kWarp; ++w) {
-      hi = max(hi, red_hi[w]);
-      lo = max(lo, red_lo[w]);
-    }
-    uint32_t* part = sc.range_part + (static_cast<size_t>(n) * sc.range_parts + blockIdx.x) * 2;
-    part[0] = hi;
-    part[1] = lo;
-  }
+  if (ranked) WriteRangePart(hi, lo, sc.range_part, sc.range_parts, n);  // block-uniform
 }
 
 }  // namespace
+
+// Lets a top-k kernel use `smem` bytes of dynamic shared memory (more than the default 48 KB needs
+// the device's consent).
+template <typename Kernel>
+Status AllowSharedBytes(Kernel kernel, size_t smem) {
+  if (smem <= 48 * 1024) return Status::Ok();
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e == cudaSuccess) return Status::Ok();
+  return Status(Code::kInvalidArgument, "Expected topk_candidates whose top-k fits in shared memory on this device (" +
+                                            std::to_string(smem) + " bytes asked) but the device refused: " + cudaGetErrorString(e));
+}
 
 size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(SortSlots(static_cast<uint32_t>(k))) * (sizeof(uint64_t) + sizeof(uint32_t)); }
 
 Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
                         cudaStream_t stream) {
   const size_t smem = TopkSharedBytes(out.topk);
-  if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(TopkDecodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) {
-      return Status(Code::kInvalidArgument, "Expected topk_candidates whose top-k fits in shared memory on this device (" +
-                                                std::to_string(smem) + " bytes asked) but the device refused: " +
-                                                cudaGetErrorString(e));
-    }
-  }
+  RK_RETURN_IF_ERROR(AllowSharedBytes(TopkDecodeKernel, smem));
   const cudaError_t e = LaunchChained(true, TopkDecodeKernel, dim3(args.heads.levels, args.heads.batch), dim3(kTopkThreads), smem,
                                       stream, args, st, out, error);
   RK_RETURN_IF_ERROR(CudaStatus("top-k + decode", e));
@@ -542,14 +516,7 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
 Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
                       cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(out.topk) * (sizeof(uint64_t) + sizeof(uint32_t));
-  if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(TopkTakeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) {
-      return Status(Code::kInvalidArgument, "Expected topk_candidates whose top-k fits in shared memory on this device (" +
-                                                std::to_string(smem) + " bytes asked) but the device refused: " +
-                                                cudaGetErrorString(e));
-    }
-  }
+  RK_RETURN_IF_ERROR(AllowSharedBytes(TopkTakeKernel, smem));
   const cudaError_t e = LaunchChained(true, TopkTakeKernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels);
   RK_RETURN_IF_ERROR(CudaStatus("top-k", e));
   return LastError("top-k");

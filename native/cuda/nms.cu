@@ -75,10 +75,8 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
   AllowNext();
   extern __shared__ float staged_scores[];
   __shared__ int32_t base[kMaxLevels + 1];
-  __shared__ uint32_t red_hi[kWarp], red_lo[kWarp];
   const int n = blockIdx.y;
   const int S = in.slots_per_image, k = in.topk, L = a.levels;
-  const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
   const float* scores = in.scores + static_cast<size_t>(n) * S;
   const float4* boxes = reinterpret_cast<const float4*>(in.boxes) + static_cast<size_t>(n) * S;
   const int32_t* labels = in.labels + static_cast<size_t>(n) * S;
@@ -143,35 +141,10 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
     const int32_t g = min(max(labels[slot], 0), a.classes - 1);
     sc.rank_label[static_cast<size_t>(n) * S + rank] = g;
     sc.kept[static_cast<size_t>(n) * S + j] = 0;
-    // NaN coordinates take no part in the range (as MaxLikeStd / MinLikeStd skip them).
     const float4 b = boxes[slot];
-    const float c[4] = {b.x, b.y, b.z, b.w};
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      if (c[q] == c[q]) {
-        hi = max(hi, OrderedBits(c[q]));
-        lo = max(lo, ~OrderedBits(c[q]));
-      }
-    }
+    AddToRange(b.x, b.y, b.z, b.w, hi, lo);
   }
-  for (int off = kWarp / 2; off > 0; off >>= 1) {
-    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-    lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
-  }
-  if (lane == 0) {
-    red_hi[warp] = hi;
-    red_lo[warp] = lo;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < static_cast<int>(blockDim.x / kWarp); ++w) {
-      hi = max(hi, red_hi[w]);
-      lo = max(lo, red_lo[w]);
-    }
-    uint32_t* part = sc.range_part + (static_cast<size_t>(n) * sc.range_parts + blockIdx.x) * 2;
-    part[0] = hi;
-    part[1] = lo;
-  }
+  WriteRangePart(hi, lo, sc.range_part, sc.range_parts, n);
 }
 
 // How the image's candidates are grouped for NMS: the path batched_nms would take for this many

@@ -42,6 +42,43 @@ struct NmsScratch {
   uint32_t* done = nullptr;         // [N] greedy blocks done (zeroed by the rank stage)
 };
 
+// The coordinate range of a rank block's boxes, as the NMS path choice reads it: hi = OrderedBits of
+// the largest coordinate, lo = ~OrderedBits of the smallest (0: none). NaN coordinates take no part
+// (as MaxLikeStd / MinLikeStd skip them).
+__device__ __forceinline__ void AddToRange(float x1, float y1, float x2, float y2, uint32_t& hi, uint32_t& lo) {
+  const float c[4] = {x1, y1, x2, y2};
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    if (c[q] == c[q]) {
+      hi = max(hi, OrderedBits(c[q]));
+      lo = max(lo, ~OrderedBits(c[q]));
+    }
+  }
+}
+
+// Reduces the block's ranges and writes them as partial blockIdx.x of image n. Called by the whole block.
+__device__ __forceinline__ void WriteRangePart(uint32_t hi, uint32_t lo, uint32_t* range_part, int32_t range_parts, int n) {
+  __shared__ uint32_t red_hi[kWarp], red_lo[kWarp];
+  for (int off = kWarp / 2; off > 0; off >>= 1) {
+    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+    lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+  }
+  if ((threadIdx.x & (kWarp - 1)) == 0) {
+    red_hi[threadIdx.x / kWarp] = hi;
+    red_lo[threadIdx.x / kWarp] = lo;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x / kWarp); ++w) {
+      hi = max(hi, red_hi[w]);
+      lo = max(lo, red_lo[w]);
+    }
+    uint32_t* part = range_part + (static_cast<size_t>(n) * range_parts + blockIdx.x) * 2;
+    part[0] = hi;
+    part[1] = lo;
+  }
+}
+
 // NMS scratch bytes for `slots` candidate slots per image and room for `range_parts` partial ranges
 // per image (RankRangeParts(slots) for the rank stage; the count path's rank kernel leaves more).
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts);
