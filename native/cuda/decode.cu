@@ -522,10 +522,11 @@ Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const 
   return LastError("top-k");
 }
 
+int32_t CountRangeParts(int32_t slots) { return (slots + kCountCandidates - 1) / kCountCandidates; }
+
 Status LaunchCountRank(const DecodeArgs& args, const TakenKeys& tk, const DeviceCandidates& out, const NmsScratch* ranks,
                        int32_t* error, cudaStream_t stream) {
-  const int32_t S = out.slots_per_image;
-  const dim3 grid(static_cast<unsigned>((S + kCountCandidates - 1) / kCountCandidates), static_cast<unsigned>(args.heads.batch));
+  const dim3 grid(static_cast<unsigned>(CountRangeParts(out.slots_per_image)), static_cast<unsigned>(args.heads.batch));
   const cudaError_t e = LaunchChained(true, CountRankKernel, grid, dim3(kCountCandidates), 0, stream, args, tk, out,
                                       ranks != nullptr ? *ranks : NmsScratch{}, ranks != nullptr, error);
   RK_RETURN_IF_ERROR(CudaStatus("rank + decode", e));

@@ -599,7 +599,7 @@ Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, i
   const int32_t S = in.slots_per_image;
   cudaError_t e = cudaSuccess;
   if (!ranked) {
-    e = LaunchChained(chained, RankKernel, dim3((S + kRankThreads - 1) / kRankThreads, batch), dim3(kRankThreads),
+    e = LaunchChained(chained, RankKernel, dim3(RankRangeParts(S), batch), dim3(kRankThreads),
                       S <= kRankSharedSlots ? S * sizeof(float) : 0, stream, a, in, sc);
   }
   const int64_t blocks = static_cast<int64_t>(batch) * p.num_classes;

@@ -101,7 +101,7 @@ TakenKeys CarveTaken(uint8_t* p, const PostprocessParams& pp, const HeadShapes& 
 // NMS scratch of the fused launcher: room for the partial ranges of either path's rank kernel.
 int32_t PostprocessRangeParts(const PostprocessParams& p, const HeadShapes& s) {
   const int32_t slots = s.num_levels * p.select.topk_candidates;
-  return std::max((slots + kCountCandidates - 1) / kCountCandidates, RankRangeParts(slots));
+  return std::max(CountRangeParts(slots), RankRangeParts(slots));
 }
 
 Status Check(const PostprocessParams& p, const HeadShapes& s, const DeviceHeads& in) {

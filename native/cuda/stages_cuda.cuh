@@ -111,6 +111,8 @@ bool CountRanks(int32_t slots_per_image);
 
 Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
                       cudaStream_t stream);
+// Blocks of the count path's rank kernel per image, each of which leaves a partial coordinate range.
+int32_t CountRangeParts(int32_t slots);
 // Ranks and decodes the taken candidates into `out`; with `ranks`, also leaves the NMS stage's
 // ranks (rank <-> slot, label per rank, zeroed kept marks, valid count, coordinate ranges).
 Status LaunchCountRank(const DecodeArgs& args, const TakenKeys& tk, const DeviceCandidates& out, const NmsScratch* ranks,
