@@ -42,22 +42,36 @@ bool ChainedLaunches();
 // Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the
 // previous kernel of the stream when `chained` and ChainedLaunches(); the kernel must follow the
 // rules of WaitPrevious.
+// `cooperative`: a cooperative launch (every block resident at once, for grid-wide barriers).
 template <typename... Params, typename... Args>
-cudaError_t LaunchChained(bool chained, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                          Args&&... args) {
+cudaError_t LaunchChainedAs(bool chained, bool cooperative, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                            cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  cudaLaunchAttribute attribute[1];
+  cudaLaunchAttribute attribute[2];
+  unsigned n = 0;
   if (chained && ChainedLaunches()) {
-    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute[0].val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = attribute;
-    config.numAttrs = 1;
+    attribute[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
   }
+  if (cooperative) {
+    attribute[n].id = cudaLaunchAttributeCooperative;
+    attribute[n].val.cooperative = 1;
+    ++n;
+  }
+  config.attrs = n > 0 ? attribute : nullptr;
+  config.numAttrs = n;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+template <typename... Params, typename... Args>
+cudaError_t LaunchChained(bool chained, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                          Args&&... args) {
+  return LaunchChainedAs(chained, false, kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 
 #ifdef RK_CUDA_TRACE
@@ -84,11 +98,16 @@ __device__ __forceinline__ void Point(int id) {
   }
 }
 // A kernel's span: first block start (slot id) to last warp end (slot id + 1).
+// `on`: whether this block stamps (the select pass's thousands of blocks stamp one in 64, whose
+// atomics would otherwise slow it; the next kernel's start bounds its end).
 struct Scope {
   int id;
-  __device__ explicit Scope(int i) : id(i) { Point(i); }
+  bool on;
+  __device__ explicit Scope(int i, bool o = true) : id(i), on(o) {
+    if (on) Point(i);
+  }
   __device__ ~Scope() {
-    if ((threadIdx.x & 31) == 0) atomicMax(&g_slots[id + 1].last, Now());
+    if (on && (threadIdx.x & 31) == 0) atomicMax(&g_slots[id + 1].last, Now());
   }
 };
 // Slots kTraceClock and kTraceClock + 1: the global timer and the SM clock (clock64) of one thread
@@ -120,6 +139,7 @@ static void ReadSlots(Slot* out) {
 static const bool g_registered = (Register(&ReadSlots), true);
 }  // namespace trace
 #define RK_TRACE_KERNEL(id) ::rk::cuda::trace::Scope rk_trace_scope_(id)
+#define RK_TRACE_KERNEL_SAMPLED(id, on) ::rk::cuda::trace::Scope rk_trace_scope_(id, on)
 #define RK_TRACE_POINT(id) ::rk::cuda::trace::Point(id)
 #define RK_TRACE_CLOCK(which) ::rk::cuda::trace::Clock(which)
 #define RK_TRACE_LOAD_LATENCY(p) ::rk::cuda::trace::LoadLatency(p)
@@ -127,6 +147,7 @@ static const bool g_registered = (Register(&ReadSlots), true);
 #define RK_TRACE_CLOCK(which)
 #define RK_TRACE_LOAD_LATENCY(p)
 #define RK_TRACE_KERNEL(id)
+#define RK_TRACE_KERNEL_SAMPLED(id, on)
 #define RK_TRACE_POINT(id)
 #endif
 // Trace slots: a kernel takes two (start, end), points one.
@@ -135,7 +156,7 @@ enum TraceId {
   kTraceSelect = 4, kTraceFallback = 6,
   kTraceTopk = 8, kTraceTopkRadix = 10, kTraceTopkCompact = 11, kTraceTopkSorted = 12,
   kTraceRank = 14, kTraceGreedy = 16, kTraceGreedyGathered = 18, kTraceGreedyMask = 19,
-  kTraceWrite = 20, kTraceRankBase = 22, kTraceRankStaged = 23, kTraceRankSearched = 25, kTraceGreedyCounted = 26,
+  kTraceWrite = 20, kTraceGreedyWalked = 21, kTraceGreedyDone = 27, kTraceRankBase = 22, kTraceRankStaged = 23, kTraceRankSearched = 25, kTraceGreedyCounted = 26,
 };
 
 // Unsigned key whose ascending order is the float's ascending order (NaN mapped below everything).

@@ -391,6 +391,8 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
   }
 }
 
+constexpr uint32_t kCountBatch = 2;  // keys of a bucket loaded at once per level (the loads of a round overlap)
+
 // The count path, second half: one thread per taken candidate of the image (in (level, bucket)
 // order). Its rank in its level is the number of its level's keys below its own; its score rank in
 // the image adds, for every other level, the candidates that come first (a higher score, or an
@@ -437,7 +439,7 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
     // Per level o: the keys before x are those of the buckets below t's (a bucket start) and those of
     // t's bucket that compare below, where t = x's score key (own level: the full keys compare) or,
     // for a lower level, the next score key up (equal scores of lower levels come first). Every
-    // level's loads are issued side by side, then its bucket's keys a round at a time.
+    // level's loads are issued side by side, then its bucket's keys kCountBatch at a time.
     uint32_t t[kMaxLevels], count[kMaxLevels], end[kMaxLevels];
 #pragma unroll
     for (int o = 0; o < kMaxLevels; ++o) {
@@ -453,15 +455,27 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
     uint32_t first[kMaxLevels];
 #pragma unroll
     for (int o = 0; o < kMaxLevels; ++o) first[o] = count[o];
-    for (uint32_t r = 0;; ++r) {
+    for (uint32_t r = 0;; r += kCountBatch) {  // kCountBatch keys of every level's bucket loaded side by side
+      uint64_t y[kMaxLevels][kCountBatch];
+#pragma unroll
+      for (int o = 0; o < kMaxLevels; ++o) {
+#pragma unroll
+        for (int b = 0; b < kCountBatch; ++b) {
+          const uint32_t at = first[o] + r + b;
+          y[o][b] = at < end[o] ? tk.keys[(image_slices + o) * k + at] : 0;
+        }
+      }
       bool more = false;
 #pragma unroll
       for (int o = 0; o < kMaxLevels; ++o) {
-        if (first[o] + r < end[o]) {
-          const uint64_t y = tk.keys[(image_slices + o) * k + first[o] + r];
-          count[o] += o == l ? static_cast<uint32_t>(y < key) : static_cast<uint32_t>(static_cast<uint32_t>(y >> 32) < t[o]);
-          more |= first[o] + r + 1 < end[o];
+#pragma unroll
+        for (int b = 0; b < kCountBatch; ++b) {
+          if (first[o] + r + b < end[o]) {
+            count[o] += o == l ? static_cast<uint32_t>(y[o][b] < key)
+                               : static_cast<uint32_t>(static_cast<uint32_t>(y[o][b] >> 32) < t[o]);
+          }
         }
+        more |= first[o] + r + kCountBatch < end[o];
       }
       if (!more) break;
     }

@@ -38,8 +38,8 @@ static void Print() {
                          {kTraceRank, "rank", true}, {kTraceRankBase, ".base", false}, {kTraceRankStaged, ".staged", false},
                          {kTraceRankSearched, ".searched", false}, {kTraceGreedy, "greedy", true},
                          {kTraceGreedyCounted, ".counted", false}, {kTraceGreedyGathered, ".gathered", false},
-                         {kTraceGreedyMask, ".mask", false},
-                         {kTraceWrite, ".write", false}};
+                         {kTraceGreedyMask, ".mask", false}, {kTraceGreedyWalked, ".walked", false},
+                         {kTraceGreedyDone, ".done", false}, {kTraceWrite, ".write", false}};
   auto us = [&](unsigned long long t) { return t == 0 ? -1.0 : static_cast<double>(static_cast<long long>(t - t0)) / 1000.0; };
   std::string line = "trace (us):";
   char buf[96];

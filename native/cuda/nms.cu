@@ -35,6 +35,7 @@ constexpr int kRankUnroll = 8;  // scores staged per thread and round (independe
 // greedy stage is latency-bound: with one block per SM, more warps finish a group sooner).
 constexpr int kGreedyThreads = 256;
 constexpr int kGreedyWideThreads = 1024;
+static_assert(kGreedyThreads >= 2 * 32, "a bitmask group is walked by one warp while the others fill it");
 
 __device__ __forceinline__ int32_t RunCountAtLeast(const float* run, int32_t cnt, float s) {  // score' >= s
   int32_t lo = 0, hi = cnt;
@@ -56,6 +57,7 @@ __device__ __forceinline__ int32_t RunCountAbove(const float* run, int32_t cnt, 
 
 struct NmsArgs {
   NmsParams nms;
+  IouCut cut;  // the IoU test without its division (MakeIouCut)
   int32_t pixel_offset;
   int32_t levels;
   int32_t classes;
@@ -171,57 +173,87 @@ __device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const
   return path;
 }
 
-// Greedy NMS of a group of at most kMaskMax members as a bitmask. The "i suppresses j" matrix
-// (j > i, the same IoU test as the greedy loop) is filled a word at a time by whole warps: lane q
-// tests member 32w + q against member i, and a ballot is the word (only words w >= i / 32 are
-// read). Then one warp walks the members 32 at a time with the removed set in registers (lane w
-// holds word w): inside a chunk, the members are resolved in order from the chunk's diagonal words
-// (register shuffles only); then the rows of the chunk's kept members are OR-ed into the later words
-// (independent loads). The same result as the sequential greedy loop. Leaves the removed flags in sup.
+// Greedy NMS of a group of at most kMaskMax members as a bitmask: warp 0 walks the members while the
+// other warps fill the "i suppresses j" matrix (j > i, the greedy loop's test), one chunk of 32 rows
+// after another. A chunk's words (rows 32c .. 32c + 31, columns c ..) are dealt out to the filling
+// warps: lane q tests member 32w + q against member i, and a ballot is word w of row i (the test is
+// QuickSuppresses, with SuppressesPair for the pairs it leaves undecided). Each filling warp arrives
+// at the chunk's named barrier once its share is stored, so the walker resolves chunk c while chunk
+// c + 1 is filled. The walker holds the removed set in registers (lane w holds word w): inside a
+// chunk, the members are resolved in order from the chunk's diagonal words (register shuffles only);
+// then each kept member's later words (loaded by its lane, side by side) are OR-ed into the removed
+// set, one warp reduction a word. The same result as the sequential greedy loop. Leaves the removed
+// flags in sup. Needs at least two warps.
 constexpr int kMaskMax = 256;
 constexpr int kMaskWords = kMaskMax / 32;
+constexpr int kChunkBarrier = 1;  // named barriers kChunkBarrier + c (c < kMaskWords); 0 is __syncthreads'
+
+__device__ __forceinline__ void ChunkArrive(int c) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(kChunkBarrier + c), "r"(static_cast<int>(blockDim.x)) : "memory");
+}
+__device__ __forceinline__ void ChunkWait(int c) {
+  asm volatile("bar.sync %0, %1;" ::"r"(kChunkBarrier + c), "r"(static_cast<int>(blockDim.x)) : "memory");
+}
 
 __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* mask) {
   const float off = static_cast<float>(a.pixel_offset);
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
-  const int warps = static_cast<int>(blockDim.x / kWarp);
+  const int fillers = static_cast<int>(blockDim.x / kWarp) - 1;
   const int32_t words = (m + kWarp - 1) / kWarp;
-  for (int32_t i = warp; i < m; i += warps) {
-    const float4 bi = box[i];
-    const Box ki{bi.x, bi.y, bi.z, bi.w};
-    const float ai = area[i];
-    for (int32_t w = i / kWarp; w < words; ++w) {
-      const int32_t j = w * kWarp + lane;
-      bool hit = false;
-      if (j > i && j < m) {
-        const float4 bj = box[j];
-        hit = MinLikeStd(bi.z, bj.z) - MaxLikeStd(bi.x, bj.x) + off > 0.0f &&
-              MinLikeStd(bi.w, bj.w) - MaxLikeStd(bi.y, bj.y) + off > 0.0f &&
-              Suppresses(Iou(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, area[j], off), a.nms.iou_thresh, a.nms.compare_in_double);
+  // mask[w * kMaskMax + i]: word w of row i.
+  if (warp > 0) {
+    for (int32_t c = 0; c < words; ++c) {
+      for (int32_t p = warp - 1; p < kWarp * (words - c); p += fillers) {  // chunk c's words, column by column
+        const int32_t w = c + (p / kWarp), i = c * kWarp + (p % kWarp);
+        if (i >= m) continue;  // warp-uniform
+        const int32_t j = w * kWarp + lane;
+        const float4 qi = box[i];
+        const Box bi{qi.x, qi.y, qi.z, qi.w};
+        const float ai = area[i];
+        Box bj{0.0f, 0.0f, 0.0f, 0.0f};
+        float aj = 0.0f;
+        if (j < m) {
+          const float4 qj = box[j];
+          bj = Box{qj.x, qj.y, qj.z, qj.w};
+          aj = area[j];
+        }
+        const bool in = j > i && j < m;
+        const QuickIou quick = QuickSuppresses(a.cut, bi, ai, bj, aj, off);  // every lane: no branch
+        bool hit = in && quick.hit;
+        const bool exact = in && !quick.decided;
+        if (__any_sync(0xFFFFFFFFu, exact)) {  // rare: a ratio near the cut, or odd coordinates
+          if (exact) hit = SuppressesPair(bi, ai, bj, aj, off, a.nms.iou_thresh, a.nms.compare_in_double, a.cut);
+        }
+        const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit);
+        if (lane == 0) mask[w * kMaskMax + i] = bits;
       }
-      const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit);
-      if (lane == 0) mask[i * words + w] = bits;
+      ChunkArrive(c);
     }
-  }
-  __syncthreads();
-  RK_TRACE_POINT(kTraceGreedyMask);
-  if (warp == 0) {
+  } else {
     uint32_t removed = 0;
     for (int32_t c = 0; c < words; ++c) {
+      ChunkWait(c);
+      if (c + 1 == words) RK_TRACE_POINT(kTraceGreedyMask);  // the whole matrix is filled
       const int32_t live = min(kWarp, m - c * kWarp);
-      const uint32_t diag = lane < live ? mask[(c * kWarp + lane) * words + c] : 0u;
+      const int32_t row = c * kWarp + lane;
+      const uint32_t diag = lane < live ? mask[c * kMaskMax + row] : 0u;
       uint32_t cur = __shfl_sync(0xFFFFFFFFu, removed, c);
 #pragma unroll
       for (int t = 0; t < kWarp; ++t) {
-        const uint32_t row = __shfl_sync(0xFFFFFFFFu, diag, t);
-        if (((cur >> t) & 1u) == 0) cur |= row;  // rows past `live` are zero
+        const uint32_t r = __shfl_sync(0xFFFFFFFFu, diag, t);
+        if (((cur >> t) & 1u) == 0) cur |= r;  // rows past `live` are zero
       }
       const uint32_t kept = ~cur & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
       if (lane == c) removed = cur;
-      if (lane > c && lane < words) {
+      const bool mine = ((kept >> lane) & 1u) != 0;  // this lane's member is kept: its later words count
+      uint32_t later[kMaskWords - 1];
 #pragma unroll
-        for (int t = 0; t < kWarp; ++t) {
-          if ((kept >> t) & 1u) removed |= mask[(c * kWarp + t) * words + lane];
+      for (int u = 1; u < kMaskWords; ++u) later[u - 1] = (mine && c + u < words) ? mask[(c + u) * kMaskMax + row] : 0u;
+#pragma unroll
+      for (int u = 1; u < kMaskWords; ++u) {
+        if (c + u < words) {  // warp-uniform
+          const uint32_t r = __reduce_or_sync(0xFFFFFFFFu, later[u - 1]);
+          if (lane == c + u) removed |= r;
         }
       }
     }
@@ -262,11 +294,7 @@ __device__ void GreedyBlock(const NmsArgs& a, const float4* box, const float* ar
     for (int32_t q = i + 1 + static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
       if (sup[q]) continue;
       const float4 bj = box[q];
-      if (!(MinLikeStd(bi.z, bj.z) - MaxLikeStd(bi.x, bj.x) + off > 0.0f) ||
-          !(MinLikeStd(bi.w, bj.w) - MaxLikeStd(bi.y, bj.y) + off > 0.0f)) {
-        continue;
-      }
-      if (Suppresses(Iou(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, area[q], off), a.nms.iou_thresh, a.nms.compare_in_double)) {
+      if (SuppressesPair(ki, ai, Box{bj.x, bj.y, bj.z, bj.w}, area[q], off, a.nms.iou_thresh, a.nms.compare_in_double, a.cut)) {
         sup[q] = 1;
       }
     }
@@ -291,40 +319,47 @@ struct WriteArgs {
 };
 
 // The detections of image n, by the block of the last group to finish: kept candidates in score
-// order, capped at D, then (Detectron2) rescaled, clipped and emptied boxes dropped, through two
-// block scans; zeros past the count. The kept marks were written by other blocks of this kernel:
-// they are read from L2 (__ldcg), after the fence that published them.
+// order, capped at D, then (Detectron2) rescaled, clipped and emptied boxes dropped; zeros past the
+// count. A rank a thread per round: its kept mark and slot are loaded side by side, one block scan
+// places the kept ones (a second one only when boxes can still be dropped), and a detection's box,
+// score and label are all loaded before it is stored. The kept marks were written by other blocks
+// of this kernel: they are read from L2 (__ldcg), after the fence that published them. `valid`: the
+// image's candidates.
 template <int kThreads>
-__device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const NmsScratch& sc, const DeviceDetections& out, int n) {
+__device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const NmsScratch& sc, const DeviceDetections& out, int n,
+                           int32_t valid) {
   using Scan = cub::BlockScan<int32_t, kThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   const int32_t S = in.slots_per_image, D = out.max_detections;
-  const int32_t valid = sc.info[n * 4 + 0];
   const size_t base = static_cast<size_t>(n) * S;
+  const bool dropping = a.clip == ClipMode::kOutputAfterNms || a.remove_empty;  // Detectron2's last step
   int32_t kept_before = 0, written = 0;
   for (int32_t r0 = 0; r0 < valid && kept_before < D; r0 += kThreads) {
     const int32_t r = r0 + static_cast<int32_t>(threadIdx.x);
-    const int32_t flag = (r < valid && __ldcg(sc.kept + base + r)) ? 1 : 0;
-    int32_t prefix = 0, total = 0;
-    Scan(scan_storage).ExclusiveSum(flag, prefix, total);
+    int32_t keep = (r < valid && __ldcg(sc.kept + base + r)) ? 1 : 0;
+    const int32_t slot = r < valid ? sc.by_rank[base + r] : 0;
+    int32_t at = 0, total = 0;
+    Scan(scan_storage).ExclusiveSum(keep, at, total);
     __syncthreads();
+    keep = keep && kept_before + at < D;  // the cap
     Box b{0, 0, 0, 0};
     float score = 0.0f;
-    int32_t label = 0, keep = 0;
-    if (flag && kept_before + prefix < D) {
-      const int32_t slot = sc.by_rank[base + r];
+    int32_t label = 0;
+    if (keep) {
       const float4 q = reinterpret_cast<const float4*>(in.boxes)[base + slot];
       b = Box{q.x, q.y, q.z, q.w};
       score = in.scores[base + slot];
       label = in.labels[base + slot];
-      if (a.clip == ClipMode::kOutputAfterNms) {
+    }
+    int32_t total_written = min(total, D - kept_before);
+    if (dropping) {  // block-uniform
+      if (keep && a.clip == ClipMode::kOutputAfterNms) {
         b = RescaleAndClip(b, a.image_sizes[2 * n], a.image_sizes[2 * n + 1], a.output_sizes == nullptr ? nullptr : a.output_sizes + 2 * n);
       }
-      keep = (!a.remove_empty || ((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f)) ? 1 : 0;
+      if (keep && a.remove_empty) keep = ((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f) ? 1 : 0;
+      Scan(scan_storage).ExclusiveSum(keep, at, total_written);
+      __syncthreads();
     }
-    int32_t at = 0, total_written = 0;
-    Scan(scan_storage).ExclusiveSum(keep, at, total_written);
-    __syncthreads();
     if (keep) {
       const size_t o = static_cast<size_t>(n) * D + written + at;
       StoreOut(out.boxes, out.dtype, o * 4 + 0, b.x1);
@@ -347,6 +382,7 @@ __device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const
 }
 
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
+static_assert(kMaskMax <= kStage, "a bitmask group is staged in shared memory");
 constexpr int kCollectUnroll = 4;
 constexpr int kHeldRounds = 2;  // rounds of kWarp * kCollectUnroll ranks a warp keeps in registers between its two passes
 
@@ -358,7 +394,8 @@ constexpr int kHeldRounds = 2;  // rounds of kWarp * kCollectUnroll ranks a warp
 // trick path) and areas are gathered; then greedy NMS as a bitmask (groups of up to kMaskMax) or by
 // the block.
 template <int kThreads>
-__device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandidates& in, const NmsScratch& sc, int n, int g) {
+__device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandidates& in, const NmsScratch& sc, int n, int g,
+                                            int32_t valid) {
   constexpr int kGreedyWarps = kThreads / kWarp;
   static_assert(kGreedyWarps <= kWarp, "one warp scans the warps' counts");
   extern __shared__ float4 stage[];
@@ -374,7 +411,6 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   uint8_t* s_sup = reinterpret_cast<uint8_t*>(s_slot + kStage);
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
   const int32_t slots = in.slots_per_image;
-  const int32_t valid = sc.info[n * 4 + 0];
   if (valid == 0) return;
   const size_t base = static_cast<size_t>(n) * slots;
   const int32_t* by_rank = sc.by_rank + base;
@@ -495,9 +531,11 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   const float off = static_cast<float>(a.pixel_offset);
   const float4* boxes = reinterpret_cast<const float4*>(in.boxes) + base;
   const int32_t* labels = in.labels + base;
+  const int32_t* rank_of_slot = sc.rank_of_slot + base;
   for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
     const int32_t i = members[q];
     float4 b = boxes[i];
+    members[q] = rank_of_slot[i];  // from here on, members hold ranks (for the kept marks)
     if (path.trick) {
       const float shift = static_cast<float>(labels[i]) * path.span;
       b = make_float4(b.x + shift, b.y + shift, b.z + shift, b.w + shift);
@@ -511,14 +549,14 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   // marks were zeroed by the rank stage) are written afterwards, in parallel.
   RK_TRACE_POINT(kTraceGreedyGathered);
   uint8_t* kept = sc.kept + base;
-  const int32_t* rank_of_slot = sc.rank_of_slot + base;
-  if (m <= kMaskMax) {
-    BitmaskGroup(a, box, area, sup, m, mask);  // ends after a barrier: sup is final in every thread
+  if (m <= kMaskMax) {  // staged in shared memory (kMaskMax <= kStage)
+    BitmaskGroup(a, s_box, s_area, s_sup, m, mask);  // ends after a barrier: sup is final in every thread
   } else {
     GreedyBlock(a, box, area, sup, m, next);  // ends after a barrier: sup is final in every thread
   }
+  RK_TRACE_POINT(kTraceGreedyWalked);
   for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
-    if (!sup[q]) kept[rank_of_slot[members[q]]] = 1;
+    if (!sup[q]) kept[members[q]] = 1;
   }
 }
 
@@ -533,15 +571,17 @@ __global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandid
   __shared__ bool last;
   const int n = static_cast<int>(blockIdx.x / a.classes), g = static_cast<int>(blockIdx.x % a.classes);
   if (n >= batch) return;
-  GreedyGroup<kThreads>(a, in, sc, n, g);
+  const int32_t valid = sc.info[n * 4 + 0];  // the image's candidates (left by the rank stage)
+  GreedyGroup<kThreads>(a, in, sc, n, g, valid);
   __threadfence();  // this thread's kept marks, before the block counts itself done
   __syncthreads();
   if (threadIdx.x == 0) last = atomicAdd(&sc.done[n], 1u) == static_cast<uint32_t>(a.classes) - 1u;
   __syncthreads();
+  RK_TRACE_POINT(kTraceGreedyDone);
   if (!last) return;
   __threadfence();
   RK_TRACE_POINT(kTraceWrite);
-  WriteImage<kThreads>(w, in, sc, out, n);
+  WriteImage<kThreads>(w, in, sc, out, n, valid);
 }
 
 }  // namespace
@@ -595,7 +635,7 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
 Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
                        const int32_t* output_sizes, const DeviceDetections& out, const NmsScratch& sc, bool ranked,
                        bool chained, cudaStream_t stream) {
-  const NmsArgs a{p.nms, p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
+  const NmsArgs a{p.nms, MakeIouCut(p.nms.iou_thresh, p.nms.compare_in_double), p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
   const int32_t S = in.slots_per_image;
   cudaError_t e = cudaSuccess;
   if (!ranked) {

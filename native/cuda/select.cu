@@ -8,7 +8,7 @@
 //    prefilter cut gets its exact score (SigmoidF32); score > f32(t) and score >= start -> appended
 //    with its rank key, to the block's shared buffer (warp-aggregated shared atomics), then to the
 //    level's buffer with one global atomic per tile. The decision is always on the exact score.
-// 3. Fallback (cooperative, exits at once when no level needs it): a level whose estimate was too
+// 3. Fallback (cooperative, chained, exits at once when no level needs it): a level whose estimate was too
 //    high (fewer than k reached it) or whose buffer overflowed is selected exactly: radix select of
 //    the k-th score over the whole level, then of the tie-breaking index among equal scores, then a
 //    collection pass; so the result never depends on the estimate.
@@ -346,7 +346,7 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
 }
 
 __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
-  RK_TRACE_KERNEL(kTraceSelect);
+  RK_TRACE_KERNEL_SAMPLED(kTraceSelect, (blockIdx.x & 63) == 0 || blockIdx.x + 1 == gridDim.x);
   AllowNext();
   __shared__ BlockCandidates bc;
   const int n = blockIdx.y;
@@ -546,10 +546,10 @@ Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& til
   }
   RK_RETURN_IF_ERROR(CudaStatus("select", e));
   RK_RETURN_IF_ERROR(LastError("select"));
-  // Cooperative (grid-wide rounds when a level needs the exact path): launched plainly, after the
-  // whole select pass.
-  void* args[] = {const_cast<HeadArgs*>(&h), const_cast<SelectParams*>(&p), const_cast<SelectState*>(&st)};
-  e = cudaLaunchCooperativeKernel(reinterpret_cast<void*>(FallbackKernel), dim3(FallbackGrid()), dim3(256), args, 0, stream);
+  // Cooperative (grid-wide rounds when a level needs the exact path) and chained: its blocks are
+  // resident before the select pass ends and wait for it, so the common case (no level needs it)
+  // costs its check, not a launch after the pass.
+  e = LaunchChainedAs(true, true, FallbackKernel, dim3(FallbackGrid()), dim3(256), 0, stream, h, p, st);
   RK_RETURN_IF_ERROR(CudaStatus("select fallback", e));
   return LastError("select fallback");
 }

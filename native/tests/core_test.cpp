@@ -97,6 +97,84 @@ void TestDecodeAndIou() {
   CHECK(std::isinf(rk::HalfToFloat(0x7C00)) && std::isnan(rk::HalfToFloat(0x7E00)), "half inf/nan");
 }
 
+// The division-free IoU test agrees with the division: every threshold kind, both comparisons,
+// ratios a few ulps either side of the threshold (ties included), and random box pairs.
+void TestIouCut() {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<double> thresholds = {0.0, 0.5, 0.3, 0.7, 0.45, 1.0, 1e-30, 0.25, static_cast<double>(0.6f), 0.6};
+  for (int i = 0; i < 20; ++i) thresholds.push_back(unit(rng));
+  int disagreements = 0, quick_decided = 0;
+  for (const double t : thresholds) {
+    for (const bool in_double : {true, false}) {
+      const rk::IouCut cut = rk::MakeIouCut(t, in_double);
+      CHECK(cut.usable, "cut for %.17g", t);
+      if (!cut.usable) continue;
+      for (int trial = 0; trial < 2000; ++trial) {
+        // A union of any magnitude, an intersection near t * uni, walked 40 ulps either way.
+        const float uni = static_cast<float>(std::ldexp(0.5 + unit(rng), static_cast<int>(unit(rng) * 80.0) - 40));
+        float inter = static_cast<float>(t * uni);
+        for (int k = 0; k < 40; ++k) inter = std::nextafter(inter, -INFINITY);
+        for (int k = 0; k < 81; ++k, inter = std::nextafter(inter, INFINITY)) {
+          const bool want = rk::Suppresses(inter / uni, t, in_double);
+          if (rk::PassesCut(cut, inter, uni) != want) ++disagreements;
+          const rk::QuickIou quick = rk::QuickRatio(cut, inter, uni);
+          if (quick.decided && quick.hit != want) ++disagreements;
+        }
+      }
+      // Exact ties of the f32 rounding: inter / uni == the midpoint, for uni a power of two.
+      const float uni = 1024.0f;
+      const float inter = static_cast<float>(cut.mid * uni);
+      if (static_cast<double>(inter) == cut.mid * uni) {
+        CHECK(rk::PassesCut(cut, inter, uni) == rk::Suppresses(inter / uni, t, in_double), "tie at %.17g", t);
+      }
+      for (int trial = 0; trial < 2000; ++trial) {
+        auto box = [&] {
+          const float x = static_cast<float>(unit(rng) * 100.0), y = static_cast<float>(unit(rng) * 100.0);
+          return rk::Box{x, y, x + static_cast<float>(unit(rng) * 40.0), y + static_cast<float>(unit(rng) * 40.0)};
+        };
+        const rk::Box a = box(), b = box();
+        for (const float off : {0.0f, 1.0f}) {
+          const float aa = rk::BoxArea(a, off), ab = rk::BoxArea(b, off);
+          const bool overlap = rk::MinLikeStd(a.x2, b.x2) - rk::MaxLikeStd(a.x1, b.x1) + off > 0.0f &&
+                               rk::MinLikeStd(a.y2, b.y2) - rk::MaxLikeStd(a.y1, b.y1) + off > 0.0f;
+          const bool want = overlap && rk::Suppresses(rk::Iou(a, aa, b, ab, off), t, in_double);
+          if (rk::SuppressesPair(a, aa, b, ab, off, t, in_double, cut) != want) ++disagreements;
+          const rk::QuickIou quick = rk::QuickSuppresses(cut, a, aa, b, ab, off);
+          if (quick.decided) {
+            ++quick_decided;
+            if (quick.hit != want) ++disagreements;
+          }
+        }
+      }
+    }
+  }
+  // Boxes with NaN, infinite or huge coordinates, and empty or inverted ones: the quick test must
+  // leave every case it cannot prove to the exact one.
+  const float specials[] = {NAN, INFINITY, -INFINITY, 3.0e38f, -3.0e38f, 0.0f, -0.0f, 1.0e-30f, 5.0f, 50.0f};
+  for (int trial = 0; trial < 20000; ++trial) {
+    auto coord = [&] { return unit(rng) < 0.3 ? specials[static_cast<int>(unit(rng) * 10) % 10] : static_cast<float>(unit(rng) * 60.0); };
+    const rk::Box a{coord(), coord(), coord(), coord()}, b{coord(), coord(), coord(), coord()};
+    const double t = thresholds[static_cast<size_t>(trial) % thresholds.size()];
+    const rk::IouCut cut = rk::MakeIouCut(t, true);
+    for (const float off : {0.0f, 1.0f}) {
+      const float aa = rk::BoxArea(a, off), ab = rk::BoxArea(b, off);
+      const bool overlap = rk::MinLikeStd(a.x2, b.x2) - rk::MaxLikeStd(a.x1, b.x1) + off > 0.0f &&
+                           rk::MinLikeStd(a.y2, b.y2) - rk::MaxLikeStd(a.y1, b.y1) + off > 0.0f;
+      const bool want = overlap && rk::Suppresses(rk::Iou(a, aa, b, ab, off), t, true);
+      if (rk::SuppressesPair(a, aa, b, ab, off, t, true, cut) != want) ++disagreements;
+      const rk::QuickIou quick = rk::QuickSuppresses(cut, a, aa, b, ab, off);
+      if (quick.decided && quick.hit != want) ++disagreements;
+    }
+  }
+  CHECK(disagreements == 0, "%d disagreements with the division", disagreements);
+  CHECK(quick_decided > 100000, "the quick test decided only %d random pairs", quick_decided);
+  std::printf("IoU cut: %d random pairs decided by the quick test\n", quick_decided);
+  CHECK(!rk::MakeIouCut(-0.1, true).usable && !rk::MakeIouCut(NAN, true).usable, "no cut below 0 or for NaN");
+  const rk::IouCut half = rk::MakeIouCut(0.5, true);
+  CHECK(half.mid == 0.5 + std::ldexp(1.0, -25) && !half.tie_up, "cut of 0.5: mid %.17g", half.mid);
+}
+
 void TestNms() {
   // Three boxes of class 0 (two overlapping), one of class 1 on top of them.
   const rk::Box boxes[4] = {{0, 0, 10, 10}, {1, 1, 11, 11}, {20, 20, 30, 30}, {0, 0, 10, 10}};
@@ -259,6 +337,7 @@ void TestErrors() {
 int main() {
   TestAnchors();
   TestDecodeAndIou();
+  TestIouCut();
   TestNms();
   TestPipeline();
   TestErrors();

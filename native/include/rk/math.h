@@ -190,4 +190,98 @@ RK_HD bool Suppresses(float iou, double thresh, bool compare_in_double) {
   return compare_in_double ? static_cast<double>(iou) > thresh : iou > static_cast<float>(thresh);
 }
 
+// Suppresses(inter / uni, ...) without the division, for a threshold >= 0. The f32 IoU q =
+// RN(inter / uni) passes exactly when q >= tq, the smallest float that passes; rounding is
+// monotone, so that is when inter / uni >= mid, the midpoint of tq and the float below it (equal
+// counts when a tie rounds to tq, i.e. tq's significand is even). For 0 < uni < inf that is
+// inter >= mid * uni in f64, whose product is exact (25 and 24 significant bits). Other unions, and
+// thresholds it does not cover (usable = false), take the division.
+//
+// Quicker still, in f32 alone (QuickSuppresses): up >= mid (1 + 2^-21) and down <= mid (1 - 2^-21),
+// so that inter > f32(up * uni) proves inter / uni > mid and inter < f32(down * uni) proves it below
+// (each product within 2^-24 of its value while it is a normal float: min_uni keeps it so).
+struct IouCut {
+  double mid = 0.0;
+  bool tie_up = false;
+  bool usable = false;
+  float up = INFINITY, down = 0.0f, min_uni = INFINITY;  // the quick test decides nothing by default
+};
+
+inline IouCut MakeIouCut(double thresh, bool compare_in_double) {  // host
+  IouCut c;
+  if (!(thresh >= 0.0) || !std::isfinite(thresh)) return c;
+  float tq = static_cast<float>(thresh);
+  if (compare_in_double) {  // the smallest float above thresh
+    while (!(static_cast<double>(tq) > thresh) && std::isfinite(tq)) tq = std::nextafter(tq, INFINITY);
+    while (static_cast<double>(std::nextafter(tq, -INFINITY)) > thresh) tq = std::nextafter(tq, -INFINITY);
+  } else {  // the smallest float above f32(thresh)
+    tq = std::nextafter(tq, INFINITY);
+  }
+  if (!std::isfinite(tq) || !(tq > 0.0f)) return c;
+  const float below = std::nextafter(tq, -INFINITY);
+  uint32_t bits = 0;
+  memcpy(&bits, &tq, sizeof bits);
+  c.mid = (static_cast<double>(below) + static_cast<double>(tq)) / 2.0;
+  c.tie_up = (bits & 1u) == 0;
+  c.usable = true;
+  const double up = c.mid * (1.0 + std::ldexp(1.0, -21)), down = c.mid * (1.0 - std::ldexp(1.0, -21));
+  float fu = static_cast<float>(up), fd = static_cast<float>(down);
+  if (static_cast<double>(fu) < up) fu = std::nextafter(fu, INFINITY);
+  if (static_cast<double>(fd) > down) fd = std::nextafter(fd, -INFINITY);
+  const double min_uni = 2.0 * std::ldexp(1.0, -126) / static_cast<double>(fd);  // down * uni >= 2 FLT_MIN
+  if (fd > 0.0f && std::isfinite(fu) && min_uni < 1.0e30) {
+    c.up = fu;
+    c.down = fd;
+    c.min_uni = std::nextafter(static_cast<float>(min_uni), INFINITY);
+  }
+  return c;
+}
+
+// Suppresses(inter / uni, ...) for 0 < uni < inf and a usable cut.
+RK_HD bool PassesCut(const IouCut& cut, float inter, float uni) {
+  const double x = static_cast<double>(inter), r = cut.mid * static_cast<double>(uni);
+  return x > r || (cut.tie_up && x == r);
+}
+
+// The greedy loop's test in f32 alone, when it can decide: with the union in [min_uni, inf) no
+// coordinate is NaN (a NaN makes its box's area NaN), so the std-like min / max equal fminf / fmaxf
+// up to the sign of a zero, which cannot change the answer; then the two products bound the ratio.
+// decided = false leaves it to SuppressesPair (NaN or huge coordinates, degenerate areas, ratios
+// within 2^-20 of the cut).
+struct QuickIou {
+  bool decided;
+  bool hit;
+};
+
+RK_HD QuickIou QuickRatio(const IouCut& cut, float inter, float uni) {
+  const bool sure = uni >= cut.min_uni && uni < INFINITY;
+  const bool pass = inter > cut.up * uni;
+  const bool fail = inter < cut.down * uni;
+  return QuickIou{sure && (pass || fail), sure && pass};
+}
+
+RK_HD QuickIou QuickSuppresses(const IouCut& cut, const Box& k, float area_k, const Box& b, float area_b, float off) {
+  const float w = fmaxf(0.0f, fminf(k.x2, b.x2) - fmaxf(k.x1, b.x1) + off);
+  const float h = fmaxf(0.0f, fminf(k.y2, b.y2) - fmaxf(k.y1, b.y1) + off);
+  const float inter = w * h;
+  return QuickRatio(cut, inter, area_k + area_b - inter);
+}
+
+// The intersection-over-union test of a kept box k and a later box b (the greedy loop's): the
+// empty-intersection skip, then Suppresses(Iou(...)), through the cut when it applies.
+RK_HD bool SuppressesPair(const Box& k, float area_k, const Box& b, float area_b, float off, double thresh,
+                          bool compare_in_double, const IouCut& cut) {
+  const float xx1 = MaxLikeStd(k.x1, b.x1);
+  const float yy1 = MaxLikeStd(k.y1, b.y1);
+  const float xx2 = MinLikeStd(k.x2, b.x2);
+  const float yy2 = MinLikeStd(k.y2, b.y2);
+  const float w = MaxLikeStd(0.0f, xx2 - xx1 + off);
+  const float h = MaxLikeStd(0.0f, yy2 - yy1 + off);
+  const float inter = w * h;
+  const float uni = area_k + area_b - inter;
+  if (cut.usable && uni > 0.0f && uni < INFINITY) return PassesCut(cut, inter, uni);  // inter 0 never passes
+  if (!(xx2 - xx1 + off > 0.0f) || !(yy2 - yy1 + off > 0.0f)) return false;
+  return Suppresses(inter / uni, thresh, compare_in_double);
+}
+
 }  // namespace rk
