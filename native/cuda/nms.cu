@@ -177,23 +177,15 @@ __device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const
 // other warps fill the "i suppresses j" matrix (j > i, the greedy loop's test), one chunk of 32 rows
 // after another. A chunk's words (rows 32c .. 32c + 31, columns c ..) are dealt out to the filling
 // warps: lane q tests member 32w + q against member i, and a ballot is word w of row i (the test is
-// QuickSuppresses, with SuppressesPair for the pairs it leaves undecided). Each filling warp arrives
-// at the chunk's named barrier once its share is stored, so the walker resolves chunk c while chunk
-// c + 1 is filled. The walker holds the removed set in registers (lane w holds word w): inside a
-// chunk, the members are resolved in order from the chunk's diagonal words (register shuffles only);
-// then each kept member's later words (loaded by its lane, side by side) are OR-ed into the removed
-// set, one warp reduction a word. The same result as the sequential greedy loop. Leaves the removed
-// flags in sup. Needs at least two warps.
+// QuickSuppresses, with SuppressesPair for the pairs it leaves undecided). Step s fills chunk s and
+// walks chunk s - 1, a block barrier between steps, so the walk of a chunk overlaps the fill of the
+// next. The walker holds the removed set in registers (lane w holds word w): inside a chunk, the
+// members are resolved in order from the chunk's diagonal words (register shuffles only); then each
+// kept member's later words (loaded by its lane, side by side) are OR-ed into the removed set, one
+// warp reduction a word. The same result as the sequential greedy loop. Leaves the removed flags in
+// sup. Needs at least two warps.
 constexpr int kMaskMax = 256;
 constexpr int kMaskWords = kMaskMax / 32;
-constexpr int kChunkBarrier = 1;  // named barriers kChunkBarrier + c (c < kMaskWords); 0 is __syncthreads'
-
-__device__ __forceinline__ void ChunkArrive(int c) {
-  asm volatile("bar.arrive %0, %1;" ::"r"(kChunkBarrier + c), "r"(static_cast<int>(blockDim.x)) : "memory");
-}
-__device__ __forceinline__ void ChunkWait(int c) {
-  asm volatile("bar.sync %0, %1;" ::"r"(kChunkBarrier + c), "r"(static_cast<int>(blockDim.x)) : "memory");
-}
 
 __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* mask) {
   const float off = static_cast<float>(a.pixel_offset);
@@ -201,8 +193,10 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
   const int fillers = static_cast<int>(blockDim.x / kWarp) - 1;
   const int32_t words = (m + kWarp - 1) / kWarp;
   // mask[w * kMaskMax + i]: word w of row i.
-  if (warp > 0) {
-    for (int32_t c = 0; c < words; ++c) {
+  uint32_t removed = 0;  // the walker's
+  for (int32_t step = 0; step <= words; ++step) {
+    if (warp > 0 && step < words) {
+      const int32_t c = step;
       for (int32_t p = warp - 1; p < kWarp * (words - c); p += fillers) {  // chunk c's words, column by column
         const int32_t w = c + (p / kWarp), i = c * kWarp + (p % kWarp);
         if (i >= m) continue;  // warp-uniform
@@ -227,13 +221,8 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
         const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit);
         if (lane == 0) mask[w * kMaskMax + i] = bits;
       }
-      ChunkArrive(c);
-    }
-  } else {
-    uint32_t removed = 0;
-    for (int32_t c = 0; c < words; ++c) {
-      ChunkWait(c);
-      if (c + 1 == words) RK_TRACE_POINT(kTraceGreedyMask);  // the whole matrix is filled
+    } else if (warp == 0 && step > 0) {
+      const int32_t c = step - 1;
       const int32_t live = min(kWarp, m - c * kWarp);
       const int32_t row = c * kWarp + lane;
       const uint32_t diag = lane < live ? mask[c * kMaskMax + row] : 0u;
@@ -257,6 +246,10 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
         }
       }
     }
+    __syncthreads();
+    if (step + 1 == words) RK_TRACE_POINT(kTraceGreedyMask);  // the whole matrix is filled
+  }
+  if (warp == 0) {
     for (int32_t q = lane; q < kWarp * words; q += kWarp) {
       const uint32_t word = __shfl_sync(0xFFFFFFFFu, removed, q / kWarp);
       if (q < m) sup[q] = static_cast<uint8_t>((word >> (q % kWarp)) & 1u);
