@@ -105,6 +105,22 @@ void TestIouCut() {
   std::vector<double> thresholds = {0.0, 0.5, 0.3, 0.7, 0.45, 1.0, 1e-30, 0.25, static_cast<double>(0.6f), 0.6};
   for (int i = 0; i < 20; ++i) thresholds.push_back(unit(rng));
   int disagreements = 0, quick_decided = 0;
+  // Both off conventions: the greedy loop's test (the skip of empty intersections, then the division),
+  // against SuppressesPair and, where it decides, QuickSuppresses.
+  auto check_pair = [&](const rk::Box& a, const rk::Box& b, double t, bool in_double, const rk::IouCut& cut) {
+    for (const float off : {0.0f, 1.0f}) {
+      const float aa = rk::BoxArea(a, off), ab = rk::BoxArea(b, off);
+      const bool overlap = rk::MinLikeStd(a.x2, b.x2) - rk::MaxLikeStd(a.x1, b.x1) + off > 0.0f &&
+                           rk::MinLikeStd(a.y2, b.y2) - rk::MaxLikeStd(a.y1, b.y1) + off > 0.0f;
+      const bool want = overlap && rk::Suppresses(rk::Iou(a, aa, b, ab, off), t, in_double);
+      if (rk::SuppressesPair(a, aa, b, ab, off, t, in_double, cut) != want) ++disagreements;
+      const rk::QuickIou quick = rk::QuickSuppresses(cut, a, aa, b, ab, off);
+      if (quick.decided) {
+        ++quick_decided;
+        if (quick.hit != want) ++disagreements;
+      }
+    }
+  };
   for (const double t : thresholds) {
     for (const bool in_double : {true, false}) {
       const rk::IouCut cut = rk::MakeIouCut(t, in_double);
@@ -133,19 +149,7 @@ void TestIouCut() {
           const float x = static_cast<float>(unit(rng) * 100.0), y = static_cast<float>(unit(rng) * 100.0);
           return rk::Box{x, y, x + static_cast<float>(unit(rng) * 40.0), y + static_cast<float>(unit(rng) * 40.0)};
         };
-        const rk::Box a = box(), b = box();
-        for (const float off : {0.0f, 1.0f}) {
-          const float aa = rk::BoxArea(a, off), ab = rk::BoxArea(b, off);
-          const bool overlap = rk::MinLikeStd(a.x2, b.x2) - rk::MaxLikeStd(a.x1, b.x1) + off > 0.0f &&
-                               rk::MinLikeStd(a.y2, b.y2) - rk::MaxLikeStd(a.y1, b.y1) + off > 0.0f;
-          const bool want = overlap && rk::Suppresses(rk::Iou(a, aa, b, ab, off), t, in_double);
-          if (rk::SuppressesPair(a, aa, b, ab, off, t, in_double, cut) != want) ++disagreements;
-          const rk::QuickIou quick = rk::QuickSuppresses(cut, a, aa, b, ab, off);
-          if (quick.decided) {
-            ++quick_decided;
-            if (quick.hit != want) ++disagreements;
-          }
-        }
+        check_pair(box(), box(), t, in_double, cut);
       }
     }
   }
@@ -156,16 +160,7 @@ void TestIouCut() {
     auto coord = [&] { return unit(rng) < 0.3 ? specials[static_cast<int>(unit(rng) * 10) % 10] : static_cast<float>(unit(rng) * 60.0); };
     const rk::Box a{coord(), coord(), coord(), coord()}, b{coord(), coord(), coord(), coord()};
     const double t = thresholds[static_cast<size_t>(trial) % thresholds.size()];
-    const rk::IouCut cut = rk::MakeIouCut(t, true);
-    for (const float off : {0.0f, 1.0f}) {
-      const float aa = rk::BoxArea(a, off), ab = rk::BoxArea(b, off);
-      const bool overlap = rk::MinLikeStd(a.x2, b.x2) - rk::MaxLikeStd(a.x1, b.x1) + off > 0.0f &&
-                           rk::MinLikeStd(a.y2, b.y2) - rk::MaxLikeStd(a.y1, b.y1) + off > 0.0f;
-      const bool want = overlap && rk::Suppresses(rk::Iou(a, aa, b, ab, off), t, true);
-      if (rk::SuppressesPair(a, aa, b, ab, off, t, true, cut) != want) ++disagreements;
-      const rk::QuickIou quick = rk::QuickSuppresses(cut, a, aa, b, ab, off);
-      if (quick.decided && quick.hit != want) ++disagreements;
-    }
+    check_pair(a, b, t, true, rk::MakeIouCut(t, true));
   }
   CHECK(disagreements == 0, "%d disagreements with the division", disagreements);
   CHECK(quick_decided > 100000, "the quick test decided only %d random pairs", quick_decided);

@@ -173,16 +173,27 @@ RK_HD Box RescaleAndClip(const Box& b, int32_t image_h, int32_t image_w, const i
 // Box area with the optional +1 convention: ((x2 - x1) + off) * ((y2 - y1) + off).
 RK_HD float BoxArea(const Box& b, float off) { return (b.x2 - b.x1 + off) * (b.y2 - b.y1 + off); }
 
-// IoU of the kept box `k` and a later candidate `c`, as torchvision's nms_kernel (off 0) and
-// ODTK's nms_kernel (off 1) evaluate it: inter / ((area_k + area_c) - inter).
-RK_HD float Iou(const Box& k, float area_k, const Box& c, float area_c, float off) {
+// The intersection area of boxes k and c (its width and height clamped at 0), and whether both of
+// its unclamped sides are positive (a non-empty intersection).
+struct Intersection {
+  float area;
+  bool nonempty;
+};
+
+RK_HD Intersection Intersect(const Box& k, const Box& c, float off) {
   const float xx1 = MaxLikeStd(k.x1, c.x1);
   const float yy1 = MaxLikeStd(k.y1, c.y1);
   const float xx2 = MinLikeStd(k.x2, c.x2);
   const float yy2 = MinLikeStd(k.y2, c.y2);
-  const float w = MaxLikeStd(0.0f, xx2 - xx1 + off);
-  const float h = MaxLikeStd(0.0f, yy2 - yy1 + off);
-  const float inter = w * h;
+  const float w = xx2 - xx1 + off;
+  const float h = yy2 - yy1 + off;
+  return Intersection{MaxLikeStd(0.0f, w) * MaxLikeStd(0.0f, h), w > 0.0f && h > 0.0f};
+}
+
+// IoU of the kept box `k` and a later candidate `c`, as torchvision's nms_kernel (off 0) and
+// ODTK's nms_kernel (off 1) evaluate it: inter / ((area_k + area_c) - inter).
+RK_HD float Iou(const Box& k, float area_k, const Box& c, float area_c, float off) {
+  const float inter = Intersect(k, c, off).area;
   return inter / (area_k + area_c - inter);
 }
 
@@ -271,17 +282,10 @@ RK_HD QuickIou QuickSuppresses(const IouCut& cut, const Box& k, float area_k, co
 // empty-intersection skip, then Suppresses(Iou(...)), through the cut when it applies.
 RK_HD bool SuppressesPair(const Box& k, float area_k, const Box& b, float area_b, float off, double thresh,
                           bool compare_in_double, const IouCut& cut) {
-  const float xx1 = MaxLikeStd(k.x1, b.x1);
-  const float yy1 = MaxLikeStd(k.y1, b.y1);
-  const float xx2 = MinLikeStd(k.x2, b.x2);
-  const float yy2 = MinLikeStd(k.y2, b.y2);
-  const float w = MaxLikeStd(0.0f, xx2 - xx1 + off);
-  const float h = MaxLikeStd(0.0f, yy2 - yy1 + off);
-  const float inter = w * h;
-  const float uni = area_k + area_b - inter;
-  if (cut.usable && uni > 0.0f && uni < INFINITY) return PassesCut(cut, inter, uni);  // inter 0 never passes
-  if (!(xx2 - xx1 + off > 0.0f) || !(yy2 - yy1 + off > 0.0f)) return false;
-  return Suppresses(inter / uni, thresh, compare_in_double);
+  const Intersection x = Intersect(k, b, off);
+  const float uni = area_k + area_b - x.area;
+  if (cut.usable && uni > 0.0f && uni < INFINITY) return PassesCut(cut, x.area, uni);  // an empty one never passes
+  return x.nonempty && Suppresses(x.area / uni, thresh, compare_in_double);
 }
 
 }  // namespace rk
