@@ -156,7 +156,8 @@ enum TraceId {
   kTraceSelect = 4, kTraceFallback = 6,
   kTraceTopk = 8, kTraceTopkRadix = 10, kTraceTopkCompact = 11, kTraceTopkSorted = 12,
   kTraceRank = 14, kTraceGreedy = 16, kTraceGreedyGathered = 18, kTraceGreedyMask = 19,
-  kTraceWrite = 20, kTraceGreedyWalked = 21, kTraceGreedyDone = 27, kTraceRankBase = 22, kTraceRankStaged = 23, kTraceRankSearched = 25, kTraceGreedyCounted = 26,
+  kTraceWrite = 20, kTraceGreedyWalked = 21, kTraceGreedyDone = 27,
+  kTraceRankBase = 22, kTraceRankStaged = 23, kTraceRankSearched = 25, kTraceGreedyCounted = 26,
 };
 
 // Unsigned key whose ascending order is the float's ascending order (NaN mapped below everything).

@@ -10,12 +10,13 @@
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
 //    boxes); the block counts and collects its group's members in score order (ballots over the
 //    ranks' labels), stages their boxes in shared memory (or global scratch for large groups), and
-//    runs greedy NMS on them: as a bitmask for groups of up to 256 (filled by whole warps, walked 32
-//    members at a time), block-wide for larger ones. Blocks of 1024 threads when the groups are
-//    fewer than the SMs (batch 1: each group has an SM to itself), else 256.
+//    runs greedy NMS on them: as a bitmask for groups of up to 256 (filled by whole warps 32 rows at
+//    a time, walked by one warp a chunk behind the fill), block-wide for larger ones. Blocks of 1024
+//    threads when the groups are fewer than the SMs (batch 1: each group has an SM to itself), else
+//    256. The IoU test has no division (IouCut, rk/math.h).
 // 3. Write (by the last greedy block of each image to finish, counted with an atomic): kept boxes in
 //    score order, capped at D, then (Detectron2) rescaled, clipped and emptied boxes dropped,
-//    through two block scans; zeros past the count.
+//    through a block scan (two when boxes can be dropped); zeros past the count.
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
@@ -628,7 +629,8 @@ Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t
 Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
                        const int32_t* output_sizes, const DeviceDetections& out, const NmsScratch& sc, bool ranked,
                        bool chained, cudaStream_t stream) {
-  const NmsArgs a{p.nms, MakeIouCut(p.nms.iou_thresh, p.nms.compare_in_double), p.decode.pixel_offset, in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
+  const NmsArgs a{p.nms, MakeIouCut(p.nms.iou_thresh, p.nms.compare_in_double), p.decode.pixel_offset,
+                  in.topk > 0 ? in.slots_per_image / in.topk : 0, p.num_classes};
   const int32_t S = in.slots_per_image;
   cudaError_t e = cudaSuccess;
   if (!ranked) {

@@ -8,8 +8,8 @@
 //    prefilter cut gets its exact score (SigmoidF32); score > f32(t) and score >= start -> appended
 //    with its rank key, to the block's shared buffer (warp-aggregated shared atomics), then to the
 //    level's buffer with one global atomic per tile. The decision is always on the exact score.
-// 3. Fallback (cooperative, chained, exits at once when no level needs it): a level whose estimate was too
-//    high (fewer than k reached it) or whose buffer overflowed is selected exactly: radix select of
+// 3. Fallback (cooperative, chained, exits at once when no level needs it): a level whose estimate
+//    was too high (fewer than k reached it) or whose buffer overflowed is selected exactly: radix select of
 //    the k-th score over the whole level, then of the tie-breaking index among equal scores, then a
 //    collection pass; so the result never depends on the estimate.
 #include <cooperative_groups.h>
