@@ -133,7 +133,10 @@ class RetinaNetKernelTests(jkt.KernelTests):
     def test_stop_on_error_aborts_queued(self):
         """After an error, queued execute requests are answered "aborted" (stop_on_error)."""
         self.flush_channels()
-        first = self.kc.execute("throw new Error('first')", allow_stdin=False)
+        # The failing cell waits 300 ms first, so that the second request is queued behind it even
+        # when a loaded machine delays this client between its two sends (a request sent after the
+        # error reply is not aborted, as in ipykernel).
+        first = self.kc.execute("await new Promise((r) => setTimeout(r, 300)); throw new Error('first')", allow_stdin=False)
         second = self.kc.execute("1 + 1", allow_stdin=False)
         replies = {}
         while len(replies) < 2:
