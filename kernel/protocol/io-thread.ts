@@ -6,7 +6,16 @@
  *  - every incoming message is verified here (bad or missing signatures are dropped and logged on
  *    stderr, never reach the main thread) and posted to the main thread parsed;
  *  - outgoing messages from the main thread are signed and sent here, one send at a time per socket;
- *  - interrupt_request is handled here, because the main thread may be stuck in `while (true) {}`.
+ *  - interrupt_request is handled here, because the main thread may be stuck in `while (true) {}`;
+ *  - shutdown_request is answered here too, for the same reason and because of how Jupyter restarts
+ *    a kernel: jupyter_server records the last status it saw on iopub, and after a restart it
+ *    "nudges" the new kernel with kernel_info requests until iopub delivers a message, but only when
+ *    that recorded status is not "busy". So the shutdown's reply and its closing "idle" must both
+ *    leave before iopub closes, whatever the main thread is doing; the main thread is then told to
+ *    clean up, and if it does not close the wire within SHUTDOWN_GRACE_MS (a cell that never yields)
+ *    this thread flushes, closes the sockets and ends the process itself;
+ *  - the parent is watched: when JPY_PARENT_PID is set (jupyter_client sets it) and that process
+ *    goes away, the kernel shuts down, as ipykernel does, instead of living on as an orphan.
  *
  * Interrupting: tslab's approach (vm.runInThisContext with breakOnSigint) stops a cell's top-level
  * synchronous code on SIGINT, which this thread sends to the process. It cannot stop a loop that
@@ -40,7 +49,14 @@ export interface IoThreadData {
   /** kernel_info_reply content, answered here on the control channel even while busy. */
   kernelInfo: Record<string, unknown>;
   canTerminate: boolean;
+  /** The process to watch (JPY_PARENT_PID); undefined: none. */
+  parentPid?: number;
 }
+
+/** How long the main thread has to close the wire after a shutdown before this thread ends the process. */
+export const SHUTDOWN_GRACE_MS = 1500;
+/** How often the parent is looked for. */
+const PARENT_POLL_MS = 1000;
 
 /** Messages main -> I/O thread. */
 export type ToIo =
@@ -51,6 +67,10 @@ export type ToIo =
 export type FromIo =
   | { t: "ready"; endpoints: Record<string, string> }
   | { t: "msg"; ch: Channel; m: Message }
+  /** A shutdown was answered on the wire (or the parent died): clean up, then send "close". */
+  | { t: "shutdown"; restart: boolean; why: "request" | "parent" }
+  /** The sockets are closed (what was queued has been handed to ZMQ). */
+  | { t: "closed" }
   | { t: "fatal"; error: string };
 
 export interface OutgoingMessage {
@@ -181,8 +201,31 @@ async function main(): Promise<void> {
     }, 100);
   };
 
+  let shuttingDown = false;
+  let closing: Promise<void> | undefined;
+  /** Flushes what is queued, closes every socket; once. */
+  const closeWire = (): Promise<void> =>
+    (closing ??= (async () => {
+      await Promise.race([Promise.all(Object.values(queues).map((q) => q.drain())), new Promise((r) => setTimeout(r, 1000))]);
+      for (const s of [shell, control, stdin, iopub, hb]) s.close();
+      terminator?.disconnect();
+    })());
+  /** Tells the main thread to shut down; ends the process if it has not closed the wire in time. */
+  const beginShutdown = (restart: boolean, why: "request" | "parent") => {
+    shuttingDown = true;
+    port.postMessage({ t: "shutdown", restart, why } satisfies FromIo);
+    // A main thread stuck in a loop never answers: the process ends from here (the reply is out).
+    setTimeout(() => {
+      void closeWire().then(() => {
+        log(`the main thread did not finish within ${SHUTDOWN_GRACE_MS} ms of the shutdown: ending the process`);
+        process.kill(process.pid, "SIGKILL");
+      });
+    }, SHUTDOWN_GRACE_MS).unref();
+  };
+
   const receive = async (sock: zmq.Router, ch: Channel) => {
     for await (const frames of sock) {
+      if (shuttingDown) continue;
       let msg: Message;
       try {
         msg = parseMessage(frames as Buffer[], signer);
@@ -195,6 +238,14 @@ async function main(): Promise<void> {
         reply("control", msg, "interrupt_reply", { status: "ok" });
         status(msg, "idle");
         interrupt();
+        continue;
+      }
+      if ((ch === "control" || ch === "shell") && msg.header.msg_type === "shutdown_request") {
+        const restart = (msg.content as { restart?: unknown }).restart === true;
+        status(msg, "busy");
+        reply(ch, msg, "shutdown_reply", { status: "ok", restart });
+        status(msg, "idle");
+        beginShutdown(restart, "request");
         continue;
       }
       if (ch === "control" && msg.header.msg_type === "kernel_info_request") {
@@ -214,14 +265,33 @@ async function main(): Promise<void> {
     if (msg.t === "send") {
       for (const { ch, m } of msg.batch) send(ch, m);
     } else if (msg.t === "close") {
-      void (async () => {
-        await Promise.all(Object.values(queues).map((q) => q.drain()));
-        for (const s of [shell, control, stdin, iopub, hb]) s.close();
-        terminator?.disconnect();
+      void closeWire().then(() => {
+        port.postMessage({ t: "closed" } satisfies FromIo);
         port.close();
-      })();
+      });
     }
   });
+
+  // The parent: gone when kill(pid, 0) fails, or when this process was handed to another parent.
+  if (data.parentPid !== undefined && data.parentPid > 1) {
+    const parent = data.parentPid;
+    const ppidAtStart = process.ppid;
+    const poll = setInterval(() => {
+      let alive = true;
+      try {
+        process.kill(parent, 0);
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === "EPERM";
+      }
+      if (ppidAtStart === parent && process.ppid !== parent) alive = false;
+      if (!alive && !shuttingDown) {
+        clearInterval(poll);
+        log(`the parent process ${parent} (JPY_PARENT_PID) is gone: shutting down`);
+        beginShutdown(false, "parent");
+      }
+    }, PARENT_POLL_MS);
+    poll.unref();
+  }
   port.postMessage({ t: "ready", endpoints } satisfies FromIo);
 }
 

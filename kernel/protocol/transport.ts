@@ -7,7 +7,7 @@ import { Worker } from "worker_threads";
 
 import { ConnectionInfo } from "./connection";
 import { FromIo, IoThreadData, OutgoingMessage, SHARED, ToIo } from "./io-thread";
-import { kernelStderr } from "../session/log";
+import { kernelStderr } from "../log";
 import { Channel, Message } from "./wire";
 
 export interface Transport {
@@ -15,6 +15,12 @@ export interface Transport {
   /** Hands queued messages over now (output must go out even while user code blocks the loop). */
   flush?(): void;
   onMessage(handler: (channel: Channel, msg: Message) => void): void;
+  /**
+   * Transports that answer shutdown_request themselves (the I/O thread does, so that a restart is
+   * answered whatever the main thread is doing) call this afterwards; the session then cleans up
+   * and closes. Without it the session answers shutdown_request itself.
+   */
+  onShutdown?(handler: (restart: boolean, why: "request" | "parent") => void): void;
   close(): Promise<void>;
 }
 
@@ -27,12 +33,14 @@ export class ZmqTransport implements Transport {
   readonly shared: Int32Array;
   private readonly worker: Worker;
   private handler: (channel: Channel, msg: Message) => void = () => undefined;
+  private shutdownHandler: (restart: boolean, why: "request" | "parent") => void = () => undefined;
   readonly ready: Promise<Record<string, string>>;
 
   constructor(connection: ConnectionInfo, session: string, kernelInfo: Record<string, unknown>, canTerminate: boolean) {
     const sab = new SharedArrayBuffer(16 * Int32Array.BYTES_PER_ELEMENT);
     this.shared = new Int32Array(sab);
-    const data: IoThreadData = { connection, shared: sab, session, kernelInfo, canTerminate };
+    const parent = Number(process.env.JPY_PARENT_PID);
+    const data: IoThreadData = { connection, shared: sab, session, kernelInfo, canTerminate, parentPid: Number.isInteger(parent) && parent > 1 ? parent : undefined };
     // The thread's stderr (its log) goes to the real stderr, not through the main thread's capture.
     this.worker = new Worker(path.join(__dirname, "io-thread.js"), { workerData: data, stdout: true, stderr: true });
     this.worker.stderr.on("data", kernelStderr);
@@ -46,6 +54,8 @@ export class ZmqTransport implements Transport {
           msg.identities = msg.identities.map(toBuffer);
           msg.buffers = msg.buffers.map(toBuffer);
           this.handler(m.ch, msg);
+        } else if (m.t === "shutdown") {
+          this.shutdownHandler(m.restart, m.why);
         }
       });
       this.worker.on("error", reject);
@@ -81,11 +91,18 @@ export class ZmqTransport implements Transport {
     this.handler = handler;
   }
 
+  onShutdown(handler: (restart: boolean, why: "request" | "parent") => void): void {
+    this.shutdownHandler = handler;
+  }
+
   async close(): Promise<void> {
     this.flush();
-    const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
+    const closed = new Promise<void>((resolve) => {
+      this.worker.once("exit", () => resolve());
+      this.worker.on("message", (m: FromIo) => m.t === "closed" && resolve());
+    });
     this.worker.postMessage({ t: "close" } satisfies ToIo);
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
   }
 
   setBusy(busy: boolean): void {

@@ -5,7 +5,7 @@
 import * as path from "path";
 import { Worker } from "worker_threads";
 
-import { kernelStderr } from "../session/log";
+import { kernelStderr } from "../log";
 import type { CompilerRequest, CompilerThreadData } from "./compiler-thread";
 import type { ConvertedCell } from "./converter";
 import type { IsCompleteResult } from "./is-complete";

@@ -14,6 +14,7 @@ import { builtinMagics } from "../magics/index";
 import { MagicContext, MagicRegistry } from "../magics/registry";
 import { PACKAGE_ROOT } from "../native";
 import { OutgoingMessage } from "../protocol/io-thread";
+import { checkContent, replyType } from "../protocol/content";
 import { Transport } from "../protocol/transport";
 import { Channel, Header, Message, PROTOCOL_VERSION, newHeader } from "../protocol/wire";
 import { magicAt, splitCell } from "../runtime/cell";
@@ -24,7 +25,7 @@ import { tslabCompat } from "../runtime/tslab-compat";
 import { CommManager, CommTarget } from "./comms";
 import { History } from "./history";
 import { Interrupts, KeyboardInterrupt, isInterrupt } from "./interrupt";
-import { kernelLog } from "./log";
+import { kernelLog } from "../log";
 import { OutputCapture } from "./output";
 
 export const KERNEL_VERSION: string = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -158,6 +159,10 @@ export class Kernel {
       usage_request: (m, ch) => this.usage(m, ch),
     };
     this.transport.onMessage((ch, msg) => this.receive(ch, msg));
+    this.transport.onShutdown?.((restart) => {
+      this.prepareShutdown();
+      this.options.onShutdown?.(restart);
+    });
     setPublisher({
       display: (data, metadata, id) => this.iopub("display_data", { data, metadata, transient: id ? { display_id: id } : {} }, this.currentParent()),
       update: (data, metadata, id) => this.iopub("update_display_data", { data, metadata, transient: { display_id: id } }, this.currentParent()),
@@ -176,9 +181,17 @@ export class Kernel {
         { name: "ProcessExitRefused", code: "ERR_RK_EXIT_REFUSED" },
       );
     };
+    const proc = process as unknown as { exit: (code?: number) => never; reallyExit: (code?: number) => never };
+    const originals = { exit: proc.exit, reallyExit: proc.reallyExit };
+    // The kernel's own way out (after a shutdown): process.exit calls process.reallyExit, so both go back.
+    this.exitProcess = (code: number) => {
+      proc.reallyExit = originals.reallyExit;
+      proc.exit = originals.exit;
+      return process.exit(code);
+    };
     process.exit = refuse("process.exit()") as never;
     process.abort = refuse("process.abort()") as never;
-    (process as unknown as { reallyExit: () => never }).reallyExit = refuse("process.reallyExit()") as never;
+    proc.reallyExit = refuse("process.reallyExit()") as never;
     const kill = process.kill.bind(process);
     process.kill = ((pid: number, signal?: string | number) => {
       if (pid === process.pid && signal !== "SIGINT" && signal !== 2 && signal !== 0) refuse(`process.kill(process.pid, ${JSON.stringify(signal ?? "SIGTERM")})`)();
@@ -188,6 +201,9 @@ export class Kernel {
     process.on("unhandledRejection", (reason) => this.reportStray("UnhandledPromiseRejection", reason));
     process.on("uncaughtException", (err) => this.reportStray("UncaughtException", err));
   }
+
+  /** Ends the process, bypassing the refusal of process.exit that installProcessHooks puts in place. */
+  exitProcess: (code: number) => never = (code) => process.exit(code);
 
   /** The names of the prelude (runtime/prelude.ts), in the cell scope and on globalThis. */
   private installGlobals(): void {
@@ -219,7 +235,10 @@ export class Kernel {
 
   private receive(ch: Channel, msg: Message): void {
     if (ch === "stdin") {
-      if (msg.header.msg_type === "input_reply" && this.pendingInput) {
+      const problem = checkContent(msg.header.msg_type, msg.content);
+      if (problem) {
+        this.log(`refused ${msg.header.msg_type} on stdin: ${problem}`);
+      } else if (msg.header.msg_type === "input_reply" && this.pendingInput) {
         const p = this.pendingInput;
         this.pendingInput = undefined;
         p.resolve(String((msg.content as { value?: unknown }).value ?? ""));
@@ -255,19 +274,33 @@ export class Kernel {
   }
 
   private async dispatch(msg: Message, ch: Channel, table: Record<string, Handler>): Promise<void> {
-    const handler = table[msg.header.msg_type];
+    const type = msg.header.msg_type;
+    const handler: Handler | undefined = Object.prototype.hasOwnProperty.call(table, type) ? table[type] : undefined;
     this.status("busy", msg);
     const previous = this.handling;
     if (ch === "shell") this.handling = msg;
     try {
-      if (handler) await handler(msg, ch);
-      else this.log(`unknown message type ${JSON.stringify(msg.header.msg_type)} on ${ch}: ignored`);
+      const problem = handler ? checkContent(type, msg.content) : undefined;
+      if (!handler) this.log(`unknown message type ${JSON.stringify(type)} on ${ch}: ignored`);
+      else if (problem) this.refuse(ch, msg, "BadRequest", problem);
+      else await handler(msg, ch);
     } catch (e) {
-      this.log(`handling ${msg.header.msg_type} failed: ${(e as Error).stack ?? String(e)}`);
+      this.log(`handling ${type} failed: ${(e as Error).stack ?? String(e)}`);
+      const err = e as Error;
+      this.refuse(ch, msg, err?.name ?? "Error", `handling ${type} failed: ${err?.message ?? String(e)}`);
     } finally {
       if (ch === "shell") this.handling = previous;
       this.status("idle", msg);
     }
+  }
+
+  /** A request that cannot be served: a log line and, for a *_request, an error reply saying why. */
+  private refuse(ch: Channel, msg: Message, ename: string, evalue: string): void {
+    this.log(`refused ${msg.header.msg_type} on ${ch}: ${evalue}`);
+    const type = replyType(msg.header.msg_type);
+    if (!type) return;
+    const extra = type === "execute_reply" ? { execution_count: this.executionCount, user_expressions: {}, payload: [] } : {};
+    this.reply(ch, msg, type, { status: "error", ename, evalue, traceback: [`${ename}: ${evalue}`], ...extra });
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -575,13 +608,21 @@ export class Kernel {
     this.reply(ch, msg, "usage_reply", { hostname: require("os").hostname(), kernel_cpu: process.cpuUsage().user / 1e6, kernel_memory: mem.rss, host_virtual_memory: {}, pid: process.pid });
   }
 
+  /** Stops taking work: queued requests are dropped, a waiting input() is ended, output flushed. */
+  prepareShutdown(): void {
+    this.shutdownRequested = true;
+    this.queue.length = 0;
+    this.pendingInput?.reject(new KeyboardInterrupt("the kernel is shutting down"));
+    this.output.flush();
+  }
+
+  /** shutdown_request on a transport that does not answer it itself (tests without sockets). */
   private async shutdown(msg: Message, ch: Channel): Promise<void> {
     const restart = (msg.content as { restart?: boolean }).restart === true;
-    this.shutdownRequested = true;
-    this.pendingInput?.reject(new KeyboardInterrupt("the kernel is shutting down"));
+    this.prepareShutdown();
     this.reply(ch, msg, "shutdown_reply", { status: "ok", restart });
-    this.output.flush();
-    this.options.onShutdown?.(restart);
+    // The closing idle goes out first (dispatch sends it after this returns), then the wire closes.
+    setImmediate(() => this.options.onShutdown?.(restart));
   }
 }
 

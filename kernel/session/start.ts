@@ -10,7 +10,7 @@ import { ZmqTransport } from "../protocol/transport";
 import { CompilerClient } from "../runtime/compiler";
 import { preludeDeclarations } from "../runtime/prelude";
 import { Kernel, kernelInfoContent } from "./kernel";
-import { kernelLog } from "./log";
+import { kernelLog } from "../log";
 
 export async function kernelCommand(argv: string[]): Promise<void> {
   let file: string | undefined;
@@ -28,18 +28,19 @@ export async function kernelCommand(argv: string[]): Promise<void> {
   const transport = new ZmqTransport(connection, session, kernelInfoContent(), canTerminate);
   await transport.ready;
   transport.watchAsyncHooks();
-  const realExit = process.exit.bind(process);
   const kernel = new Kernel({
     transport,
     compiler,
     session,
     busy: transport,
     captureOutput: true,
+    // The I/O thread has answered the shutdown (reply and idle sent): close the wire, end the threads, exit.
+    // Bounded: the I/O thread ends the process itself if this does not finish (io-thread.ts).
     onShutdown: () => {
       void (async () => {
+        await Promise.race([compiler.close(), new Promise((r) => setTimeout(r, 500))]);
         await transport.close();
-        await compiler.close();
-        realExit(0);
+        kernel.exitProcess(0);
       })();
     },
   });
