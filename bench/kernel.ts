@@ -5,12 +5,16 @@
  *   trivial   execute round trip of a one-line expression (reply and idle received), distinct code each time
  *   typed     the same for a cell with an interface and a typed function (a type-annotated def for Python)
  *   complete  complete_request round trip
- * Targets (issue 3): start <= 0.75x ipykernel, trivial <= 0.7x ipykernel, typed <= 10x trivial.
- * Run: npm run bench:kernel [-- --json out.json]
+ *   soak      RSS growth after a warm-up over 10,000 trivial executes and 2,000 `await pp.run(ds)` on a
+ *             2-image dataset (bench/soak.ts says how growth is read)
+ * Targets: start <= 0.75x ipykernel, trivial <= 0.7x ipykernel (the round trip counts up to the
+ * iopub idle status), typed <= 10x trivial, soak growth <= 30 MB each.
+ * Run: npm run bench:kernel [-- --json out.json] (RK_BENCH_SOAK=0 skips the soak)
  */
 import * as fs from "fs";
 
 import { TestKernel } from "../test/kernel-client";
+import { SOAK_RUN_CELL, SOAK_RUN_SETUP, SoakResult, soak } from "./soak";
 import { fmtMs, machine, median, table } from "./stats";
 
 interface Spec {
@@ -116,8 +120,27 @@ async function main(): Promise<void> {
   ];
   console.log(`bench/kernel: medians of ${reps} interleaved round trips, one ZMQ client for both kernels (${machine()})`);
   console.log(table(["measure", "retinanet-kernel", "ipykernel", "ratio", "target", ""], rows));
+  const soaks: SoakResult[] = [];
+  if (process.env.RK_BENCH_SOAK !== "0") {
+    const k = await TestKernel.start();
+    try {
+      soaks.push(await soak(k, "trivial executes", (i) => `${i} + 1`, Number(process.env.RK_SOAK_EXECUTES ?? 10000), 1000));
+      const setup = await k.execute(SOAK_RUN_SETUP);
+      if (setup.status !== "ok") throw new Error(`soak setup failed: ${JSON.stringify(setup.error)}`);
+      soaks.push(await soak(k, "await pp.run(ds), 2 images", () => SOAK_RUN_CELL, Number(process.env.RK_SOAK_RUNS ?? 2000), 200));
+    } finally {
+      await k.stop();
+    }
+    console.log("\nsoak: RSS of the kernel process after a warm-up and at the end (lowest of the first and of the last samples)");
+    console.log(
+      table(
+        ["what", "runs", "RSS after warm-up", "RSS at end", "growth", "target", ""],
+        soaks.map((r) => [r.what, String(r.runs), `${r.startMb.toFixed(0)} MB`, `${r.endMb.toFixed(0)} MB`, `${r.growthMb.toFixed(1)} MB`, "<= 30 MB", r.growthMb <= 30 ? "met" : "MISSED"]),
+      ),
+    );
+  }
   const jsonAt = process.argv.indexOf("--json");
-  if (jsonAt > 0) fs.writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ machine: machine(), results }, null, 2));
+  if (jsonAt > 0) fs.writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ machine: machine(), results, soak: soaks }, null, 2));
 }
 
 main().catch((e) => {

@@ -177,14 +177,18 @@ export class CellConverter {
     return declText;
   }
 
-  /** Builds the program and checker the next cell will use, for these declarations (idle time). */
-  prepare(prevDecl: string): void {
+  /**
+   * Builds the program and checker the next cell will use, for these declarations (idle time).
+   * Returns whether a new one was built (the old one is then garbage).
+   */
+  prepare(prevDecl: string): boolean {
     const declText = this.setDecl(prevDecl);
-    if (this.warm && this.warm.declText === declText && this.warm.uses < WARM_USES) return;
+    if (this.warm && this.warm.declText === declText && this.warm.uses < WARM_USES) return false;
     this.cellFile = ts.createSourceFile(this.cellPath, PREFIX, ts.ScriptTarget.ES2022, true);
     const program = ts.createProgram({ rootNames: [this.declPath, this.cellPath], options: this.options, host: this.host, oldProgram: this.oldProgram });
     this.oldProgram = program;
     this.warm = { program, checker: program.getTypeChecker(), decl: program.getSourceFile(this.declPath)!, declText, uses: 0 };
+    return true;
   }
 
   /** Whether a warm checker for these declarations is ready. */

@@ -1,7 +1,14 @@
 /**
  * The history of this session's cells, for history_request: tail, range and search (glob patterns
  * as IPython's history manager takes them), with outputs on request.
+ *
+ * Bounded, so that a long session's memory does not grow with it: the inputs of the last
+ * HISTORY_INPUTS cells, and the text/plain outputs of the last HISTORY_OUTPUTS cells (IPython's
+ * `cache_size` default for Out), each cut to HISTORY_OUTPUT_CHARS characters.
  */
+export const HISTORY_INPUTS = 10000;
+export const HISTORY_OUTPUTS = 1000;
+export const HISTORY_OUTPUT_CHARS = 65536;
 
 export interface HistoryEntry {
   session: number;
@@ -37,11 +44,19 @@ export class History {
 
   add(line: number, input: string): void {
     this.entries.push({ session: THIS_SESSION, line, input });
+    if (this.entries.length > HISTORY_INPUTS) this.entries.splice(0, this.entries.length - HISTORY_INPUTS);
+    const stale = this.entries.length - 1 - HISTORY_OUTPUTS;
+    if (stale >= 0) delete this.entries[stale].output;
   }
 
   setOutput(line: number, output: string): void {
-    const e = this.entries.find((x) => x.line === line);
-    if (e) e.output = output;
+    // The newest entries are the likely ones: search from the end.
+    for (let i = this.entries.length - 1; i >= 0 && i >= this.entries.length - HISTORY_OUTPUTS; i--) {
+      if (this.entries[i].line === line) {
+        this.entries[i].output = output.length > HISTORY_OUTPUT_CHARS ? `${output.slice(0, HISTORY_OUTPUT_CHARS)}…` : output;
+        return;
+      }
+    }
   }
 
   get all(): readonly HistoryEntry[] {
