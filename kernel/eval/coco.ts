@@ -1,0 +1,371 @@
+/**
+ * COCO box evaluation that gives pycocotools' COCOeval (iouType "bbox") numbers, computed over
+ * columns instead of per-annotation dicts. What is mirrored, and where it matters:
+ *  - IoU as its C helper bbIou does it, in doubles: the intersection's right edge is
+ *    min(x + w) of the two boxes, a crowd ground truth divides by the detection's area only;
+ *  - ground truth is ignored when iscrowd is set or its `area` field is outside the range (both
+ *    ends inclusive); detections are sorted by score with a stable sort (numpy's mergesort) and cut
+ *    at maxDets[-1] per image and category; ground truth ignored-last, stable;
+ *  - greedy matching per IoU threshold (numpy's linspace values, 0.6000000000000001 and all):
+ *    a matched non-crowd ground truth is skipped, a match on a regular ground truth stops at the
+ *    first ignored one, a candidate needs IoU >= min(t, 1 - 1e-10);
+ *  - a detection counts as matched when the id of its ground truth is not 0 (pycocotools stores
+ *    the id in a zero-initialised array), unmatched detections outside the area range are ignored;
+ *  - accumulate: per category, area and maxDets, the detections of all images concatenated in image
+ *    id order, stable-sorted by score; precision = tp / (tp + fp + np.spacing(1)), made monotone,
+ *    sampled at the 101 recall points with searchsorted(side="left"); the rest stays 0; -1 where a
+ *    category has no evaluation or no non-ignored ground truth;
+ *  - summarize: the 12 stats in pycocotools' order, the mean over entries > -1, -1 when none.
+ * Per-category AP is the mean of precision[:, :, k, area all, maxDets 100] over entries > -1, as
+ * Detectron2's COCOEvaluator reports it (NaN when there are none).
+ */
+import type { CocoDetections, CocoGroundTruth } from "../data/coco";
+
+/** numpy.linspace(.5, .95, 10) and (0, 1, 101), computed as numpy does: start + i * step, last = stop. */
+function linspace(start: number, stop: number, num: number): number[] {
+  const step = (stop - start) / (num - 1);
+  return Array.from({ length: num }, (_, i) => (i === num - 1 ? stop : i * step + start));
+}
+export const IOU_THRS = linspace(0.5, 0.95, 10);
+export const REC_THRS = linspace(0, 1, 101);
+export const MAX_DETS = [1, 10, 100] as const;
+export const AREA_RNG: readonly [number, number][] = [
+  [0, 1e10],
+  [0, 32 ** 2],
+  [32 ** 2, 96 ** 2],
+  [96 ** 2, 1e10],
+];
+export const AREA_LABELS = ["all", "small", "medium", "large"] as const;
+/** np.spacing(1) */
+const EPS = 2.220446049250313e-16;
+
+export const STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"] as const;
+
+export interface CocoEvalOptions {
+  /** pycocotools' useCats (default true): false pools all categories per image. */
+  useCats?: boolean;
+  /** Only these image ids (default: every image of the ground truth). */
+  imgIds?: number[];
+}
+
+export interface CocoEvalResult {
+  /** The 12 numbers of COCOeval.stats, in its order. */
+  stats: number[];
+  /** Category ids (sorted), and the AP of each: NaN where nothing could be measured. */
+  catIds: number[];
+  perCategory: { id: number; name: string; AP: number; AP50: number; gt: number; dt: number }[];
+  /** precision[t][r][k][a][m] flattened as pycocotools' array (T, R, K, A, M); recall (T, K, A, M). */
+  precision: Float64Array;
+  recall: Float64Array;
+  dims: { T: number; R: number; K: number; A: number; M: number };
+  imgIds: number[];
+  /** Detections and ground truth evaluated (after the maxDets cut for detections). */
+  counts: { images: number; gt: number; dt: number };
+}
+
+/** Indices 0..n-1 stably grouped by key (counting sort): returns [order, start offsets of each key]. */
+function groupBy(keys: Int32Array, n: number, nKeys: number): { order: Int32Array; start: Int32Array } {
+  const start = new Int32Array(nKeys + 1);
+  for (let i = 0; i < n; i++) if (keys[i] >= 0) start[keys[i] + 1]++;
+  for (let k = 0; k < nKeys; k++) start[k + 1] += start[k];
+  const fill = start.slice(0, nKeys);
+  const order = new Int32Array(start[nKeys]);
+  for (let i = 0; i < n; i++) if (keys[i] >= 0) order[fill[keys[i]]++] = i;
+  return { order, start };
+}
+
+/** A stable sort of `idx` by descending score (ties keep their order), as numpy's mergesort of -score. */
+function sortByScoreDesc(idx: number[], score: Float64Array): number[] {
+  return idx.map((i, pos) => [i, pos]).sort((a, b) => score[b[0]] - score[a[0]] || a[1] - b[1]).map((x) => x[0]);
+}
+
+export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, options: CocoEvalOptions = {}): CocoEvalResult {
+  const useCats = options.useCats !== false;
+  const imgIds = [...new Set(options.imgIds ?? gt.images.map((i) => i.id))].sort((a, b) => a - b);
+  const catIdsAll = [...new Set(gt.categories.map((c) => c.id))].sort((a, b) => a - b);
+  const I = imgIds.length;
+  const imgIndex = new Map(imgIds.map((id, i) => [id, i]));
+  const catIndex = new Map(catIdsAll.map((id, i) => [id, i]));
+  const C = catIdsAll.length;
+  const K = useCats ? C : 1;
+  const T = IOU_THRS.length;
+  const R = REC_THRS.length;
+  const A = AREA_RNG.length;
+  const M = MAX_DETS.length;
+  const maxDet = MAX_DETS[M - 1];
+
+  // Group keys: (category, image) with useCats, else image; within a group, file order (and with
+  // useCats off, category order first, as pycocotools concatenates per category).
+  const groups = K * I;
+  const keyOf = (imgId: number, catId: number, out: Int32Array, i: number) => {
+    const ii = imgIndex.get(imgId);
+    const ci = catIndex.get(catId);
+    out[i] = ii === undefined || ci === undefined ? -1 : useCats ? ci * I + ii : ii;
+  };
+  const gtKeys = new Int32Array(gt.count);
+  for (let i = 0; i < gt.count; i++) keyOf(gt.imageId[i], gt.categoryId[i], gtKeys, i);
+  const dtKeys = new Int32Array(dt.count);
+  for (let i = 0; i < dt.count; i++) keyOf(dt.imageId[i], dt.categoryId[i], dtKeys, i);
+  const catOrdered = (keys: Int32Array, catIds: Float64Array, n: number) => {
+    if (useCats) return groupBy(keys, n, groups);
+    // Stable by category first, then stable by image: category order within each image.
+    const catKeys = new Int32Array(n);
+    for (let i = 0; i < n; i++) catKeys[i] = keys[i] < 0 ? -1 : catIndex.get(catIds[i])!;
+    const byCat = groupBy(catKeys, n, C);
+    const keys2 = new Int32Array(byCat.order.length);
+    for (let j = 0; j < byCat.order.length; j++) keys2[j] = keys[byCat.order[j]];
+    const byImg = groupBy(keys2, keys2.length, groups);
+    return { order: Int32Array.from(byImg.order, (j) => byCat.order[j]), start: byImg.start };
+  };
+  const G = catOrdered(gtKeys, gt.categoryId, gt.count);
+  const D = catOrdered(dtKeys, dt.categoryId, dt.count);
+
+  // Per kept detection (in group order, each group score-sorted and cut at maxDet):
+  // its score, its rank in its group, and per area a tp and fp bit per threshold.
+  const cap = Math.min(dt.count, groups * maxDet);
+  const kScore = new Float64Array(cap);
+  const kRank = new Uint16Array(cap);
+  const kTp = new Uint16Array(cap * A);
+  const kFp = new Uint16Array(cap * A);
+  let kept = 0;
+  /** Per category k: [first, end) of its kept detections; per (k, a): non-ignored ground truth. */
+  const catKeptStart = new Int32Array(K + 1);
+  const npig = new Float64Array(K * A);
+  /** Per category: whether any image had ground truth or detections (pycocotools' E non-empty). */
+  const hasEval = new Uint8Array(K);
+  const gtPerCat = new Float64Array(K);
+  const dtPerCat = new Float64Array(K);
+
+  let ious = new Float64Array(maxDet * 16);
+  let gtOrderBuf = new Int32Array(16);
+  let gtmBuf = new Uint8Array(16 * T);
+  for (let k = 0; k < K; k++) {
+    catKeptStart[k] = kept;
+    for (let i = 0; i < I; i++) {
+      const g0 = G.start[k * I + i], g1 = G.start[k * I + i + 1];
+      const d0 = D.start[k * I + i], d1 = D.start[k * I + i + 1];
+      const nG = g1 - g0;
+      if (nG === 0 && d1 === d0) continue;
+      hasEval[k] = 1;
+      gtPerCat[k] += nG;
+      // Detections: stable by descending score, cut at maxDet.
+      const all: number[] = [];
+      for (let j = d0; j < d1; j++) all.push(D.order[j]);
+      const dts = sortByScoreDesc(all, dt.score).slice(0, maxDet);
+      const nD = dts.length;
+      dtPerCat[k] += nD;
+      // IoU [d][g] with g in file order (bbIou).
+      if (ious.length < nD * nG) ious = new Float64Array(nD * nG * 2);
+      for (let d = 0; d < nD; d++) {
+        const di = dts[d];
+        const dx = dt.x[di], dy = dt.y[di], dw = dt.w[di], dh = dt.h[di];
+        const da = dw * dh;
+        for (let g = 0; g < nG; g++) {
+          const gi = G.order[g0 + g];
+          const gx = gt.x[gi], gy = gt.y[gi], gw = gt.w[gi], gh = gt.h[gi];
+          let o = 0;
+          const w = Math.min(dw + dx, gw + gx) - Math.max(dx, gx);
+          if (w > 0) {
+            const h = Math.min(dh + dy, gh + gy) - Math.max(dy, gy);
+            if (h > 0) {
+              const inter = w * h;
+              o = inter / (gt.iscrowd[gi] ? da : da + gw * gh - inter);
+            }
+          }
+          ious[d * nG + g] = o;
+        }
+      }
+      if (gtOrderBuf.length < nG) gtOrderBuf = new Int32Array(nG * 2);
+      if (gtmBuf.length < nG * T) gtmBuf = new Uint8Array(nG * T * 2);
+      const base = kept;
+      for (let d = 0; d < nD; d++) {
+        kScore[kept + d] = dt.score[dts[d]];
+        kRank[kept + d] = d;
+      }
+      for (let a = 0; a < A; a++) {
+        const [lo, hi] = AREA_RNG[a];
+        // Ground truth order: non-ignored first, stable.
+        let n = 0;
+        let regular = 0;
+        for (let g = 0; g < nG; g++) {
+          const gi = G.order[g0 + g];
+          if (!(gt.iscrowd[gi] || gt.area[gi] < lo || gt.area[gi] > hi)) gtOrderBuf[n++] = g;
+        }
+        regular = n;
+        for (let g = 0; g < nG; g++) {
+          const gi = G.order[g0 + g];
+          if (gt.iscrowd[gi] || gt.area[gi] < lo || gt.area[gi] > hi) gtOrderBuf[n++] = g;
+        }
+        npig[k * A + a] += regular;
+        gtmBuf.fill(0, 0, nG * T);
+        for (let d = 0; d < nD; d++) {
+          const di = dts[d];
+          const dArea = dt.w[di] * dt.h[di];
+          const outside = dArea < lo || dArea > hi;
+          let tp = 0;
+          let fp = 0;
+          for (let t = 0; t < T; t++) {
+            let best = Math.min(IOU_THRS[t], 1 - 1e-10);
+            let m = -1;
+            if (nG > 0 && nD > 0) {
+              for (let p = 0; p < nG; p++) {
+                const g = gtOrderBuf[p];
+                const crowd = gt.iscrowd[G.order[g0 + g]];
+                if (gtmBuf[t * nG + p] && !crowd) continue;
+                if (m > -1 && m < regular && p >= regular) break;
+                const v = ious[d * nG + g];
+                if (v < best) continue;
+                best = v;
+                m = p;
+              }
+            }
+            let matched = false;
+            let ignored = false;
+            if (m > -1) {
+              ignored = m >= regular;
+              gtmBuf[t * nG + m] = 1;
+              // pycocotools keeps the ground truth's id in a zero-initialised array: id 0 reads as unmatched.
+              matched = gt.id[G.order[g0 + gtOrderBuf[m]]] !== 0;
+            }
+            if (!matched && outside) ignored = true;
+            if (!ignored) {
+              if (matched) tp |= 1 << t;
+              else fp |= 1 << t;
+            }
+          }
+          kTp[(base + d) * A + a] = tp;
+          kFp[(base + d) * A + a] = fp;
+        }
+      }
+      kept += nD;
+    }
+  }
+  catKeptStart[K] = kept;
+
+  // Accumulate.
+  const precision = new Float64Array(T * R * K * A * M).fill(-1);
+  const recall = new Float64Array(T * K * A * M).fill(-1);
+  const pIdx = (t: number, r: number, k: number, a: number, m: number) => (((t * R + r) * K + k) * A + a) * M + m;
+  const rIdx = (t: number, k: number, a: number, m: number) => ((t * K + k) * A + a) * M + m;
+  let tpc = new Float64Array(0);
+  let pr = new Float64Array(0);
+  for (let k = 0; k < K; k++) {
+    if (!hasEval[k]) continue;
+    const s0 = catKeptStart[k], s1 = catKeptStart[k + 1];
+    // Stable by descending score over the concatenation (already in image order).
+    const order = Int32Array.from({ length: s1 - s0 }, (_, j) => s0 + j).sort((x, y) => kScore[y] - kScore[x] || x - y);
+    if (tpc.length < order.length) {
+      tpc = new Float64Array(order.length);
+      pr = new Float64Array(order.length);
+    }
+    for (let a = 0; a < A; a++) {
+      const np = npig[k * A + a];
+      if (np === 0) continue;
+      for (let mi = 0; mi < M; mi++) {
+        const md = MAX_DETS[mi];
+        for (let t = 0; t < T; t++) {
+          const bit = 1 << t;
+          let nd = 0;
+          let tp = 0;
+          let fp = 0;
+          for (let j = 0; j < order.length; j++) {
+            const e = order[j];
+            if (kRank[e] >= md) continue;
+            if (kTp[e * A + a] & bit) tp++;
+            if (kFp[e * A + a] & bit) fp++;
+            tpc[nd] = tp;
+            pr[nd] = tp / (fp + tp + EPS);
+            nd++;
+          }
+          recall[rIdx(t, k, a, mi)] = nd ? tpc[nd - 1] / np : 0;
+          for (let j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
+          let j = 0;
+          for (let r = 0; r < R; r++) {
+            while (j < nd && tpc[j] / np < REC_THRS[r]) j++;
+            if (j >= nd) {
+              for (let rr = r; rr < R; rr++) precision[pIdx(t, rr, k, a, mi)] = 0;
+              break;
+            }
+            precision[pIdx(t, r, k, a, mi)] = pr[j];
+          }
+        }
+      }
+    }
+  }
+
+  // Summarize.
+  const meanOf = (ap: boolean, t: number | undefined, a: number, m: number, k?: number): number => {
+    let sum = 0;
+    let n = 0;
+    const ts = t === undefined ? IOU_THRS.map((_, i) => i) : [t];
+    const ks = k === undefined ? Array.from({ length: K }, (_, i) => i) : [k];
+    for (const tt of ts) {
+      for (const kk of ks) {
+        if (ap) {
+          for (let r = 0; r < R; r++) {
+            const v = precision[pIdx(tt, r, kk, a, m)];
+            if (v > -1) (sum += v), n++;
+          }
+        } else {
+          const v = recall[rIdx(tt, kk, a, m)];
+          if (v > -1) (sum += v), n++;
+        }
+      }
+    }
+    return n === 0 ? -1 : sum / n;
+  };
+  const stats = [
+    meanOf(true, undefined, 0, 2),
+    meanOf(true, 0, 0, 2),
+    meanOf(true, 5, 0, 2),
+    meanOf(true, undefined, 1, 2),
+    meanOf(true, undefined, 2, 2),
+    meanOf(true, undefined, 3, 2),
+    meanOf(false, undefined, 0, 0),
+    meanOf(false, undefined, 0, 1),
+    meanOf(false, undefined, 0, 2),
+    meanOf(false, undefined, 1, 2),
+    meanOf(false, undefined, 2, 2),
+    meanOf(false, undefined, 3, 2),
+  ];
+  const names = new Map(gt.categories.map((c) => [c.id, c.name]));
+  const perCategory = useCats
+    ? catIdsAll.map((id, k) => {
+        const ap = meanOf(true, undefined, 0, 2, k);
+        const ap50 = meanOf(true, 0, 0, 2, k);
+        return { id, name: names.get(id) ?? String(id), AP: ap === -1 ? NaN : ap, AP50: ap50 === -1 ? NaN : ap50, gt: gtPerCat[k], dt: dtPerCat[k] };
+      })
+    : [];
+  let gtCount = 0;
+  for (let k = 0; k < K; k++) gtCount += gtPerCat[k];
+  return { stats, catIds: catIdsAll, perCategory, precision, recall, dims: { T, R, K, A, M }, imgIds, counts: { images: I, gt: gtCount, dt: kept } };
+}
+
+/** pycocotools' 12 summary lines, same wording and format. */
+export function summaryLines(stats: number[]): string[] {
+  const rows: [boolean, number | undefined, string, number][] = [
+    [true, undefined, "all", 100],
+    [true, 0.5, "all", 100],
+    [true, 0.75, "all", 100],
+    [true, undefined, "small", 100],
+    [true, undefined, "medium", 100],
+    [true, undefined, "large", 100],
+    [false, undefined, "all", 1],
+    [false, undefined, "all", 10],
+    [false, undefined, "all", 100],
+    [false, undefined, "small", 100],
+    [false, undefined, "medium", 100],
+    [false, undefined, "large", 100],
+  ];
+  return rows.map(([ap, thr, area, md], i) => {
+    const title = (ap ? "Average Precision" : "Average Recall").padEnd(18);
+    const type = ap ? "(AP)" : "(AR)";
+    const iou = (thr === undefined ? "0.50:0.95" : thr.toFixed(2)).padEnd(9);
+    return ` ${title} ${type} @[ IoU=${iou} | area=${area.padStart(6)} | maxDets=${String(md).padStart(3)} ] = ${pyFixed3(stats[i])}`;
+  });
+}
+
+/** Python's '{:0.3f}' (round half to even on the binary value, as toFixed does for doubles). */
+function pyFixed3(v: number): string {
+  return v.toFixed(3);
+}
