@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { ArgSchema, parseArgs, usage } from "./magics/parser";
+import { ArgSchema, parseArgs, usage } from "./args";
 import { PACKAGE_ROOT } from "./native";
 
 const SCHEMA: ArgSchema = {

@@ -4,6 +4,7 @@
  *   retinanet-kernel install [--user | --prefix P | --sys-prefix] [--name N] [--display-name D]
  *   retinanet-kernel uninstall [--user | --prefix P | --sys-prefix] [--name N]
  *   retinanet-kernel run --data IN.npz --out OUT.npz [...]   post-process without a notebook
+ *   retinanet-kernel eval --annotations GT.json --results RES.json [--json OUT.json]   COCO box AP
  *   retinanet-kernel quickstart                      execute notebooks/01-quickstart.ipynb (npm start)
  *   retinanet-kernel devices                         backends, CPU and CUDA devices
  *   retinanet-kernel --help | --version
@@ -22,6 +23,7 @@ Usage:
   retinanet-kernel install [--user | --prefix P | --sys-prefix] [--name N] [--display-name D]
   retinanet-kernel uninstall [--user | --prefix P | --sys-prefix] [--name N]
   retinanet-kernel run --data IN.npz --out OUT.npz [options]   (run --help for options)
+  retinanet-kernel eval --annotations GT.json --results RES.json [--json OUT.json]   COCO box AP (pycocotools' numbers)
   retinanet-kernel quickstart [--out FILE]       execute the quickstart notebook through the kernel
   retinanet-kernel devices                       backends, CPU and CUDA devices
   retinanet-kernel --help | --version`;
@@ -47,6 +49,11 @@ export async function main(argv: string[]): Promise<void> {
         code = await runCommand(rest);
         break;
       }
+      case "eval": {
+        const { evalCommand } = await import("./eval/cli");
+        code = evalCommand(rest);
+        break;
+      }
       case "kernel": {
         const { kernelCommand } = await import("./session/start");
         await kernelCommand(rest);
@@ -69,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
         break;
       }
       default:
-        console.error(`Expected a command (kernel, install, uninstall, run, quickstart, devices) but received ${JSON.stringify(command)}\n\n${HELP}`);
+        console.error(`Expected a command (kernel, install, uninstall, run, eval, quickstart, devices) but received ${JSON.stringify(command)}\n\n${HELP}`);
         code = 2;
     }
   } catch (e) {

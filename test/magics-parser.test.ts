@@ -1,7 +1,7 @@
 /** Magic argument parsing, table-driven: tokens, options, key=value, lists, ranges, and bad input with its message. */
 import * as assert from "assert";
 
-import { ArgSchema, parseArgs, parseNumberList, tokenize } from "../kernel/magics/parser";
+import { ArgSchema, parseArgs, parseNumberList, tokenize } from "../kernel/args";
 import { splitCell } from "../kernel/runtime/cell";
 
 const SCHEMA: ArgSchema = {

@@ -10,6 +10,7 @@
 import * as fs from "fs";
 
 const CHUNK = 8 << 20;
+const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 
 export class JsonScanError extends Error {
   readonly code = "ERR_RK_JSON";
@@ -119,6 +120,69 @@ export class JsonScanner {
     return true;
   }
 
+  /**
+   * A member's key looked up in `keys` (plain ASCII names) without making a string: its index, or -1
+   * for any other key; the ':' after it is consumed.
+   */
+  keyIndex(keys: readonly Buffer[]): number {
+    if (this.peek() !== 0x22) this.fail("a string");
+    if (this.end - this.pos < 256 && !this.eof) this.refill(this.pos);
+    const buf = this.buf;
+    const s = this.pos + 1;
+    let e = s;
+    while (e < this.end && buf[e] !== 0x22 && buf[e] !== 0x5c) e++;
+    if (e >= this.end || buf[e] === 0x5c) {
+      // long or escaped: the general path
+      const k = this.string();
+      this.expect(0x3a, "':'");
+      return keys.findIndex((x) => x.toString("latin1") === k);
+    }
+    let found = -1;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (key.length !== e - s) continue;
+      let j = 0;
+      while (j < key.length && key[j] === buf[s + j]) j++;
+      if (j === key.length) {
+        found = i;
+        break;
+      }
+    }
+    this.pos = e + 1;
+    this.expect(0x3a, "':'");
+    return found;
+  }
+
+  /** An array of exactly `n` numbers into `out`; false (nothing consumed past it) when it is not one. */
+  numbersInto(out: Float64Array, n: number): boolean {
+    if (this.peek() !== 0x5b) return false;
+    // Enough bytes ahead that number() does not refill (which would move `at`).
+    if (this.end - this.pos < 1024 && !this.eof) this.refill(this.pos);
+    const at = this.pos;
+    this.pos++;
+    for (let i = 0; i < n; i++) {
+      const c = this.peek();
+      if (!((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x4e || c === 0x49)) {
+        this.pos = at;
+        return false;
+      }
+      out[i] = this.number();
+      if (i < n - 1) {
+        if (this.peek() !== 0x2c) {
+          this.pos = at;
+          return false;
+        }
+        this.pos++;
+      }
+    }
+    if (this.peek() !== 0x5d) {
+      this.pos = at;
+      return false;
+    }
+    this.pos++;
+    return true;
+  }
+
   /** A member's key and the ':' after it. */
   key(): string {
     const k = this.string();
@@ -173,7 +237,42 @@ export class JsonScanner {
       if (w.startsWith("-Infinity")) return (this.pos += 9), -Infinity;
       if (c !== 0x2d) this.fail("a number");
     }
+    if (this.end - this.pos < 64 && !this.eof) this.refill(this.pos);
     let start = this.pos;
+    // Fast path (Clinger's): up to 15 significant digits and a power of ten up to 1e22 are exact
+    // doubles, so one multiplication or division is correctly rounded, as Number() would give.
+    {
+      const buf = this.buf;
+      let p = this.pos;
+      const neg = buf[p] === 0x2d;
+      if (neg) p++;
+      let mant = 0;
+      let digits = 0;
+      let scale = 0;
+      let b = buf[p];
+      while (b >= 0x30 && b <= 0x39) {
+        mant = mant * 10 + (b - 0x30);
+        if (mant !== 0) digits++;
+        b = buf[++p];
+      }
+      if (p > this.pos + (neg ? 1 : 0)) {
+        if (b === 0x2e) {
+          b = buf[++p];
+          const f0 = p;
+          while (b >= 0x30 && b <= 0x39) {
+            mant = mant * 10 + (b - 0x30);
+            if (mant !== 0) digits++;
+            b = buf[++p];
+          }
+          scale = p - f0;
+        }
+        if (b !== 0x65 && b !== 0x45 && b !== 0x2e && p < this.end && digits <= 15 && scale <= 22) {
+          this.pos = p;
+          const v = scale === 0 ? mant : mant / POW10[scale];
+          return neg ? -v : v;
+        }
+      }
+    }
     for (;;) {
       while (this.pos < this.end) {
         const b = this.buf[this.pos];

@@ -74,11 +74,6 @@ function groupBy(keys: Int32Array, n: number, nKeys: number): { order: Int32Arra
   return { order, start };
 }
 
-/** A stable sort of `idx` by descending score (ties keep their order), as numpy's mergesort of -score. */
-function sortByScoreDesc(idx: number[], score: Float64Array): number[] {
-  return idx.map((i, pos) => [i, pos]).sort((a, b) => score[b[0]] - score[a[0]] || a[1] - b[1]).map((x) => x[0]);
-}
-
 export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, options: CocoEvalOptions = {}): CocoEvalResult {
   const useCats = options.useCats !== false;
   const imgIds = [...new Set(options.imgIds ?? gt.images.map((i) => i.id))].sort((a, b) => a - b);
@@ -136,9 +131,16 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
   const gtPerCat = new Float64Array(K);
   const dtPerCat = new Float64Array(K);
 
+  // Scratch, grown as needed: the group's detections (score-sorted), its ground truth's fields.
   let ious = new Float64Array(maxDet * 16);
-  let gtOrderBuf = new Int32Array(16);
-  let gtmBuf = new Uint8Array(16 * T);
+  let dts = new Int32Array(256);
+  let gOrder = new Int32Array(16);
+  let gtm = new Uint8Array(16 * T);
+  let gX = new Float64Array(16), gY = new Float64Array(16), gW = new Float64Array(16), gH = new Float64Array(16);
+  let gArea = new Float64Array(16);
+  let gCrowd = new Uint8Array(16);
+  let gIdZero = new Uint8Array(16);
+  const thr = IOU_THRS.map((t) => Math.min(t, 1 - 1e-10));
   for (let k = 0; k < K; k++) {
     catKeptStart[k] = kept;
     for (let i = 0; i < I; i++) {
@@ -148,12 +150,37 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
       if (nG === 0 && d1 === d0) continue;
       hasEval[k] = 1;
       gtPerCat[k] += nG;
-      // Detections: stable by descending score, cut at maxDet.
-      const all: number[] = [];
-      for (let j = d0; j < d1; j++) all.push(D.order[j]);
-      const dts = sortByScoreDesc(all, dt.score).slice(0, maxDet);
-      const nD = dts.length;
+      // Detections: stable by descending score (insertion sort: groups are small), cut at maxDet.
+      const nAll = d1 - d0;
+      if (dts.length < nAll) dts = new Int32Array(nAll * 2);
+      for (let j = 0; j < nAll; j++) {
+        const v = D.order[d0 + j];
+        const sv = dt.score[v];
+        let p = j;
+        while (p > 0 && dt.score[dts[p - 1]] < sv) {
+          dts[p] = dts[p - 1];
+          p--;
+        }
+        dts[p] = v;
+      }
+      const nD = Math.min(nAll, maxDet);
       dtPerCat[k] += nD;
+      if (gX.length < nG) {
+        const c = nG * 2;
+        [gX, gY, gW, gH, gArea] = [new Float64Array(c), new Float64Array(c), new Float64Array(c), new Float64Array(c), new Float64Array(c)];
+        [gCrowd, gIdZero, gOrder] = [new Uint8Array(c), new Uint8Array(c), new Int32Array(c)];
+        gtm = new Uint8Array(c * T);
+      }
+      for (let g = 0; g < nG; g++) {
+        const gi = G.order[g0 + g];
+        gX[g] = gt.x[gi];
+        gY[g] = gt.y[gi];
+        gW[g] = gt.w[gi];
+        gH[g] = gt.h[gi];
+        gArea[g] = gt.area[gi];
+        gCrowd[g] = gt.iscrowd[gi];
+        gIdZero[g] = gt.id[gi] === 0 ? 1 : 0;
+      }
       // IoU [d][g] with g in file order (bbIou).
       if (ious.length < nD * nG) ious = new Float64Array(nD * nG * 2);
       for (let d = 0; d < nD; d++) {
@@ -161,71 +188,59 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
         const dx = dt.x[di], dy = dt.y[di], dw = dt.w[di], dh = dt.h[di];
         const da = dw * dh;
         for (let g = 0; g < nG; g++) {
-          const gi = G.order[g0 + g];
-          const gx = gt.x[gi], gy = gt.y[gi], gw = gt.w[gi], gh = gt.h[gi];
           let o = 0;
-          const w = Math.min(dw + dx, gw + gx) - Math.max(dx, gx);
+          const w = Math.min(dw + dx, gW[g] + gX[g]) - Math.max(dx, gX[g]);
           if (w > 0) {
-            const h = Math.min(dh + dy, gh + gy) - Math.max(dy, gy);
+            const h = Math.min(dh + dy, gH[g] + gY[g]) - Math.max(dy, gY[g]);
             if (h > 0) {
               const inter = w * h;
-              o = inter / (gt.iscrowd[gi] ? da : da + gw * gh - inter);
+              o = inter / (gCrowd[g] ? da : da + gW[g] * gH[g] - inter);
             }
           }
           ious[d * nG + g] = o;
         }
       }
-      if (gtOrderBuf.length < nG) gtOrderBuf = new Int32Array(nG * 2);
-      if (gtmBuf.length < nG * T) gtmBuf = new Uint8Array(nG * T * 2);
       const base = kept;
       for (let d = 0; d < nD; d++) {
         kScore[kept + d] = dt.score[dts[d]];
         kRank[kept + d] = d;
       }
       for (let a = 0; a < A; a++) {
-        const [lo, hi] = AREA_RNG[a];
+        const lo = AREA_RNG[a][0], hi = AREA_RNG[a][1];
         // Ground truth order: non-ignored first, stable.
         let n = 0;
-        let regular = 0;
-        for (let g = 0; g < nG; g++) {
-          const gi = G.order[g0 + g];
-          if (!(gt.iscrowd[gi] || gt.area[gi] < lo || gt.area[gi] > hi)) gtOrderBuf[n++] = g;
-        }
-        regular = n;
-        for (let g = 0; g < nG; g++) {
-          const gi = G.order[g0 + g];
-          if (gt.iscrowd[gi] || gt.area[gi] < lo || gt.area[gi] > hi) gtOrderBuf[n++] = g;
-        }
+        for (let g = 0; g < nG; g++) if (!(gCrowd[g] || gArea[g] < lo || gArea[g] > hi)) gOrder[n++] = g;
+        const regular = n;
+        for (let g = 0; g < nG; g++) if (gCrowd[g] || gArea[g] < lo || gArea[g] > hi) gOrder[n++] = g;
         npig[k * A + a] += regular;
-        gtmBuf.fill(0, 0, nG * T);
+        if (nG > 0) gtm.fill(0, 0, nG * T);
         for (let d = 0; d < nD; d++) {
           const di = dts[d];
           const dArea = dt.w[di] * dt.h[di];
           const outside = dArea < lo || dArea > hi;
+          const row = d * nG;
           let tp = 0;
           let fp = 0;
           for (let t = 0; t < T; t++) {
-            let best = Math.min(IOU_THRS[t], 1 - 1e-10);
+            let best = thr[t];
             let m = -1;
-            if (nG > 0 && nD > 0) {
-              for (let p = 0; p < nG; p++) {
-                const g = gtOrderBuf[p];
-                const crowd = gt.iscrowd[G.order[g0 + g]];
-                if (gtmBuf[t * nG + p] && !crowd) continue;
-                if (m > -1 && m < regular && p >= regular) break;
-                const v = ious[d * nG + g];
-                if (v < best) continue;
-                best = v;
-                m = p;
-              }
+            const tm = t * nG;
+            for (let p = 0; p < nG; p++) {
+              const g = gOrder[p];
+              if (gtm[tm + p] && !gCrowd[g]) continue;
+              if (m > -1 && m < regular && p >= regular) break;
+              const v = ious[row + g];
+              if (v < best) continue;
+              best = v;
+              m = p;
             }
             let matched = false;
             let ignored = false;
             if (m > -1) {
               ignored = m >= regular;
-              gtmBuf[t * nG + m] = 1;
+              gtm[tm + m] = 1;
               // pycocotools keeps the ground truth's id in a zero-initialised array: id 0 reads as unmatched.
-              matched = gt.id[G.order[g0 + gtOrderBuf[m]]] !== 0;
+              matched = gIdZero[gOrder[m]] === 0;
             }
             if (!matched && outside) ignored = true;
             if (!ignored) {
@@ -247,46 +262,77 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
   const recall = new Float64Array(T * K * A * M).fill(-1);
   const pIdx = (t: number, r: number, k: number, a: number, m: number) => (((t * R + r) * K + k) * A + a) * M + m;
   const rIdx = (t: number, k: number, a: number, m: number) => ((t * K + k) * A + a) * M + m;
-  let tpc = new Float64Array(0);
-  let pr = new Float64Array(0);
+  // Per (category, area, maxDets), one pass over the category's detections in score order with a
+  // counter per threshold. Precision is only needed where a true positive lands: between two of
+  // them tp stays and fp grows, so pycocotools' monotone envelope (the maximum of pr over later
+  // positions) equals the maximum over later true positives, and each sampled recall point lands on
+  // a true positive (the first position whose recall reaches it). Same formula, same doubles.
+  const FULL = (1 << T) - 1;
+  const tpn = new Float64Array(T);
+  const fpOwn = new Float64Array(T);
+  let ev = new Float64Array(T * 64);
+  let evCap = 64;
+  const evN = new Int32Array(T);
   for (let k = 0; k < K; k++) {
     if (!hasEval[k]) continue;
     const s0 = catKeptStart[k], s1 = catKeptStart[k + 1];
     // Stable by descending score over the concatenation (already in image order).
     const order = Int32Array.from({ length: s1 - s0 }, (_, j) => s0 + j).sort((x, y) => kScore[y] - kScore[x] || x - y);
-    if (tpc.length < order.length) {
-      tpc = new Float64Array(order.length);
-      pr = new Float64Array(order.length);
-    }
     for (let a = 0; a < A; a++) {
       const np = npig[k * A + a];
       if (np === 0) continue;
+      if (evCap < np) {
+        evCap = np;
+        ev = new Float64Array(T * evCap);
+      }
       for (let mi = 0; mi < M; mi++) {
         const md = MAX_DETS[mi];
-        for (let t = 0; t < T; t++) {
-          const bit = 1 << t;
-          let nd = 0;
-          let tp = 0;
-          let fp = 0;
-          for (let j = 0; j < order.length; j++) {
-            const e = order[j];
-            if (kRank[e] >= md) continue;
-            if (kTp[e * A + a] & bit) tp++;
-            if (kFp[e * A + a] & bit) fp++;
-            tpc[nd] = tp;
-            pr[nd] = tp / (fp + tp + EPS);
-            nd++;
+        tpn.fill(0);
+        fpOwn.fill(0);
+        evN.fill(0);
+        let common = 0;
+        let nd = 0;
+        for (let j = 0; j < order.length; j++) {
+          const e = order[j];
+          if (kRank[e] >= md) continue;
+          nd++;
+          const f = kFp[e * A + a];
+          const tpm = kTp[e * A + a];
+          if (f === FULL) {
+            common++;
+            continue;
           }
-          recall[rIdx(t, k, a, mi)] = nd ? tpc[nd - 1] / np : 0;
-          for (let j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
-          let j = 0;
+          if (f !== 0) for (let t = 0; t < T; t++) if (f & (1 << t)) fpOwn[t]++;
+          if (tpm !== 0) {
+            for (let t = 0; t < T; t++) {
+              if (!(tpm & (1 << t))) continue;
+              const tp = ++tpn[t];
+              ev[t * evCap + evN[t]++] = tp / (common + fpOwn[t] + tp + EPS);
+            }
+          }
+        }
+        for (let t = 0; t < T; t++) {
+          const n = evN[t];
+          const evt = t * evCap;
+          recall[rIdx(t, k, a, mi)] = nd ? tpn[t] / np : 0;
+          for (let q = n - 1; q > 0; q--) if (ev[evt + q] > ev[evt + q - 1]) ev[evt + q - 1] = ev[evt + q];
+          // r = 0 lands on the first detection: the envelope's value there is the best over all.
+          let q = 0;
           for (let r = 0; r < R; r++) {
-            while (j < nd && tpc[j] / np < REC_THRS[r]) j++;
-            if (j >= nd) {
+            if (nd === 0) {
               for (let rr = r; rr < R; rr++) precision[pIdx(t, rr, k, a, mi)] = 0;
               break;
             }
-            precision[pIdx(t, r, k, a, mi)] = pr[j];
+            if (r === 0 && REC_THRS[0] <= 0) {
+              precision[pIdx(t, 0, k, a, mi)] = n > 0 ? ev[evt] : 0;
+              continue;
+            }
+            while (q < n && (q + 1) / np < REC_THRS[r]) q++;
+            if (q >= n) {
+              for (let rr = r; rr < R; rr++) precision[pIdx(t, rr, k, a, mi)] = 0;
+              break;
+            }
+            precision[pIdx(t, r, k, a, mi)] = ev[evt + q];
           }
         }
       }
@@ -365,7 +411,17 @@ export function summaryLines(stats: number[]): string[] {
   });
 }
 
-/** Python's '{:0.3f}' (round half to even on the binary value, as toFixed does for doubles). */
-function pyFixed3(v: number): string {
+/**
+ * Python's '{:0.3f}': the exact binary value rounded, ties to even. toFixed breaks ties upward; a
+ * double is exactly halfway between two 3-digit decimals only when v * 16 is an odd integer
+ * (0.0625, 0.1875, ...), and only then do the two differ.
+ */
+export function pyFixed3(v: number): string {
+  const q = v * 16;
+  if (Number.isInteger(q) && Math.abs(q) % 2 === 1) {
+    const lo = Math.floor(v * 1000);
+    const n = lo % 2 === 0 ? lo : lo + 1;
+    return (n / 1000).toFixed(3);
+  }
   return v.toFixed(3);
 }

@@ -3,11 +3,10 @@
  * this file parses a magic's arguments against its schema, runs it, and answers %lsmagic and
  * `%name?`. An unknown magic is an error that suggests the closest names.
  */
-import { closest, editDistance } from "../postprocess/config";
 import type { DisplayFunction } from "../display/api";
 import type { Executor } from "../runtime/executor";
 import type { Interrupts } from "../session/interrupt";
-import { ArgSchema, MagicArgError, ParsedArgs, parseArgs, tokenize, usage } from "./parser";
+import { ArgSchema, MagicArgError, ParsedArgs, closest, editDistance, parseArgs, tokenize, usage } from "../args";
 
 export interface MagicContext {
   executor: Executor;

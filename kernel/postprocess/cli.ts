@@ -5,7 +5,7 @@
  */
 import * as path from "path";
 
-import { ArgSchema, parseArgs, usage } from "../magics/parser";
+import { ArgSchema, parseArgs, usage } from "../args";
 import { compareDetections } from "./compare";
 import { loadDataset } from "./dataset";
 import { NdArray, ndarray } from "./ndarray";

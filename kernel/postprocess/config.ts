@@ -3,6 +3,7 @@
  * `Expected <what> for <field> but received <value>`; TypeError for wrong types, RangeError for
  * values out of range. The validated config is then turned into the native params struct once.
  */
+import { closest } from "../args";
 import { PRESET_NAMES, PostprocessConfig, PresetName, presets } from "./presets";
 
 export class ConfigError extends Error {
@@ -174,33 +175,6 @@ export function changedKeys(c: PostprocessConfig): (keyof PostprocessConfig)[] {
   return CONFIG_KEYS.filter((k) => JSON.stringify(c[k]) !== JSON.stringify(base[k]));
 }
 
-/** The closest candidate by edit distance, if reasonably close. */
-export function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
-  }
-  return bestD <= Math.max(2, Math.floor(word.length / 2)) ? best : undefined;
-}
-
-export function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
-}
 
 /** The native params struct (native/include/rk/params.h) of a validated config and class count. */
 export interface NativeParams {

@@ -10,7 +10,8 @@ import * as os from "os";
 
 import { loadNative } from "../native";
 import { compareDetections } from "./compare";
-import { changedKeys, closest, CONFIG_KEYS, describe, resolveConfig } from "./config";
+import { closest } from "../args";
+import { changedKeys, CONFIG_KEYS, describe, resolveConfig } from "./config";
 import { Dataset, loadDataset } from "./dataset";
 import { CocoMetrics, evaluateCoco } from "./eval";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";

@@ -9,7 +9,7 @@ import type { CocoMetrics } from "../../postprocess/eval";
 import type { Postprocessor } from "../../postprocess/postprocessor";
 import type { StopSignal } from "../../postprocess/workbench";
 import { modulePath } from "../../runtime/prelude";
-import { parseNumberList } from "../parser";
+import { parseNumberList } from "../../args";
 import { Magic, MagicContext } from "../registry";
 
 type Workflow = typeof import("../../postprocess/workbench");

@@ -7,7 +7,6 @@
  * `a:b:step`. Every error names the argument, what was expected and what was received.
  */
 
-import { closest } from "../postprocess/config";
 
 export class MagicArgError extends Error {
   readonly code = "ERR_RK_MAGIC_ARGS";
@@ -276,4 +275,32 @@ export function usage(prefix: string, schema: ArgSchema): string {
     lines.push(`  --${o.name.padEnd(22)} ${o.help}${def}`);
   }
   return lines.join("\n");
+}
+
+/** The closest candidate by edit distance, if reasonably close. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 2)) ? best : undefined;
+}
+
+export function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
 }
