@@ -17,6 +17,17 @@ export interface BoxSet {
   scores?: Float32Array; // [n] (detections)
 }
 
+/** COCO ground truth bound to a dataset's images by id (%load --annotations). */
+export interface DatasetCoco {
+  file: string;
+  gt: import("../data/coco").CocoGroundTruth;
+  /** The COCO image id of each image of the dataset, in batch order. */
+  imageIds: number[];
+  /** How the ids were found: the heads' image_ids array, or the order of the file's images. */
+  idSource: "image_ids" | "order";
+  labels: import("../eval/labels").LabelMap;
+}
+
 export interface Dataset extends HeadOutputs {
   name: string;
   /** Where it came from (a path, or "synthetic"). */
@@ -31,6 +42,8 @@ export interface Dataset extends HeadOutputs {
   meta?: Record<string, unknown>;
   /** Every array of the file, for callers that need more. */
   arrays: ArrayMap;
+  /** COCO ground truth, when bound (then evaluation uses it instead of gt). */
+  coco?: DatasetCoco;
 }
 
 export interface LoadOptions {

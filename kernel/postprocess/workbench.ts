@@ -13,7 +13,10 @@ import { compareDetections } from "./compare";
 import { closest } from "../args";
 import { changedKeys, CONFIG_KEYS, describe, resolveConfig } from "./config";
 import { Dataset, loadDataset } from "./dataset";
-import { CocoMetrics, evaluateCoco } from "./eval";
+import { CocoDetections, readCocoAnnotations, writeCocoResults } from "../data/coco";
+import { evaluateCocoBoxes } from "../eval/coco";
+import { labelMapFor } from "../eval/labels";
+import { CocoMetrics, detectionsToCoco, evaluateCoco, metricsOf } from "./eval";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { ndarray, NdArray } from "./ndarray";
 import { availableBackends, BackendName, createPostprocessor, Postprocessor, PostprocessResult } from "./postprocessor";
@@ -242,8 +245,38 @@ export class Workbench {
     return ds;
   }
 
-  load(name: string, path: string): Dataset {
-    return this.addDataset(name, loadDataset(path, { name }));
+  /**
+   * Loads heads; with `annotations`, binds COCO ground truth by image id: the heads' `image_ids`
+   * array when the file has one, else the first images of the annotation file in its order (said in
+   * `coco.idSource`). Labels map to categories by the session preset's convention unless `labelMap`.
+   */
+  load(name: string, path: string, options: { annotations?: string; labelMap?: Record<number, number> } = {}): Dataset {
+    const ds = loadDataset(path, { name });
+    if (options.annotations) this.bindCoco(ds, options.annotations, options.labelMap);
+    return this.addDataset(name, ds);
+  }
+
+  /** Binds a COCO annotation file to a dataset's images (see load). */
+  bindCoco(ds: Dataset, annotations: string, labelMap?: Record<number, number>): Dataset {
+    const gt = readCocoAnnotations(annotations);
+    const n = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null })).batch;
+    const idsArray = ds.arrays.get("image_ids");
+    let imageIds: number[];
+    let idSource: "image_ids" | "order";
+    if (idsArray) {
+      imageIds = Array.from(idsArray.data as ArrayLike<number | bigint>, (v) => Number(v));
+      if (imageIds.length !== n) throw new WorkflowError(`Expected image_ids in ${ds.source} to hold one id per image (${n}) but it holds ${imageIds.length}`, "ERR_RK_DATASET");
+      idSource = "image_ids";
+    } else {
+      if (gt.images.length < n) throw new WorkflowError(`Expected at least ${n} images in ${annotations} (one per image of ${ds.name}, in order, as the heads carry no image_ids) but it has ${gt.images.length}`, "ERR_RK_DATASET");
+      imageIds = gt.images.slice(0, n).map((im) => im.id);
+      idSource = "order";
+    }
+    const known = new Set(gt.images.map((im) => im.id));
+    const missing = imageIds.find((id) => !known.has(id));
+    if (missing !== undefined) throw new WorkflowError(`Expected every image id of ${ds.name} in ${annotations} but image id ${missing} is not there`, "ERR_RK_DATASET");
+    ds.coco = { file: annotations, gt, imageIds, idSource, labels: labelMapFor(this.config.preset ?? "torchvision", gt.categories.map((c) => c.id), labelMap) };
+    return ds;
   }
 
   synth(name: string, options: SynthOptions): Dataset {
@@ -437,10 +470,30 @@ export class Workbench {
     };
   }
 
-  /** COCO metrics of a result against the dataset's ground truth. */
+  /**
+   * COCO metrics of a result (pycocotools' numbers): against the bound COCO annotations when the
+   * dataset has them (only its own images), else against its gt{i}_* arrays.
+   */
   evaluate(ds: Dataset, result: PostprocessResult): CocoMetrics {
-    if (!ds.gt) throw new WorkflowError(`Expected ground truth (gt{i}_boxes, gt{i}_labels) in dataset ${ds.name} for --eval but it has none`, "ERR_RK_DATASET");
+    if (ds.coco) {
+      const { dt, unmapped } = this.cocoDetections(ds, result);
+      return metricsOf(evaluateCocoBoxes(ds.coco.gt, dt, { imgIds: ds.coco.imageIds }), { unmapped });
+    }
+    if (!ds.gt) throw new WorkflowError(`Expected ground truth (gt{i}_boxes, gt{i}_labels, or %load --annotations GT.json) in dataset ${ds.name} for --eval but it has none`, "ERR_RK_DATASET");
     return evaluateCoco(result.detections.map((d, i) => ({ gt: ds.gt![i], dt: { boxes: d.boxes, scores: d.scores, labels: d.labels } })));
+  }
+
+  /** A result as COCO detections: image ids and categories from the bound annotations, else 1..N and the labels. */
+  cocoDetections(ds: Dataset, result: PostprocessResult): { dt: CocoDetections; unmapped: number } {
+    const ids = ds.coco?.imageIds ?? result.detections.map((_, i) => i + 1);
+    return detectionsToCoco(result.detections, ids, ds.coco ? (l) => ds.coco!.labels.category(l) : undefined);
+  }
+
+  /** Writes a result as a COCO results file (whole or not at all); returns how many detections it holds. */
+  saveResults(ds: Dataset, result: PostprocessResult, file: string): { count: number; unmapped: number } {
+    const { dt, unmapped } = this.cocoDetections(ds, result);
+    writeCocoResults(file, dt);
+    return { count: dt.count, unmapped };
   }
 
   /** The grid of a sweep: every combination of the given values of config keys. */

@@ -65,16 +65,18 @@ export const config: Magic = {
 export const load: Magic = {
   name: "load",
   kind: "line",
-  summary: "load head outputs: %load NAME PATH (.npz in the golden format, or a folder of .npy)",
-  help: "The dataset gets NAME in %datasets and in --data of the other magics, and is bound in the cell scope as NAME.",
+  summary: "load head outputs: %load NAME PATH [--annotations GT.json] (.npz in the golden format, or a folder of .npy)",
+  help: "The dataset gets NAME in %datasets and in --data of the other magics, and is bound in the cell scope as NAME. With --annotations, COCO ground truth is bound by image id (the heads' image_ids array, else the order of the file's images, which is said) and %run --eval / %sweep use pycocotools' evaluation on it; labels map to category ids by the session preset (torchvision: labels are the ids; detectron2, odtk: 0..K-1 over the sorted ids).",
   args: {
     positionals: [
       { name: "NAME", type: "string", help: "dataset name", required: true },
       { name: "PATH", type: "string", help: ".npz file or folder of .npy", required: true },
     ],
+    options: [{ name: "annotations", type: "string", help: "COCO annotation file (instances_val2017.json, ...)" }],
   },
   async run(ctx, args) {
-    const ds = wf().workbench.load(String(args.values.NAME), String(args.values.PATH));
+    const ds = wf().workbench.load(String(args.values.NAME), String(args.values.PATH), { annotations: args.values.annotations as string | undefined });
+    if (ds.coco) process.stdout.write(`Bound ${ds.coco.file}: ${ds.coco.imageIds.length} images by ${ds.coco.idSource === "image_ids" ? "the heads' image_ids" : "the order of the file's images (the heads carry no image_ids)"}; ${ds.coco.labels.describe}.\n`);
     ctx.executor.bind(ds.name, ds, `import("${modulePath("postprocess/api")}").Dataset`);
     showDatasets(ctx, [ds.name]);
     return {};
@@ -212,13 +214,64 @@ export const optimize: Magic = {
   },
 };
 
-function metricsBundle(m: CocoMetrics): Record<string, unknown> {
-  const keys: (keyof CocoMetrics)[] = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"];
+const METRIC_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"] as const;
+
+function metricsBundle(m: CocoMetrics, source: string): Record<string, unknown> {
   return tableBundle(
-    keys.map(String),
-    [keys.map((k) => (m[k] < 0 ? "-" : (m[k] as number).toFixed(3)))],
-    { caption: `COCO box metrics (pycocotools definitions; ${m.gtCount} ground-truth boxes, ${m.dtCount} detections)` },
+    [...METRIC_KEYS],
+    [METRIC_KEYS.map((k) => (m[k] < 0 ? "-" : m[k].toFixed(3)))],
+    { caption: `COCO box metrics, pycocotools' COCOeval numbers (${source}; ${m.gtCount} ground-truth boxes, ${m.dtCount} detections${m.unmapped ? `; ${m.unmapped} detections of labels without a category left out` : ""})` },
   );
+}
+
+/** Per-category AP table and the precision-recall curves (IoU 0.50 and 0.75, area all, 100 detections, mean over categories). */
+async function showCocoDetails(ctx: MagicContext, m: CocoMetrics): Promise<void> {
+  const cats = (m.perCategory ?? []).filter((c) => c.gt > 0 || c.dt > 0);
+  if (cats.length > 0) {
+    ctx.display(
+      tableBundle(
+        ["category", "name", "AP", "AP50", "ground truth", "detections"],
+        cats.map((c) => [String(c.id), c.name, Number.isNaN(c.AP) ? "-" : c.AP.toFixed(3), Number.isNaN(c.AP50) ? "-" : c.AP50.toFixed(3), String(c.gt), String(c.dt)]),
+        { caption: `AP per category (mean of precision over IoU 0.50:0.95 and recall, area all, 100 detections; "-": no ground truth)`, numeric: new Set([2, 3, 4, 5]) },
+      ),
+    );
+  }
+  const ev = m.evaluation;
+  if (!ev) return;
+  const { T, R, K, A, M } = ev.dims;
+  const values: { recall: number; precision: number; iou: string }[] = [];
+  for (const t of [0, 5]) {
+    for (let r = 0; r < R; r++) {
+      let sum = 0;
+      let n = 0;
+      for (let k = 0; k < K; k++) {
+        const v = ev.precision[(((t * R + r) * K + k) * A + 0) * M + (M - 1)];
+        if (v > -1) (sum += v), n++;
+      }
+      if (n > 0) values.push({ recall: r / (R - 1), precision: sum / n, iou: t === 0 ? "0.50" : "0.75" });
+    }
+  }
+  if (values.length === 0 || T === 0) return;
+  const spec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: "Precision-recall (mean over categories, area all, 100 detections)",
+    width: 360,
+    height: 240,
+    data: { values },
+    mark: { type: "line", point: false },
+    encoding: {
+      x: { field: "recall", type: "quantitative", scale: { domain: [0, 1] } },
+      y: { field: "precision", type: "quantitative", scale: { domain: [0, 1] } },
+      color: { field: "iou", type: "nominal", title: "IoU" },
+    },
+  };
+  let svg: string | undefined;
+  try {
+    svg = await vegaLiteToSvg(spec);
+  } catch (e) {
+    process.stderr.write(`(the SVG rendering of the chart failed: ${(e as Error).message}; the Vega-Lite spec is still shown)\n`);
+  }
+  ctx.display.vegalite(spec, { svg, text: `precision-recall curves at IoU 0.50 and 0.75 (${values.length} points)` });
 }
 
 export const run: Magic = {
@@ -232,7 +285,8 @@ export const run: Magic = {
       { name: "data", type: "string", help: "dataset (default: the last loaded)" },
       { name: "iterations", type: "int", help: "timed runs", default: 20, min: 1, max: 100000 },
       { name: "show", type: "int", help: "images to show (table and overlay)", default: 1, min: 0, max: 64 },
-      { name: "eval", type: "bool", help: "COCO metrics against the dataset's ground truth" },
+      { name: "eval", type: "bool", help: "COCO metrics against the dataset's ground truth (pycocotools' numbers), AP per category, precision-recall curves" },
+      { name: "save-results", type: "string", help: "write the detections as a COCO results file (image and category ids of the bound annotations)" },
     ],
   },
   async run(ctx, args) {
@@ -272,7 +326,16 @@ export const run: Magic = {
       const size: [number, number] = [heads.imageSizes[2 * n], heads.imageSizes[2 * n + 1]];
       ctx.display({ "image/svg+xml": overlaySvg(size, boxes.slice(0, 25), gtBoxes, { title: `image ${n} (${size[1]}x${size[0]}): top ${Math.min(25, boxes.length)} of ${boxes.length} detections${gtBoxes.length ? ", ground truth dashed" : ""}` }), "text/plain": `[overlay of the top ${Math.min(25, boxes.length)} boxes on image ${n}]` });
     }
-    if (v.eval) ctx.display(metricsBundle(wf().workbench.evaluate(ds, result)));
+    if (v.eval) {
+      const m = wf().workbench.evaluate(ds, result);
+      ctx.display(metricsBundle(m, ds.coco ? `${ds.coco.file}, ${ds.coco.imageIds.length} images; ${ds.coco.labels.describe}` : "the dataset's gt arrays"));
+      await showCocoDetails(ctx, m);
+    }
+    if (v["save-results"] !== undefined) {
+      const file = String(v["save-results"]);
+      const saved = wf().workbench.saveResults(ds, result, file);
+      process.stdout.write(`Wrote ${saved.count} detections to ${file} (COCO results format${ds.coco ? "" : "; image ids 1..N and labels as category ids, as no annotations are bound"}${saved.unmapped ? `; ${saved.unmapped} of labels without a category left out` : ""}).\n`);
+    }
     return {};
   },
 };
