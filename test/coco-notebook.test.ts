@@ -70,14 +70,21 @@ describe("COCO evaluation in the notebook and the CLI", function () {
   });
 
   it("%load --annotations binds by image_ids; %run --eval shows pycocotools' numbers, AP per category, a PR chart; --save-results writes the file", async function () {
-    const load = await k.execute(`%load val ${heads} --annotations ${gtFile}`);
+    // A 1x1 PNG as the first image's file: %run --show draws the boxes on it.
+    fs.mkdirSync(path.join(dir, "images"));
+    fs.writeFileSync(path.join(dir, "images", "139.jpg"), Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "base64"));
+    const load = await k.execute(`%load val ${heads} --annotations ${gtFile} --images ${path.join(dir, "images")}`);
     assert.strictEqual(load.status, "ok", JSON.stringify(load.error));
     assert.match(load.stdout, /3 images by the heads' image_ids; labels are COCO category ids \(torchvision\)/);
-    const run = await k.execute(`%run --data val --iterations 1 --show 0 --eval --save-results ${resFile}`);
+    const run = await k.execute(`%run --data val --iterations 1 --show 1 --eval --save-results ${resFile}`);
     assert.strictEqual(run.status, "ok", JSON.stringify(run.error));
     const shown = run.iopub.filter((m) => m.msg_type === "display_data").map((m) => m.content.data as Record<string, string>);
     const metrics = shown.find((d) => /pycocotools' COCOeval numbers/.test(d["text/plain"] ?? ""));
     assert.ok(metrics, "the metrics table");
+    const overlay = shown.find((d) => d["image/svg+xml"] !== undefined && /<rect/.test(d["image/svg+xml"]) && /ground truth dashed/.test(d["image/svg+xml"]));
+    assert.ok(overlay, "the overlay");
+    assert.match(overlay!["image/svg+xml"], /<image href="data:image\/jpeg;base64,iVBORw0KGgo/);
+    assert.match(overlay!["image/svg+xml"], /stroke-dasharray/);
     assert.ok(shown.some((d) => /AP per category/.test(d["text/plain"] ?? "")), "the per-category table");
     assert.ok(shown.some((d) => d["application/vnd.vegalite.v5+json"] !== undefined && /Precision-recall/.test(JSON.stringify(d["application/vnd.vegalite.v5+json"]))), "the precision-recall chart");
     assert.match(run.stdout, /Wrote \d+ detections to .*results\.json \(COCO results format\)/);

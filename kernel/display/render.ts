@@ -45,7 +45,11 @@ export interface OverlayBox {
 }
 
 /** Boxes on the image frame (h x w), scaled to `width` px; detections solid, ground truth dashed. */
-export function overlaySvg(size: [number, number], detections: OverlayBox[], gt: OverlayBox[] = [], options: { width?: number; title?: string } = {}): string {
+/**
+ * `image`: a URL or data: URI drawn under the boxes, stretched to the image size the boxes are in
+ * (the network input, which keeps the original's aspect ratio).
+ */
+export function overlaySvg(size: [number, number], detections: OverlayBox[], gt: OverlayBox[] = [], options: { width?: number; title?: string; image?: string } = {}): string {
   const [h, w] = size;
   const W = options.width ?? 480;
   const s = W / w;
@@ -56,6 +60,7 @@ export function overlaySvg(size: [number, number], detections: OverlayBox[], gt:
     `<text x="2" y="12">${escapeHtml(options.title ?? `${w}x${h}`)}</text>`,
     `<g transform="translate(0,18)">`,
   ];
+  if (options.image) parts.push(`<image href="${escapeHtml(options.image)}" x="0" y="0" width="${W}" height="${H}" preserveAspectRatio="none"/>`);
   for (const b of gt) {
     parts.push(`<rect x="${(b.x1 * s).toFixed(1)}" y="${(b.y1 * s).toFixed(1)}" width="${((b.x2 - b.x1) * s).toFixed(1)}" height="${((b.y2 - b.y1) * s).toFixed(1)}" fill="none" stroke="#000" stroke-dasharray="4 2"/>`);
   }

@@ -26,6 +26,8 @@ export interface DatasetCoco {
   /** How the ids were found: the heads' image_ids array, or the order of the file's images. */
   idSource: "image_ids" | "order";
   labels: import("../eval/labels").LabelMap;
+  /** Folder of the image files (%load --images), found by the annotations' file_name. */
+  imagesDir?: string;
 }
 
 export interface Dataset extends HeadOutputs {

@@ -41,8 +41,13 @@ export function metricsOf(r: CocoEvalResult, extra: Partial<CocoMetrics> = {}): 
   return { AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl, gtCount: r.counts.gt, dtCount: r.counts.dt, perCategory: r.perCategory, evaluation: r, ...extra };
 }
 
-/** Detections of images (ids given) as COCO columns; labels through `category` (undefined: left out). */
-export function detectionsToCoco(images: EvalImage["dt"][], imageIds: readonly number[], category: (label: number) => number | undefined = (l) => l): { dt: CocoDetections; unmapped: number } {
+/**
+ * Detections of images (ids given) as COCO columns; labels through `category` (undefined: left
+ * out). With `scale` (per image [sx, sy]), boxes go back to the original image's pixels as the
+ * frameworks' own postprocess does it (torchvision's resize_boxes, Detectron2's
+ * detector_postprocess): each coordinate times the f32 ratio, in f32.
+ */
+export function detectionsToCoco(images: EvalImage["dt"][], imageIds: readonly number[], category: (label: number) => number | undefined = (l) => l, scale?: ([number, number] | undefined)[]): { dt: CocoDetections; unmapped: number } {
   let n = 0;
   for (const d of images) n += d.labels.length;
   const cols = { imageId: new Float64Array(n), categoryId: new Float64Array(n), x: new Float64Array(n), y: new Float64Array(n), w: new Float64Array(n), h: new Float64Array(n), score: new Float64Array(n) };
@@ -55,13 +60,20 @@ export function detectionsToCoco(images: EvalImage["dt"][], imageIds: readonly n
         unmapped++;
         continue;
       }
-      const x1 = d.boxes[4 * j], y1 = d.boxes[4 * j + 1];
+      let x1 = d.boxes[4 * j], y1 = d.boxes[4 * j + 1], x2 = d.boxes[4 * j + 2], y2 = d.boxes[4 * j + 3];
+      const sc = scale?.[i];
+      if (sc) {
+        x1 = Math.fround(x1 * sc[0]);
+        x2 = Math.fround(x2 * sc[0]);
+        y1 = Math.fround(y1 * sc[1]);
+        y2 = Math.fround(y2 * sc[1]);
+      }
       cols.imageId[k] = imageIds[i];
       cols.categoryId[k] = c;
       cols.x[k] = x1;
       cols.y[k] = y1;
-      cols.w[k] = d.boxes[4 * j + 2] - x1;
-      cols.h[k] = d.boxes[4 * j + 3] - y1;
+      cols.w[k] = x2 - x1;
+      cols.h[k] = y2 - y1;
       cols.score[k] = d.scores[j];
       k++;
     }

@@ -6,6 +6,7 @@
  */
 import { createHash } from "crypto";
 import * as fs from "fs";
+import * as path from "path";
 import * as os from "os";
 
 import { loadNative } from "../native";
@@ -250,10 +251,23 @@ export class Workbench {
    * array when the file has one, else the first images of the annotation file in its order (said in
    * `coco.idSource`). Labels map to categories by the session preset's convention unless `labelMap`.
    */
-  load(name: string, path: string, options: { annotations?: string; labelMap?: Record<number, number> } = {}): Dataset {
+  load(name: string, path: string, options: { annotations?: string; images?: string; labelMap?: Record<number, number> } = {}): Dataset {
+    if (options.images !== undefined && !options.annotations) throw new WorkflowError(`Expected --annotations with --images (the image files are found by the annotations' file_name) but received --images ${options.images} alone`, "ERR_RK_MAGIC_ARGS");
+    if (options.images !== undefined && !fs.existsSync(options.images)) throw new WorkflowError(`Expected a folder of images for --images but ${options.images} does not exist`, "ERR_RK_DATASET");
     const ds = loadDataset(path, { name });
     if (options.annotations) this.bindCoco(ds, options.annotations, options.labelMap);
+    if (options.images !== undefined) ds.coco!.imagesDir = options.images;
     return this.addDataset(name, ds);
+  }
+
+  /** The image file of a dataset image (from the bound annotations' file_name under --images), if there is one. */
+  imageFile(ds: Dataset, index: number): string | undefined {
+    const coco = ds.coco;
+    if (!coco?.imagesDir) return undefined;
+    const im = coco.gt.images.find((x) => x.id === coco.imageIds[index]);
+    if (!im?.file_name) return undefined;
+    const file = path.join(coco.imagesDir, im.file_name);
+    return fs.existsSync(file) ? file : undefined;
   }
 
   /** Binds a COCO annotation file to a dataset's images (see load). */
@@ -485,8 +499,26 @@ export class Workbench {
 
   /** A result as COCO detections: image ids and categories from the bound annotations, else 1..N and the labels. */
   cocoDetections(ds: Dataset, result: PostprocessResult): { dt: CocoDetections; unmapped: number } {
-    const ids = ds.coco?.imageIds ?? result.detections.map((_, i) => i + 1);
-    return detectionsToCoco(result.detections, ids, ds.coco ? (l) => ds.coco!.labels.category(l) : undefined);
+    const coco = ds.coco;
+    const ids = coco?.imageIds ?? result.detections.map((_, i) => i + 1);
+    return detectionsToCoco(result.detections, ids, coco ? (l) => coco.labels.category(l) : undefined, coco ? this.originalScale(ds) : undefined);
+  }
+
+  /**
+   * Per image, the f32 ratios [width, height] from the heads' image size (the network's input) to
+   * the annotation file's width and height, where they differ: detections are compared with ground
+   * truth in the original image's pixels, as the frameworks report them.
+   */
+  originalScale(ds: Dataset): ([number, number] | undefined)[] {
+    const coco = ds.coco!;
+    const sizes = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null })).imageSizes;
+    const byId = new Map(coco.gt.images.map((im) => [im.id, im]));
+    return coco.imageIds.map((id, i) => {
+      const im = byId.get(id);
+      const h = sizes[2 * i], w = sizes[2 * i + 1];
+      if (!im?.width || !im?.height || (im.width === w && im.height === h)) return undefined;
+      return [Math.fround(Math.fround(im.width) / Math.fround(w)), Math.fround(Math.fround(im.height) / Math.fround(h))];
+    });
   }
 
   /** Writes a result as a COCO results file (whole or not at all); returns how many detections it holds. */

@@ -72,10 +72,13 @@ export const load: Magic = {
       { name: "NAME", type: "string", help: "dataset name", required: true },
       { name: "PATH", type: "string", help: ".npz file or folder of .npy", required: true },
     ],
-    options: [{ name: "annotations", type: "string", help: "COCO annotation file (instances_val2017.json, ...)" }],
+    options: [
+      { name: "annotations", type: "string", help: "COCO annotation file (instances_val2017.json, ...)" },
+      { name: "images", type: "string", help: "folder of the image files (by the annotations' file_name): %run --show draws on them" },
+    ],
   },
   async run(ctx, args) {
-    const ds = wf().workbench.load(String(args.values.NAME), String(args.values.PATH), { annotations: args.values.annotations as string | undefined });
+    const ds = wf().workbench.load(String(args.values.NAME), String(args.values.PATH), { annotations: args.values.annotations as string | undefined, images: args.values.images as string | undefined });
     if (ds.coco) process.stdout.write(`Bound ${ds.coco.file}: ${ds.coco.imageIds.length} images by ${ds.coco.idSource === "image_ids" ? "the heads' image_ids" : "the order of the file's images (the heads carry no image_ids)"}; ${ds.coco.labels.describe}.\n`);
     ctx.executor.bind(ds.name, ds, `import("${modulePath("postprocess/api")}").Dataset`);
     showDatasets(ctx, [ds.name]);
@@ -322,9 +325,24 @@ export const run: Magic = {
       ctx.display(tableBundle(["#", "label", "score", "x1", "y1", "x2", "y2"], rows, { caption: `image ${n}: ${d.count} detections (first ${top})`, numeric: new Set([2, 3, 4, 5, 6]) }));
       const boxes = Array.from({ length: d.count }, (_, i) => ({ x1: d.boxes[4 * i], y1: d.boxes[4 * i + 1], x2: d.boxes[4 * i + 2], y2: d.boxes[4 * i + 3], label: d.labels[i], score: d.scores[i] }));
       const gt = ds.gt?.[n];
-      const gtBoxes = gt ? Array.from({ length: gt.labels.length }, (_, i) => ({ x1: gt.boxes[4 * i], y1: gt.boxes[4 * i + 1], x2: gt.boxes[4 * i + 2], y2: gt.boxes[4 * i + 3], label: gt.labels[i] })) : [];
+      let gtBoxes = gt ? Array.from({ length: gt.labels.length }, (_, i) => ({ x1: gt.boxes[4 * i], y1: gt.boxes[4 * i + 1], x2: gt.boxes[4 * i + 2], y2: gt.boxes[4 * i + 3], label: gt.labels[i] })) : [];
+      if (ds.coco) {
+        // COCO ground truth is in the original image's pixels: back to the heads' input size for the overlay.
+        const c = ds.coco;
+        const [sx, sy] = wf().workbench.originalScale(ds)[n] ?? [1, 1];
+        gtBoxes = [];
+        for (let i = 0; i < c.gt.count; i++) {
+          if (c.gt.imageId[i] !== c.imageIds[n]) continue;
+          const x = c.gt.x[i] / sx, y = c.gt.y[i] / sy;
+          gtBoxes.push({ x1: x, y1: y, x2: x + c.gt.w[i] / sx, y2: y + c.gt.h[i] / sy, label: c.labels.label(c.gt.categoryId[i]) ?? c.gt.categoryId[i] });
+        }
+      }
       const size: [number, number] = [heads.imageSizes[2 * n], heads.imageSizes[2 * n + 1]];
-      ctx.display({ "image/svg+xml": overlaySvg(size, boxes.slice(0, 25), gtBoxes, { title: `image ${n} (${size[1]}x${size[0]}): top ${Math.min(25, boxes.length)} of ${boxes.length} detections${gtBoxes.length ? ", ground truth dashed" : ""}` }), "text/plain": `[overlay of the top ${Math.min(25, boxes.length)} boxes on image ${n}]` });
+      const file = wf().workbench.imageFile(ds, n);
+      const mime = file && /\.png$/i.test(file) ? "image/png" : "image/jpeg";
+      const image = file ? `data:${mime};base64,${require("fs").readFileSync(file).toString("base64")}` : undefined;
+      ctx.display({ "image/svg+xml": overlaySvg(size, boxes.slice(0, 25), gtBoxes, {
+        image, title: `image ${n} (${size[1]}x${size[0]}): top ${Math.min(25, boxes.length)} of ${boxes.length} detections${gtBoxes.length ? ", ground truth dashed" : ""}` }), "text/plain": `[overlay of the top ${Math.min(25, boxes.length)} boxes on image ${n}]` });
     }
     if (v.eval) {
       const m = wf().workbench.evaluate(ds, result);
