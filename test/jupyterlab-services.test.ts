@@ -3,14 +3,10 @@
  * `jupyter server` on 127.0.0.1 with a token: execute, iopub, interrupt over REST, shutdown.
  */
 import * as assert from "assert";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-
 import { KernelManager, KernelMessage, ServerConnection, SessionManager } from "@jupyterlab/services";
-import WebSocket from "ws";
 
-import { JupyterServer, hasPythonModules, installTestKernelspec, startJupyterServer } from "./jupyter-env";
+import { JupyterServer } from "./jupyter-env";
+import { startServices } from "./jupyter-services-env";
 
 describe("@jupyterlab/services through jupyter server", function () {
   this.timeout(180000);
@@ -18,16 +14,7 @@ describe("@jupyterlab/services through jupyter server", function () {
   let settings: ServerConnection.ISettings;
 
   before(async function () {
-    if (!hasPythonModules("jupyter_server")) assert.fail("Debian's jupyter-server is not installed (.ci/run installs it)");
-    const { env } = installTestKernelspec();
-    server = await startJupyterServer(env, fs.mkdtempSync(path.join(os.tmpdir(), "rk-root-")));
-    settings = ServerConnection.makeSettings({
-      baseUrl: server.baseUrl,
-      wsUrl: server.baseUrl.replace(/^http/, "ws"),
-      token: server.token,
-      appendToken: true,
-      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-    });
+    ({ server, settings } = await startServices());
   });
   after(async () => server?.stop());
 

@@ -9,15 +9,13 @@
  */
 import * as assert from "assert";
 import { spawn, spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 
 import { KernelManager, KernelMessage, ServerConnection } from "@jupyterlab/services";
-import WebSocket from "ws";
 
 import { PACKAGE_ROOT } from "../kernel/native";
-import { JupyterServer, debianPython, hasPythonModules, installTestKernelspec, startJupyterServer } from "./jupyter-env";
+import { JupyterServer, debianPython, hasPythonModules, installTestKernelspec } from "./jupyter-env";
+import { startServices } from "./jupyter-services-env";
 
 const RESTARTS = 20;
 
@@ -33,16 +31,7 @@ describe("restart and lifetime under real clients", function () {
     let server: JupyterServer;
     let settings: ServerConnection.ISettings;
     before(async function () {
-      if (!hasPythonModules("jupyter_server")) assert.fail("Debian's jupyter-server is not installed (.ci/run installs it)");
-      const { env } = installTestKernelspec();
-      server = await startJupyterServer(env, fs.mkdtempSync(path.join(os.tmpdir(), "rk-root-")));
-      settings = ServerConnection.makeSettings({
-        baseUrl: server.baseUrl,
-        wsUrl: server.baseUrl.replace(/^http/, "ws"),
-        token: server.token,
-        appendToken: true,
-        WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-      });
+      ({ server, settings } = await startServices());
     });
     after(async () => server?.stop());
 
