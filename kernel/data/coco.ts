@@ -28,34 +28,30 @@ export interface CocoCategory {
   supercategory?: string;
 }
 
-/** Ground truth as columns: entry i of every array is annotation i, in file order. */
-export interface CocoGroundTruth {
-  file?: string;
-  images: CocoImage[];
-  categories: CocoCategory[];
+/** Boxes as columns: entry i of every array is box i, in file order; bbox [x, y, w, h] as 4 columns. */
+export interface CocoBoxColumns {
   count: number;
-  id: Float64Array;
   imageId: Float64Array;
   categoryId: Float64Array;
-  /** bbox [x, y, w, h] as 4 columns. */
   x: Float64Array;
   y: Float64Array;
   w: Float64Array;
   h: Float64Array;
+}
+
+/** Ground truth as columns (annotation i in file order). */
+export interface CocoGroundTruth extends CocoBoxColumns {
+  file?: string;
+  images: CocoImage[];
+  categories: CocoCategory[];
+  id: Float64Array;
   /** The annotation's `area` (the segmentation's, in COCO), which the area ranges use. */
   area: Float64Array;
   iscrowd: Uint8Array;
 }
 
 /** Detections as columns, in results-file order (a detection's id is its index + 1, as pycocotools' loadRes numbers them). */
-export interface CocoDetections {
-  count: number;
-  imageId: Float64Array;
-  categoryId: Float64Array;
-  x: Float64Array;
-  y: Float64Array;
-  w: Float64Array;
-  h: Float64Array;
+export interface CocoDetections extends CocoBoxColumns {
   score: Float64Array;
 }
 

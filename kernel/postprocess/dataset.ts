@@ -26,6 +26,11 @@ export interface DatasetCoco {
   /** How the ids were found: the heads' image_ids array, or the order of the file's images. */
   idSource: "image_ids" | "order";
   labels: import("../eval/labels").LabelMap;
+  /**
+   * Per image, the f32 ratios [width, height] from the heads' image size (the network's input) to
+   * the annotation file's width and height, where they differ (undefined where they agree).
+   */
+  scale: ([number, number] | undefined)[];
   /** Folder of the image files (%load --images), found by the annotations' file_name. */
   imagesDir?: string;
 }

@@ -289,7 +289,17 @@ export class Workbench {
     const known = new Set(gt.images.map((im) => im.id));
     const missing = imageIds.find((id) => !known.has(id));
     if (missing !== undefined) throw new WorkflowError(`Expected every image id of ${ds.name} in ${annotations} but image id ${missing} is not there`, "ERR_RK_DATASET");
-    ds.coco = { file: annotations, gt, imageIds, idSource, labels: labelMapFor(this.config.preset ?? "torchvision", gt.categories.map((c) => c.id), labelMap) };
+    // Detections are compared with ground truth in the original image's pixels, as the frameworks
+    // report them: the f32 ratios from the heads' image sizes to the annotations' width and height.
+    const sizes = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null })).imageSizes;
+    const byId = new Map(gt.images.map((im) => [im.id, im]));
+    const scale = imageIds.map((id, i): [number, number] | undefined => {
+      const im = byId.get(id);
+      const h = sizes[2 * i], w = sizes[2 * i + 1];
+      if (!im?.width || !im?.height || (im.width === w && im.height === h)) return undefined;
+      return [Math.fround(Math.fround(im.width) / Math.fround(w)), Math.fround(Math.fround(im.height) / Math.fround(h))];
+    });
+    ds.coco = { file: annotations, gt, imageIds, idSource, labels: labelMapFor(this.config.preset ?? "torchvision", gt.categories.map((c) => c.id), labelMap), scale };
     return ds;
   }
 
@@ -501,25 +511,9 @@ export class Workbench {
   cocoDetections(ds: Dataset, result: PostprocessResult): { dt: CocoDetections; unmapped: number } {
     const coco = ds.coco;
     const ids = coco?.imageIds ?? result.detections.map((_, i) => i + 1);
-    return detectionsToCoco(result.detections, ids, coco ? (l) => coco.labels.category(l) : undefined, coco ? this.originalScale(ds) : undefined);
+    return detectionsToCoco(result.detections, ids, coco ? (l) => coco.labels.category(l) : undefined, coco?.scale);
   }
 
-  /**
-   * Per image, the f32 ratios [width, height] from the heads' image size (the network's input) to
-   * the annotation file's width and height, where they differ: detections are compared with ground
-   * truth in the original image's pixels, as the frameworks report them.
-   */
-  originalScale(ds: Dataset): ([number, number] | undefined)[] {
-    const coco = ds.coco!;
-    const sizes = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null })).imageSizes;
-    const byId = new Map(coco.gt.images.map((im) => [im.id, im]));
-    return coco.imageIds.map((id, i) => {
-      const im = byId.get(id);
-      const h = sizes[2 * i], w = sizes[2 * i + 1];
-      if (!im?.width || !im?.height || (im.width === w && im.height === h)) return undefined;
-      return [Math.fround(Math.fround(im.width) / Math.fround(w)), Math.fround(Math.fround(im.height) / Math.fround(h))];
-    });
-  }
 
   /** Writes a result as a COCO results file (whole or not at all); returns how many detections it holds. */
   saveResults(ds: Dataset, result: PostprocessResult, file: string): { count: number; unmapped: number } {

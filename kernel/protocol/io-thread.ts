@@ -68,7 +68,7 @@ export type FromIo =
   | { t: "ready"; endpoints: Record<string, string> }
   | { t: "msg"; ch: Channel; m: Message }
   /** A shutdown was answered on the wire (or the parent died): clean up, then send "close". */
-  | { t: "shutdown"; restart: boolean; why: "request" | "parent" }
+  | { t: "shutdown"; restart: boolean }
   /** The sockets are closed (what was queued has been handed to ZMQ). */
   | { t: "closed" }
   | { t: "fatal"; error: string };
@@ -211,9 +211,9 @@ async function main(): Promise<void> {
       terminator?.disconnect();
     })());
   /** Tells the main thread to shut down; ends the process if it has not closed the wire in time. */
-  const beginShutdown = (restart: boolean, why: "request" | "parent") => {
+  const beginShutdown = (restart: boolean) => {
     shuttingDown = true;
-    port.postMessage({ t: "shutdown", restart, why } satisfies FromIo);
+    port.postMessage({ t: "shutdown", restart } satisfies FromIo);
     // A main thread stuck in a loop never answers: the process ends from here (the reply is out).
     setTimeout(() => {
       void closeWire().then(() => {
@@ -245,7 +245,7 @@ async function main(): Promise<void> {
         status(msg, "busy");
         reply(ch, msg, "shutdown_reply", { status: "ok", restart });
         status(msg, "idle");
-        beginShutdown(restart, "request");
+        beginShutdown(restart);
         continue;
       }
       if (ch === "control" && msg.header.msg_type === "kernel_info_request") {
@@ -287,7 +287,7 @@ async function main(): Promise<void> {
       if (!alive && !shuttingDown) {
         clearInterval(poll);
         log(`the parent process ${parent} (JPY_PARENT_PID) is gone: shutting down`);
-        beginShutdown(false, "parent");
+        beginShutdown(false);
       }
     }, PARENT_POLL_MS);
     poll.unref();

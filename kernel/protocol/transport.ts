@@ -20,7 +20,7 @@ export interface Transport {
    * answered whatever the main thread is doing) call this afterwards; the session then cleans up
    * and closes. Without it the session answers shutdown_request itself.
    */
-  onShutdown?(handler: (restart: boolean, why: "request" | "parent") => void): void;
+  onShutdown?(handler: (restart: boolean) => void): void;
   close(): Promise<void>;
 }
 
@@ -33,7 +33,7 @@ export class ZmqTransport implements Transport {
   readonly shared: Int32Array;
   private readonly worker: Worker;
   private handler: (channel: Channel, msg: Message) => void = () => undefined;
-  private shutdownHandler: (restart: boolean, why: "request" | "parent") => void = () => undefined;
+  private shutdownHandler: (restart: boolean) => void = () => undefined;
   readonly ready: Promise<Record<string, string>>;
 
   constructor(connection: ConnectionInfo, session: string, kernelInfo: Record<string, unknown>, canTerminate: boolean) {
@@ -55,7 +55,7 @@ export class ZmqTransport implements Transport {
           msg.buffers = msg.buffers.map(toBuffer);
           this.handler(m.ch, msg);
         } else if (m.t === "shutdown") {
-          this.shutdownHandler(m.restart, m.why);
+          this.shutdownHandler(m.restart);
         }
       });
       this.worker.on("error", reject);
@@ -91,7 +91,7 @@ export class ZmqTransport implements Transport {
     this.handler = handler;
   }
 
-  onShutdown(handler: (restart: boolean, why: "request" | "parent") => void): void {
+  onShutdown(handler: (restart: boolean) => void): void {
     this.shutdownHandler = handler;
   }
 

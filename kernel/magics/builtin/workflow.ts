@@ -329,7 +329,7 @@ export const run: Magic = {
       if (ds.coco) {
         // COCO ground truth is in the original image's pixels: back to the heads' input size for the overlay.
         const c = ds.coco;
-        const [sx, sy] = wf().workbench.originalScale(ds)[n] ?? [1, 1];
+        const [sx, sy] = c.scale[n] ?? [1, 1];
         gtBoxes = [];
         for (let i = 0; i < c.gt.count; i++) {
           if (c.gt.imageId[i] !== c.imageIds[n]) continue;
