@@ -273,7 +273,8 @@ export class Workbench {
   /** Binds a COCO annotation file to a dataset's images (see load). */
   bindCoco(ds: Dataset, annotations: string, labelMap?: Record<number, number>): Dataset {
     const gt = readCocoAnnotations(annotations);
-    const n = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null })).batch;
+    const heads = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null }));
+    const n = heads.batch;
     const idsArray = ds.arrays.get("image_ids");
     let imageIds: number[];
     let idSource: "image_ids" | "order";
@@ -291,7 +292,7 @@ export class Workbench {
     if (missing !== undefined) throw new WorkflowError(`Expected every image id of ${ds.name} in ${annotations} but image id ${missing} is not there`, "ERR_RK_DATASET");
     // Detections are compared with ground truth in the original image's pixels, as the frameworks
     // report them: the f32 ratios from the heads' image sizes to the annotations' width and height.
-    const sizes = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null })).imageSizes;
+    const sizes = heads.imageSizes;
     const byId = new Map(gt.images.map((im) => [im.id, im]));
     const scale = imageIds.map((id, i): [number, number] | undefined => {
       const im = byId.get(id);
