@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import * as zmq from "zeromq";
 
-import { PACKAGE_ROOT } from "../kernel/native";
+import { kernelJson } from "../kernel/kernelspec";
 
 export interface WireMsg {
   header: Record<string, unknown> & { msg_id: string; msg_type: string };
@@ -77,7 +77,8 @@ export class TestKernel {
     fs.writeFileSync(file, JSON.stringify(conn));
     const argv = options.argv
       ? options.argv.map((a) => a.replace("{connection_file}", file))
-      : [process.execPath, ...(options.plainNode ? [] : ["--no-force-async-hooks-checks"]), path.join(PACKAGE_ROOT, "dist", "kernel", "main.js"), "kernel", "-f", file];
+      : // The kernelspec's own command line, as Jupyter runs it.
+        (kernelJson("test").argv as string[]).map((a) => a.replace("{connection_file}", file)).filter((a) => !(options.plainNode && a === "--no-force-async-hooks-checks"));
     this.startedAt = performance.now();
     this.proc = spawn(argv[0], argv.slice(1), { cwd: options.cwd ?? dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: "1" } });
     this.proc.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));

@@ -30,7 +30,7 @@ describe("kernelspec and CLI", function () {
     assert.strictEqual(r.status, 0, r.stderr);
     const dir = path.join(prefix, "share", "jupyter", "kernels", "rk-test");
     const spec = JSON.parse(fs.readFileSync(path.join(dir, "kernel.json"), "utf8"));
-    assert.deepStrictEqual(spec.argv, [process.execPath, "--no-force-async-hooks-checks", path.join(PACKAGE_ROOT, "dist", "kernel", "main.js"), "kernel", "-f", "{connection_file}"]);
+    assert.deepStrictEqual(spec.argv, [process.execPath, "--no-force-async-hooks-checks", "--max-semi-space-size=2", path.join(PACKAGE_ROOT, "dist", "kernel", "main.js"), "kernel", "-f", "{connection_file}"]);
     assert.strictEqual(spec.display_name, "RK Test");
     assert.strictEqual(spec.language, "typescript");
     assert.strictEqual(spec.interrupt_mode, "message");

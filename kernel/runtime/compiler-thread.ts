@@ -3,10 +3,9 @@
  * is_complete, off the main thread, so that loading TypeScript (about a second) happens beside the
  * kernel's start, and compiling never blocks the event loop that user code runs on.
  */
-import * as v8 from "v8";
-import * as vm from "vm";
 import { parentPort, workerData } from "worker_threads";
 
+import { collector } from "../collect";
 import { CellConverter } from "./converter";
 import { isComplete } from "./is-complete";
 
@@ -22,23 +21,11 @@ export type CompilerRequest =
 export type CompilerResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
 /**
- * A full collection of this thread's heap. A warm checker keeps every cell it checked reachable
- * through its caches until it is replaced (every WARM_USES cells, or when declarations change); left
- * to V8's schedule, those replaced checkers pile up as garbage for thousands of cells, and a long
- * session's memory climbs by hundreds of MB before a major collection. Collecting after a
- * replacement, in idle time, once the heap has grown by COLLECT_AFTER_MB since the last collection,
- * keeps the thread's memory flat without a collection per cell. (--expose-gc for this isolate only.)
+ * A warm checker keeps every cell it checked reachable through its caches until it is replaced
+ * (every WARM_USES cells, or when declarations change): after a replacement, collect once the heap
+ * has grown by 16 MB (kernel/collect.ts).
  */
-const COLLECT_AFTER_MB = 16;
-let heapAfterCollect = 0;
-const collect: () => void = (() => {
-  try {
-    v8.setFlagsFromString("--expose-gc");
-    return vm.runInNewContext("gc") as () => void;
-  } catch {
-    return () => undefined;
-  }
-})();
+const collectIfGrown = collector(16);
 
 function main(): void {
   const { prelude } = workerData as CompilerThreadData;
@@ -60,10 +47,7 @@ function main(): void {
           if (preparing) clearImmediate(preparing);
           preparing = setImmediate(() => {
             preparing = undefined;
-            if (converter.prepare(next) && v8.getHeapStatistics().used_heap_size > heapAfterCollect + COLLECT_AFTER_MB * 1048576) {
-              collect();
-              heapAfterCollect = v8.getHeapStatistics().used_heap_size;
-            }
+            if (converter.prepare(next)) collectIfGrown();
           });
           break;
         }

@@ -4,6 +4,7 @@
  * soon as the sockets are bound; the first cell waits for the compiler if it is still loading.
  */
 import { randomUUID } from "crypto";
+import * as v8 from "v8";
 
 import { readConnectionFile } from "../protocol/connection";
 import { ZmqTransport } from "../protocol/transport";
@@ -22,6 +23,11 @@ export async function kernelCommand(argv: string[]): Promise<void> {
   if (!file) throw new Error("Expected -f <connection_file> (Jupyter passes it) but received none");
   const connection = readConnectionFile(file);
   const session = randomUUID();
+  // V8's compilation cache keeps every compiled source for reuse; each cell is a new source (about
+  // 1.3 KB kept per cell, measured: the main thread's old space grew 6.4 -> 16.9 MB over 8,000
+  // trivial cells after full collections, and stayed at 5.1 -> 5.8 MB without the cache). A kernel
+  // compiles each cell once, so nothing is lost by turning it off.
+  v8.setFlagsFromString("--no-compilation-cache");
   // Loop interrupts past SIGINT's reach need Node's async-hooks checks off (see protocol/io-thread.ts).
   const canTerminate = process.execArgv.includes("--no-force-async-hooks-checks");
   const compiler = new CompilerClient(preludeDeclarations());
