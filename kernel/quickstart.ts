@@ -1,7 +1,7 @@
 /**
  * `retinanet-kernel quickstart` (npm start): executes notebooks/01-quickstart.ipynb through the
- * installed kernel with nbclient (a real Jupyter client), writes the executed copy and prints its
- * key numbers.
+ * installed kernel with nbclient (a real Jupyter client), writes the executed copy and prints what
+ * the cells tagged "summary" showed (their printed text and their value).
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -50,14 +50,22 @@ export async function quickstartCommand(argv: string[]): Promise<number> {
     return 1;
   }
   console.log(`Executed in ${secs} s -> ${out}`);
-  const executed = JSON.parse(fs.readFileSync(out, "utf8")) as { cells: { outputs?: { name?: string; text?: string | string[] }[] }[] };
-  const keyLines: string[] = [];
-  for (const cell of executed.cells) {
-    for (const o of cell.outputs ?? []) {
-      const text = Array.isArray(o.text) ? o.text.join("") : (o.text ?? "");
-      for (const line of text.split("\n")) if (/^KEY /.test(line)) keyLines.push(line.slice(4));
-    }
-  }
-  if (keyLines.length) console.log(`Key numbers:\n  ${keyLines.join("\n  ")}`);
+  const summary = summaryOutputs(JSON.parse(fs.readFileSync(out, "utf8")) as ExecutedNotebook);
+  if (summary.length) console.log(`Summary:\n  ${summary.map((s) => [s.text.trim(), s.value].filter(Boolean).join("\n    ")).join("\n  ")}`);
   return 0;
+}
+
+export interface ExecutedNotebook {
+  cells: { metadata?: { tags?: string[] }; outputs?: { output_type: string; text?: string | string[]; data?: Record<string, unknown> }[] }[];
+}
+
+/** What each cell tagged "summary" printed (stream text) and returned (text/plain of its result). */
+export function summaryOutputs(nb: ExecutedNotebook): { text: string; value: string }[] {
+  const join = (t: unknown) => (Array.isArray(t) ? t.join("") : typeof t === "string" ? t : "");
+  return nb.cells
+    .filter((c) => c.metadata?.tags?.includes("summary"))
+    .map((c) => ({
+      text: (c.outputs ?? []).filter((o) => o.output_type === "stream").map((o) => join(o.text)).join(""),
+      value: join((c.outputs ?? []).find((o) => o.output_type === "execute_result")?.data?.["text/plain"]),
+    }));
 }

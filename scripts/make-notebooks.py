@@ -1,8 +1,10 @@
 import json, sys
 def nb(cells):
+    """Cells are (kind, source) or (kind, source, tags); `npm start` and the tests read the outputs
+    of the cells tagged "summary" (tutorial text stays text a reader wants)."""
     out = []
-    for kind, src in cells:
-        c = {"cell_type": kind, "metadata": {}, "source": src.strip("\n").splitlines(True)}
+    for kind, src, *tags in cells:
+        c = {"cell_type": kind, "metadata": {"tags": tags[0]} if tags else {}, "source": src.strip("\n").splitlines(True)}
         if kind == "code":
             c["execution_count"] = None
             c["outputs"] = []
@@ -31,9 +33,9 @@ result. Every magic has a TypeScript twin on `rk.workbench`.
 ("code", """
 const r = await pp.run(demo);
 const m = rk.workbench.evaluate(demo, r);
-console.log(`KEY backend ${r.backend}: ${r.detections.map((d) => d.count).join(" + ")} detections, AP ${m.AP.toFixed(3)}, AP50 ${m.AP50.toFixed(3)}`);
-r.detections[0].count
-"""),
+console.log(`The ${r.backend} backend found ${r.detections.map((d) => d.count).join(" + ")} detections: AP ${m.AP.toFixed(3)}, AP50 ${m.AP50.toFixed(3)}.`);
+({ backend: r.backend, detections: r.detections.map((d) => d.count), AP: Number(m.AP.toFixed(3)), AP50: Number(m.AP50.toFixed(3)) })
+""", ["summary"]),
 ("markdown", "Accuracy against latency over a grid of thresholds; the Pareto front is marked."),
 ("code", "%sweep score_thresh=0.05,0.2,0.5 nms_thresh=0.4:0.6:0.1 --data demo --iterations 3"),
 ("markdown", """Into TensorRT: the tuned configuration as the fields of the `RetinaNetPostprocess` plugin for these
@@ -42,16 +44,16 @@ shapes, and a script that adds the plugin node to your exported ONNX model
 TensorRT; `%optimize --export-plugin FILE` does the same."""),
 ("code", """
 const plugin = rk.workbench.exportPlugin("quickstart-plugin", { data: "demo" });
-console.log(`KEY TensorRT plugin ${plugin.spec.plugin}: ${plugin.spec.fields.length} fields in ${plugin.json}, ONNX script ${plugin.script}`);
+console.log(`${plugin.spec.plugin}: ${plugin.spec.fields.length} fields written to ${plugin.json}; ${plugin.script} adds the node to an ONNX model. Its outputs:`);
 plugin.spec.outputs.map((o) => `${o.name} [${o.shape.join(", ")}] ${o.dtype}`)
-"""),
+""", ["summary"]),
 ("markdown", "A fresh kernel gets the same detections from the saved file:"),
 ("code", """
 const again = loadOptimized("quickstart-optimized.json");
 const same = rk.detectionsChecksum(await again.run(demo)) === rk.detectionsChecksum(await pp.run(demo));
-console.log(`KEY reloaded ${again.backend} postprocessor gives the same detections: ${same}`);
-same
-"""),
+console.log(`The reloaded ${again.backend} postprocessor gives ${same ? "the same" : "DIFFERENT"} detections.`);
+({ reloaded: again.backend, sameDetections: same })
+""", ["summary"]),
 ]
 json.dump(nb(quick), open(sys.argv[1] + "/01-quickstart.ipynb", "w"), indent=1)
 
@@ -84,9 +86,9 @@ for (const f of cases) {
   rows.push(row);
 }
 display.markdown(["| case | preset | " + backends.join(" | ") + " |", "|---|---|" + backends.map(() => "---|").join(""), ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\\n"));
-console.log(`KEY golden parity: ${cases.length} cases x ${backends.length} backends, all the same as the framework: ${allSame}`);
-allSame
-"""),
+console.log(`${cases.length} golden cases on ${backends.length} backends: ${allSame ? "every detection is the same as the framework's" : "SOME DIFFER (see the table)"}.`);
+({ cases: cases.length, backends, allSame })
+""", ["summary"]),
 ("markdown", "Switching presets shows which values change:"),
 ("code", "%config preset=detectron2"),
 ("code", "%config preset=odtk"),

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "launch.h"
+#include "rk/cuda_launch.h"
 #include "rk/math.h"
 
 namespace rk {

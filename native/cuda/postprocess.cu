@@ -1,4 +1,4 @@
-// The launchers of native/cuda/launch.h: workspace layout and the order of the stages.
+// The launchers of native/include/rk/cuda_launch.h: workspace layout and the order of the stages.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "../cuda/launch.h"
+#include "rk/cuda_launch.h"
 #include "fields.h"
 #include "rk/stages.h"
 

@@ -1,5 +1,5 @@
 // The CUDA backend: device discovery, the engine behind `backend: "cuda"`, device-resident inputs,
-// and the stage launchers the TensorRT plugins call directly (native/cuda/launch.h has those).
+// and the stage launchers the TensorRT plugins call directly (native/include/rk/cuda_launch.h has those).
 #pragma once
 
 #include <cstdint>

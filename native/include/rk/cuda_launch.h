@@ -1,5 +1,5 @@
 // The CUDA stage launchers: the whole post-processing of a batch, or its two halves, on device
-// memory, on one stream, with no host synchronisation. The engine (engine.cu) and the TensorRT
+// memory, on one stream, with no host synchronisation. The engine (native/cuda/engine.cu) and the TensorRT
 // plugins (native/trt) are thin callers of these. No N-API and no TensorRT in native/cuda.
 #pragma once
 

@@ -1,0 +1,40 @@
+/** %synth: synthetic head outputs with ground truth. */
+import { modulePath } from "../../runtime/prelude";
+import { Magic } from "../registry";
+import { wf, showDatasets } from "./workflow-common";
+
+export const synth: Magic = {
+  name: "synth",
+  kind: "line",
+  summary: "synthetic heads with ground truth: %synth NAME --images 4 --size 800x1333 --classes 80 --density 0.02 --seed 1",
+  help: "Background logits ~ N(mu, 1.5) with mu set by --density (share of scores above 0.05) or --bg-mean; a few objects per image whose anchors get high logits and exact deltas. Uses the session preset's anchors.",
+  args: {
+    positionals: [{ name: "NAME", type: "string", help: "dataset name", required: true }],
+    options: [
+      { name: "images", type: "int", help: "images in the batch", default: 2, min: 1, max: 64 },
+      { name: "size", type: "size", help: "HxW of every image", default: [800, 1333] },
+      { name: "classes", type: "int", help: "K", default: 80, min: 1, max: 10000 },
+      { name: "density", type: "number", help: "share of background scores above 0.05", min: 0, max: 1 },
+      { name: "bg-mean", type: "number", help: "background logit mean (instead of --density)" },
+      { name: "objects", type: "int", help: "objects per image", default: 8, min: 0, max: 1000 },
+      { name: "seed", type: "int", help: "random seed", default: 1, min: 0 },
+      { name: "fp16", type: "bool", help: "store the heads as fp16" },
+    ],
+  },
+  async run(ctx, args) {
+    const v = args.values;
+    const ds = wf().workbench.synth(String(v.NAME), {
+      images: v.images as number,
+      size: v.size as [number, number],
+      classes: v.classes as number,
+      ...(v.density !== undefined ? { density: v.density as number } : {}),
+      ...(v.bgMean !== undefined ? { bgMean: v.bgMean as number } : {}),
+      objects: v.objects as number,
+      seed: v.seed as number,
+      fp16: !!v.fp16,
+    });
+    ctx.executor.bind(ds.name, ds, `import("${modulePath("postprocess/api")}").Dataset`);
+    showDatasets(ctx, [ds.name]);
+    return {};
+  },
+};
