@@ -95,3 +95,75 @@ console.log(`${cases.length} golden cases on ${backends.length} backends: ${allS
 ("code", "%config --reset"),
 ]
 json.dump(nb(parity), open(sys.argv[1] + "/02-parity.ipynb", "w"), indent=1)
+
+trt = [
+("markdown", """
+# Into TensorRT
+
+The post-processing tuned in the notebook becomes the `RetinaNetPostprocess` TensorRT plugin
+(`IPluginV3`, in `native/trt/`): one node that takes the model's head outputs and gives boxes,
+scores, labels and counts, the same detections as the framework bit for bit. This notebook writes
+the plugin's fields for a configuration, reads them back through the plugin's own parser, and adds
+the plugin node to an ONNX model.
+
+What needs what:
+- the fields and the ONNX node (this notebook): nothing of TensorRT; the ONNX step needs Python's
+  `onnx` package (Debian: `apt-get install python3-onnx`);
+- building the plugin library `libretinanet_kernel_trt.so`: a TensorRT SDK (`TENSORRT_ROOT=/path/to/TensorRT npm run build:native`);
+- an engine and its detections: TensorRT's runtime on a GPU (`trtexec --onnx=... --dynamicPlugins=libretinanet_kernel_trt.so`,
+  or `%optimize --backend tensorrt`, which compares them with the reference).
+"""),
+("code", "%devices"),
+("markdown", "The shapes of the deployed network (one 512×640 image, torchvision's 91 classes) and the tuned thresholds:"),
+("code", "%synth shapes --images 1 --size 512x640 --classes 91 --objects 4 --seed 5"),
+("code", "%config score_thresh=0.3 nms_thresh=0.5 detections_per_img=100"),
+("code", """
+const plugin = rk.workbench.exportPlugin("retina", { data: "shapes" });
+display.markdown(["| field | type | value |", "|---|---|---|", ...plugin.spec.fields.map((f) => `| ${f.name} | ${f.type} | ${JSON.stringify(f.value)} |`)].join("\\n"));
+console.log(`${plugin.spec.plugin}: ${plugin.spec.fields.length} fields in ${plugin.json}; inputs ${plugin.spec.inputs.map((i) => i.name).join(", ")}`);
+plugin.spec.outputs.map((o) => `${o.name} [${o.shape.join(", ")}] ${o.dtype}`)
+"""),
+("markdown", "Read back through the plugin's own field parser (the code TensorRT calls when it deserializes the node): every field is checked, the thresholds stay the framework's doubles."),
+("code", """
+const back = rk.readPluginExport(plugin.json);
+const p = back.parsed.params;
+console.log(`parsed by the plugin: score_thresh ${p.select.scoreThresh}, nms_thresh ${p.nms.iouThresh}, detections_per_img ${p.output.detectionsPerImg}, ${back.parsed.numLevels} levels`);
+({ scoreThresh: p.select.scoreThresh, exact: p.select.scoreThresh === 0.3 && p.nms.iouThresh === 0.5 })
+""", ["summary"]),
+("markdown", """The node in an ONNX model. A real model comes from `torch.onnx.export` of the network up to its
+head outputs (`examples/torchvision_retinanet_trt.py` does it for torchvision's RetinaNet); here a
+stand-in model whose outputs are the heads, so that the step runs anywhere `onnx` is installed."""),
+("code", """
+import { spawnSync } from "child_process";
+const py = "/usr/bin/python3";
+const hasOnnx = spawnSync(py, ["-c", "import onnx"]).status === 0;
+if (!hasOnnx) {
+  console.log("Python's onnx package is not installed here (apt-get install python3-onnx): the node is not added; the fields above are complete.");
+} else {
+  const make = [
+    "import onnx, sys",
+    "from onnx import helper, TensorProto as T",
+    "ins = [helper.make_tensor_value_info(n + '_in', T.FLOAT, ['N', 61380, k]) for n, k in (('cls_logits', 91), ('bbox_regression', 4))]",
+    "nodes = [helper.make_node('Identity', [n + '_in'], [n]) for n in ('cls_logits', 'bbox_regression')]",
+    "outs = [helper.make_tensor_value_info(n, T.FLOAT, None) for n in ('cls_logits', 'bbox_regression')]",
+    "onnx.save(helper.make_model(helper.make_graph(nodes, 'heads', ins, outs)), sys.argv[1])",
+  ].join("\\n");
+  spawnSync(py, ["-c", make, "heads.onnx"], { encoding: "utf8" });
+  const add = spawnSync(py, [plugin.script, "heads.onnx", "heads_trt.onnx", "--inputs", "cls_logits", "bbox_regression"], { encoding: "utf8" });
+  const show = spawnSync(py, ["-c", "import onnx, sys; m = onnx.load(sys.argv[1]); n = m.graph.node[-1]; print(n.op_type, n.domain, len(n.attribute), 'attributes; outputs', [o.name for o in m.graph.output])", "heads_trt.onnx"], { encoding: "utf8" });
+  console.log(add.status === 0 ? show.stdout.trim() : `adding the node failed: ${add.stderr}`);
+}
+({ onnx: hasOnnx })
+""", ["summary"]),
+("markdown", """With a TensorRT SDK and a GPU:
+
+```sh
+TENSORRT_ROOT=/opt/TensorRT npm run build:native          # builds libretinanet_kernel_trt.so beside the addon
+trtexec --onnx=heads_trt.onnx --dynamicPlugins=build/Release/libretinanet_kernel_trt.so --saveEngine=retina.plan
+```
+
+and in the notebook `%optimize --backend tensorrt` builds the plugin into an engine and checks its
+detections against the reference, like every other candidate. The plugins' verification record is
+in `docs/tensorrt.md`."""),
+]
+json.dump(nb(trt), open(sys.argv[1] + "/05-tensorrt.ipynb", "w"), indent=1)

@@ -63,6 +63,20 @@ describe("tutorial notebooks (nbclient)", function () {
     });
   });
 
+  it("05-tensorrt: plugin fields written and read back by the plugin's parser, the node added to an ONNX model", async function () {
+    await withKernelspec(async () => {
+      const { cells, keys } = run("05-tensorrt.ipynb");
+      assert.ok(keys.some((k) => /parsed by the plugin: score_thresh 0\.3, nms_thresh 0\.5, detections_per_img 100.*exact: true/s.test(k)), keys.join("\n"));
+      const onnx = hasPythonModules("onnx");
+      const onnxKey = keys.find((k) => /onnx: (true|false)/.test(k))!;
+      assert.ok(onnxKey, keys.join("\n"));
+      if (onnx) assert.match(onnxKey, /RetinaNetPostprocess trt\.plugins \d+ attributes; outputs \[/);
+      else console.log("      (Python's onnx is not installed: the notebook said so and did not add the node; .ci/run installs python3-onnx)");
+      const mimes = new Set(cells.flatMap((c) => (c.outputs ?? []).flatMap((o) => Object.keys(o.data ?? {}))));
+      assert.ok(mimes.has("text/markdown"), "the fields table");
+    });
+  });
+
   it("02-parity: every golden case on every backend is the same as its framework", async function () {
     if (!fs.existsSync(GOLDEN_DIR)) this.skip();
     await withKernelspec(async () => {

@@ -7,3 +7,5 @@ export { workbench, Workbench, loadOptimized, saveOptimized, markPareto, detecti
 export type { OptimizeOptions, OptimizeReport, OptimizedArtifact, SweepRow, LatencyStats } from "./workbench";
 export { evaluateCoco } from "./eval";
 export type { CocoMetrics, EvalImage } from "./eval";
+export { readPluginExport } from "./plugin";
+export type { PluginExport } from "./plugin";
