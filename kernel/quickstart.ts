@@ -51,7 +51,8 @@ export async function quickstartCommand(argv: string[]): Promise<number> {
   }
   console.log(`Executed in ${secs} s -> ${out}`);
   const summary = summaryOutputs(JSON.parse(fs.readFileSync(out, "utf8")) as ExecutedNotebook);
-  if (summary.length) console.log(`Summary:\n  ${summary.map((s) => [s.text.trim(), s.value].filter(Boolean).join("\n    ")).join("\n  ")}`);
+  const indent = (t: string, pad: string) => t.trim().split("\n").join(`\n${pad}`);
+  if (summary.length) console.log(`Summary:\n${summary.map((s) => [`  ${indent(s.text, "  ")}`, s.value ? `    ${indent(s.value, "    ")}` : ""].filter(Boolean).join("\n")).join("\n")}`);
   return 0;
 }
 
