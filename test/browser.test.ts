@@ -6,35 +6,19 @@
  * Skipped, with the reason, only when Chromium is absent.
  */
 import * as assert from "assert";
-import { ChildProcess, spawn } from "child_process";
-import * as crypto from "crypto";
 import * as fs from "fs";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 
 import { PACKAGE_ROOT } from "../kernel/native";
-import { debianPython, hasPythonModules, installTestKernelspec } from "./jupyter-env";
+import { JupyterServer, hasPythonModules, installTestKernelspec, startJupyterServer } from "./jupyter-env";
 
 const CHROMIUM = "/usr/bin/chromium";
 const OUT = path.join(PACKAGE_ROOT, "out");
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 describe("the notebook UI in Chromium", function () {
   this.timeout(300000);
-  let server: ChildProcess | undefined;
-  let log = "";
-  let base = "";
-  let token = "";
+  let server: JupyterServer | undefined;
   let root = "";
 
   before(async function () {
@@ -46,32 +30,11 @@ describe("the notebook UI in Chromium", function () {
     const { env } = installTestKernelspec();
     root = fs.mkdtempSync(path.join(os.tmpdir(), "rk-ui-"));
     fs.copyFileSync(path.join(PACKAGE_ROOT, "notebooks", "01-quickstart.ipynb"), path.join(root, "quickstart.ipynb"));
-    const port = await freePort();
-    token = crypto.randomBytes(16).toString("hex");
-    base = `http://127.0.0.1:${port}/`;
-    server = spawn(
-      debianPython()!,
-      ["-m", "notebook", "--no-browser", ...(process.getuid?.() === 0 ? ["--allow-root"] : []), "--NotebookApp.ip=127.0.0.1", `--NotebookApp.port=${port}`, "--NotebookApp.port_retries=0", `--NotebookApp.token=${token}`, `--NotebookApp.notebook_dir=${root}`],
-      { env, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    server.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-    server.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-    const deadline = Date.now() + 60000;
-    for (;;) {
-      if (server.exitCode !== null) assert.fail(`jupyter notebook exited: ${log}`);
-      const ok = await fetch(`${base}api/status?token=${token}`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (Date.now() > deadline) assert.fail(`jupyter notebook did not start: ${log}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    server = await startJupyterServer(env, root, "notebook");
   });
 
   after(async () => {
-    if (server && server.exitCode === null) {
-      server.kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 500));
-      if (server.exitCode === null) server.kill("SIGKILL");
-    }
+    await server?.stop();
     if (root) fs.rmSync(root, { recursive: true, force: true });
   });
 
@@ -85,7 +48,7 @@ describe("the notebook UI in Chromium", function () {
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-      await page.goto(`${base}notebooks/quickstart.ipynb?token=${token}`);
+      await page.goto(`${server!.baseUrl}notebooks/quickstart.ipynb?token=${server!.token}`);
       // The kernel has started when the indicator says idle.
       await page.waitForSelector("#kernel_indicator_icon.kernel_idle_icon", { timeout: 90000 });
       // Cell > Run All, as a user does it.

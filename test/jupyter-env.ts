@@ -54,13 +54,19 @@ export interface JupyterServer {
   stop(): Promise<void>;
 }
 
-export async function startJupyterServer(env: NodeJS.ProcessEnv, rootDir: string): Promise<JupyterServer> {
+/**
+ * `app` "server": Debian's jupyter_server (what JupyterLab's client library talks to);
+ * "notebook": Debian's classic Jupyter Notebook 6 (its UI, for the browser test).
+ */
+export async function startJupyterServer(env: NodeJS.ProcessEnv, rootDir: string, app: "server" | "notebook" = "server"): Promise<JupyterServer> {
   const port = await freePort();
   const token = crypto.randomBytes(16).toString("hex");
   let log = "";
   const proc = spawn(
     debianPython()!,
-    ["-m", "jupyter_server", "--no-browser", ...(process.getuid?.() === 0 ? ["--allow-root"] : []), "--ServerApp.ip=127.0.0.1", `--ServerApp.port=${port}`, `--ServerApp.token=${token}`, `--ServerApp.root_dir=${rootDir}`, "--ServerApp.port_retries=0"],
+    app === "server"
+      ? ["-m", "jupyter_server", "--no-browser", ...(process.getuid?.() === 0 ? ["--allow-root"] : []), "--ServerApp.ip=127.0.0.1", `--ServerApp.port=${port}`, `--ServerApp.token=${token}`, `--ServerApp.root_dir=${rootDir}`, "--ServerApp.port_retries=0"]
+      : ["-m", "notebook", "--no-browser", ...(process.getuid?.() === 0 ? ["--allow-root"] : []), "--NotebookApp.ip=127.0.0.1", `--NotebookApp.port=${port}`, `--NotebookApp.token=${token}`, `--NotebookApp.notebook_dir=${rootDir}`, "--NotebookApp.port_retries=0"],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
   proc.stdout!.on("data", (d: Buffer) => (log += d.toString()));
