@@ -26,6 +26,8 @@ export interface NativeInputs {
   imageSizes: Int32Array;
   outputSizes?: Int32Array;
   residency?: "host" | "device";
+  /** Candidate lists (the candidate cache) instead of cls/box: the stages after selection (cpu). */
+  candidates?: import("./postprocess/reference").CandidateLists;
 }
 
 export interface NativeTimings {

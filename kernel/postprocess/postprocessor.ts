@@ -8,7 +8,8 @@ import { DeviceArray, NativeInputs, NativePostprocessor, NativeResult, loadNativ
 import { describe, resolveConfig, toNativeParams } from "./config";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { PostprocessConfig } from "./presets";
-import { PaddedDetections, runReference } from "./reference";
+import { PaddedDetections, runCandidatesReference, runReference } from "./reference";
+import { CandidateBatch, isCandidateBatch } from "./cache";
 
 export type BackendName = "cpu" | "cuda" | "js";
 export type BackendChoice = BackendName | "auto";
@@ -139,6 +140,8 @@ export class Postprocessor {
   readonly graph: boolean;
   /** Native engines by class count (a config with num_classes null adapts to the data). */
   private readonly engines = new Map<number, NativePostprocessor>();
+  /** CPU engines for candidate lists when this Postprocessor's backend is cuda (the stages after selection run on the CPU core). */
+  private readonly candidateEngines = new Map<number, NativePostprocessor>();
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -233,11 +236,44 @@ export class Postprocessor {
     return "featureSizes" in h;
   }
 
+  /**
+   * The engine and inputs for candidate lists (a batch of the candidate cache): the native cpu core
+   * (also for a cuda Postprocessor), or the reference for js.
+   */
+  private candidateInputs(b: CandidateBatch): { engine?: NativePostprocessor; inputs: NativeInputs } {
+    const k = b.shapes.numClasses;
+    let engine: NativePostprocessor | undefined;
+    if (this.backend === "cpu") engine = this.engine(k);
+    else if (this.backend === "cuda") {
+      engine = this.candidateEngines.get(k);
+      if (!engine) {
+        engine = new (loadNative()!.Postprocessor)(toNativeParams(this.config, k), { backend: "cpu", threads: os.availableParallelism() });
+        this.candidateEngines.set(k, engine);
+      }
+    }
+    const inputs: NativeInputs = { ...b.shapes, layout: "concatenated", dtype: "float32", cls: [], box: [], candidates: b.lists };
+    return { engine, inputs };
+  }
+
+  private runCandidatesJs(b: CandidateBatch): PostprocessResult {
+    const start = performance.now();
+    const padded = runCandidatesReference(this.config, b.shapes, b.lists);
+    const ms = performance.now() - start;
+    return toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false });
+  }
+
   /** Runs on a worker thread (native) and resolves with the detections; runs are serialised. */
-  run(heads: HeadOutputs | NormalizedHeads | DeviceHeads): Promise<PostprocessResult> {
+  run(heads: HeadOutputs | NormalizedHeads | DeviceHeads | CandidateBatch): Promise<PostprocessResult> {
     this.check();
     const callSite = new Error("called from");
     const job = this.tail.then(async () => {
+      if (isCandidateBatch(heads)) {
+        const { engine, inputs } = this.candidateInputs(heads);
+        if (!engine) return this.runCandidatesJs(heads);
+        const start = performance.now();
+        const r = await engine.run(inputs);
+        return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
+      }
       const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
       const start = performance.now();
       const engine = this.engine(h.numClasses);
@@ -258,8 +294,15 @@ export class Postprocessor {
   }
 
   /** The same on the calling thread: for small inputs, or where blocking is fine. */
-  runSync(heads: HeadOutputs | NormalizedHeads | DeviceHeads): PostprocessResult {
+  runSync(heads: HeadOutputs | NormalizedHeads | DeviceHeads | CandidateBatch): PostprocessResult {
     this.check();
+    if (isCandidateBatch(heads)) {
+      const { engine, inputs } = this.candidateInputs(heads);
+      if (!engine) return this.runCandidatesJs(heads);
+      const start = performance.now();
+      const r = engine.runSync(inputs);
+      return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
+    }
     const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
     const start = performance.now();
     const engine = this.engine(h.numClasses);
@@ -277,8 +320,9 @@ export class Postprocessor {
     if (this.disposed) return;
     this.disposed = true;
     await this.tail;
-    for (const e of this.engines.values()) e.dispose();
+    for (const e of [...this.engines.values(), ...this.candidateEngines.values()]) e.dispose();
     this.engines.clear();
+    this.candidateEngines.clear();
   }
 }
 

@@ -381,71 +381,167 @@ export function runReference(config: PostprocessConfig, heads: NormalizedHeads):
       selected.push(...level.slice(0, config.topk_candidates));
     });
 
-    // 2. Decode + clip.
-    const imageH = heads.imageSizes[2 * n];
-    const imageW = heads.imageSizes[2 * n + 1];
-    const boxes: Box[] = selected.map((c) => {
+    const deltaOf = (c: Candidate): Box => {
       const l = c.level;
       const [H, W] = featureSizes[l];
-      let d: Box;
       if (heads.layout === "concatenated") {
         const at = (n * totalAnchors + levelOffset[l] + c.row) * 4; // [N, sum(HWA), 4]
-        d = [read(heads.box[0], at), read(heads.box[0], at + 1), read(heads.box[0], at + 2), read(heads.box[0], at + 3)];
-      } else {
-        const a = c.row % A;
-        const loc = Math.floor(c.row / A);
-        const at = (j: number) => n * levelAnchors[l] * 4 + (a * 4 + j) * H * W + loc; // [N, A*4, H, W]
-        d = [read(heads.box[l], at(0)), read(heads.box[l], at(1)), read(heads.box[l], at(2)), read(heads.box[l], at(3))];
+        return [read(heads.box[0], at), read(heads.box[0], at + 1), read(heads.box[0], at + 2), read(heads.box[0], at + 3)];
       }
-      let anchor: Box;
-      if (heads.anchors) {
-        const at = ((heads.anchorsPerImage ? n * totalAnchors : 0) + levelOffset[l] + c.row) * 4;
-        anchor = [heads.anchors[at], heads.anchors[at + 1], heads.anchors[at + 2], heads.anchors[at + 3]];
-      } else {
-        anchor = gridAnchor(grid, featureSizes, l, c.row);
-      }
-      let b = decodeBox(anchor, d, params.decode, f(W * grid.strideX[l]), f(H * grid.strideY[l]));
-      if (config.clip_boxes === "image_before_nms") b = clipBox(b, imageH, imageW);
-      if (b.some(Number.isNaN)) {
-        const what = anchor.some(Number.isNaN) ? "anchors" : "bbox_regression";
-        throw Object.assign(
-          new Error(`Expected finite ${what} for a selected candidate but received NaN at image ${n}, level P${l + 3}, anchor row ${c.row} (class ${c.label}): the box cannot be decoded`),
-          { code: "ERR_RK_NONFINITE" },
-        );
-      }
-      return b;
-    });
+      const a = c.row % A;
+      const loc = Math.floor(c.row / A);
+      const at = (j: number) => n * levelAnchors[l] * 4 + (a * 4 + j) * H * W + loc; // [N, A*4, H, W]
+      return [read(heads.box[l], at(0)), read(heads.box[l], at(1)), read(heads.box[l], at(2)), read(heads.box[l], at(3))];
+    };
+    const anchorOf = (c: Candidate): Box => {
+      if (!heads.anchors) return gridAnchor(grid, featureSizes, c.level, c.row);
+      const at = ((heads.anchorsPerImage ? n * totalAnchors : 0) + levelOffset[c.level] + c.row) * 4;
+      return [heads.anchors[at], heads.anchors[at + 1], heads.anchors[at + 2], heads.anchors[at + 3]];
+    };
+    const outputSize = heads.outputSizes ? ([heads.outputSizes[2 * n], heads.outputSizes[2 * n + 1]] as [number, number]) : undefined;
+    finishImage(config, params, grid, featureSizes, selected, deltaOf, anchorOf, n, [heads.imageSizes[2 * n], heads.imageSizes[2 * n + 1]], outputSize, out);
+  }
+  return out;
+}
 
-    // 3. NMS, 4. cap, 5. (Detectron2) rescale, clip, drop empty boxes.
-    const keep = nms(boxes, selected.map((c) => c.score), selected.map((c) => c.label), {
-      iouThresh: config.nms_thresh,
-      algorithm: config.nms_algorithm,
-      torchvisionDevice: config.torchvision_nms_device,
-      compareInDouble: params.nms.compareInDouble,
-      pixelOffset: config.pixel_offset,
-    });
-    let written = 0;
-    for (const i of keep.slice(0, D)) {
-      let b = boxes[i];
-      if (config.clip_boxes === "output_after_nms") {
-        let outH = imageH;
-        let outW = imageW;
-        if (heads.outputSizes) {
-          outH = heads.outputSizes[2 * n];
-          outW = heads.outputSizes[2 * n + 1];
-          const sx = f(outW / imageW);
-          const sy = f(outH / imageH);
-          b = [f(b[0] * sx), f(b[1] * sy), f(b[2] * sx), f(b[3] * sy)];
-        }
-        b = clipBox(b, outH, outW);
-      }
-      if (config.remove_empty_boxes && !(f(b[2] - b[0]) > 0 && f(b[3] - b[1]) > 0)) continue;
-      out.boxes.set(b, (n * D + written) * 4);
-      out.scores[n * D + written] = selected[i].score;
-      out.labels[n * D + written] = selected[i].label;
-      written++;
+/**
+ * The stages after selection for one image (decode + clip, NMS, cap, Detectron2's rescale, clip and
+ * empty-box removal), writing row n of `out`: shared by the heads and the candidate lists.
+ */
+function finishImage(
+  config: PostprocessConfig,
+  params: NativeParams,
+  grid: AnchorGrid,
+  featureSizes: [number, number][],
+  selected: Candidate[],
+  deltaOf: (c: Candidate) => Box,
+  anchorOf: (c: Candidate) => Box,
+  n: number,
+  [imageH, imageW]: [number, number],
+  outputSize: [number, number] | undefined,
+  out: PaddedDetections,
+): void {
+  const D = out.maxDetections;
+  // Decode + clip.
+  const boxes: Box[] = selected.map((c) => {
+    const l = c.level;
+    const [H, W] = featureSizes[l];
+    const d = deltaOf(c);
+    const anchor = anchorOf(c);
+    let b = decodeBox(anchor, d, params.decode, f(W * grid.strideX[l]), f(H * grid.strideY[l]));
+    if (config.clip_boxes === "image_before_nms") b = clipBox(b, imageH, imageW);
+    if (b.some(Number.isNaN)) {
+      const what = anchor.some(Number.isNaN) ? "anchors" : "bbox_regression";
+      throw Object.assign(
+        new Error(`Expected finite ${what} for a selected candidate but received NaN at image ${n}, level P${l + 3}, anchor row ${c.row} (class ${c.label}): the box cannot be decoded`),
+        { code: "ERR_RK_NONFINITE" },
+      );
     }
-    out.counts[n] = written;
+    return b;
+  });
+  // NMS, cap, (Detectron2) rescale, clip, drop empty boxes.
+  const keep = nms(boxes, selected.map((c) => c.score), selected.map((c) => c.label), {
+    iouThresh: config.nms_thresh,
+    algorithm: config.nms_algorithm,
+    torchvisionDevice: config.torchvision_nms_device,
+    compareInDouble: params.nms.compareInDouble,
+    pixelOffset: config.pixel_offset,
+  });
+  let written = 0;
+  for (const i of keep.slice(0, D)) {
+    let b = boxes[i];
+    if (config.clip_boxes === "output_after_nms") {
+      let outH = imageH;
+      let outW = imageW;
+      if (outputSize) {
+        [outH, outW] = outputSize;
+        const sx = f(outW / imageW);
+        const sy = f(outH / imageH);
+        b = [f(b[0] * sx), f(b[1] * sy), f(b[2] * sx), f(b[3] * sy)];
+      }
+      b = clipBox(b, outH, outW);
+    }
+    if (config.remove_empty_boxes && !(f(b[2] - b[0]) > 0 && f(b[3] - b[1]) > 0)) continue;
+    out.boxes.set(b, (n * D + written) * 4);
+    out.scores[n * D + written] = selected[i].score;
+    out.labels[n * D + written] = selected[i].label;
+    written++;
+  }
+  out.counts[n] = written;
+}
+
+/** Candidate lists of a batch of images (the candidate cache): see native/include/rk/stages.h. */
+export interface CandidateLists {
+  /** [batch * L + 1]: image n, level l holds [offsets[n*L + l], offsets[n*L + l + 1]). */
+  offsets: BigInt64Array;
+  rows: Int32Array;
+  labels: Int32Array;
+  /** Raw class-head values (logits or probabilities), widened to f32. */
+  values: Float32Array;
+  /** [count * 4] raw box deltas, widened to f32. */
+  deltas: Float32Array;
+  /** [count * 4] the anchor of each candidate; absent: the grid of the shapes. */
+  anchors?: Float32Array;
+}
+
+/** Shapes of the heads a batch of candidate lists came from. */
+export interface CandidateShapes {
+  batch: number;
+  numClasses: number;
+  anchorsPerLocation: number;
+  featureSizes: [number, number][];
+  paddedSize: [number, number];
+  imageSizes: Int32Array;
+  outputSizes?: Int32Array;
+}
+
+/**
+ * The stages after selection on candidate lists: each candidate re-decided as the class-head pass
+ * decides an element (score, `> f32(t)`, top-k by score then order key), then finishImage.
+ */
+export function runCandidatesReference(config: PostprocessConfig, shapes: CandidateShapes, lists: CandidateLists): PaddedDetections {
+  const { batch: N, numClasses: K, anchorsPerLocation: A, featureSizes } = shapes;
+  const L = featureSizes.length;
+  const params = toNativeParams(config, K);
+  const grid = makeAnchorGrid(params, featureSizes, shapes.paddedSize);
+  const D = config.detections_per_img;
+  const thresh = f(config.score_thresh);
+  const out: PaddedDetections = { maxDetections: D, counts: new Int32Array(N), boxes: new Float32Array(N * D * 4), scores: new Float32Array(N * D), labels: new Int32Array(N * D) };
+  for (let n = 0; n < N; n++) {
+    const selected: (Candidate & { at: number })[] = [];
+    for (let l = 0; l < L; l++) {
+      const [H, W] = featureSizes[l];
+      const begin = Number(lists.offsets[n * L + l]);
+      const end = Number(lists.offsets[n * L + l + 1]);
+      const level: (Candidate & { at: number })[] = [];
+      for (let i = begin; i < end; i++) {
+        const v = lists.values[i];
+        const score = config.score_input === "logits" ? sigmoidF32(v) : v;
+        if (!(score > thresh)) continue;
+        const row = lists.rows[i];
+        const label = lists.labels[i];
+        const order = config.candidate_order === "anchor_major" ? row * K + label : ((row % A) * K + label) * H * W + Math.floor(row / A);
+        level.push({ score, level: l, label, row, order, at: i });
+      }
+      level.sort(ranksBefore);
+      selected.push(...level.slice(0, config.topk_candidates));
+    }
+    const at = (c: Candidate) => (c as Candidate & { at: number }).at * 4;
+    const quad = (a: Float32Array, i: number): Box => [a[i], a[i + 1], a[i + 2], a[i + 3]];
+    const anchors = lists.anchors;
+    finishImage(
+      config,
+      params,
+      grid,
+      featureSizes,
+      selected,
+      (c) => quad(lists.deltas, at(c)),
+      (c) => (anchors ? quad(anchors, at(c)) : gridAnchor(grid, featureSizes, c.level, c.row)),
+      n,
+      [shapes.imageSizes[2 * n], shapes.imageSizes[2 * n + 1]],
+      shapes.outputSizes ? [shapes.outputSizes[2 * n], shapes.outputSizes[2 * n + 1]] : undefined,
+      out,
+    );
   }
   return out;
 }

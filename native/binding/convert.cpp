@@ -278,12 +278,47 @@ RunInputs InputsFromJs(const Napi::Object& obj, const rk::PostprocessParams& par
   s.padded_width = static_cast<int32_t>(ArrayNumber(padded, 1, "paddedSize"));
   rk::Status st = rk::ValidateShapes(params, s);
   if (!st.ok()) throw StatusError(env, st);
+  const size_t N = static_cast<size_t>(s.batch);
 
   Napi::Value residency = obj.Get("residency");
   if (residency.IsString() && residency.As<Napi::String>().Utf8Value() == "device") {
     in.residency = rk::Residency::kDevice;
   }
 
+  Napi::Value lists = obj.Get("candidates");
+  if (!lists.IsUndefined()) {
+    // The candidate cache's lists: the stages after selection only (host memory, cpu backend).
+    if (!lists.IsObject()) ThrowTypeError(env, "Expected an object {offsets, rows, labels, values, deltas} for candidates but received " + Describe(lists));
+    const Napi::Object c = lists.As<Napi::Object>();
+    const Napi::Value rows = Field(c, "rows", "candidates.rows");
+    if (!rows.IsTypedArray()) ThrowTypeError(env, "Expected an Int32Array for candidates.rows but received " + Describe(rows));
+    const size_t count = rows.As<Napi::TypedArray>().ElementLength();
+    const size_t slots = static_cast<size_t>(s.batch) * static_cast<size_t>(s.num_levels) + 1;
+    in.from_candidates = true;
+    rk::CandidateLists& cl = in.candidates;
+    const Napi::Value offsets = Field(c, "offsets", "candidates.offsets");
+    cl.offsets = static_cast<const int64_t*>(TypedData(offsets, napi_bigint64_array, slots, "candidates.offsets", "BigInt64Array"));
+    cl.rows = static_cast<const int32_t*>(TypedData(rows, napi_int32_array, count, "candidates.rows", "Int32Array"));
+    const Napi::Value labels = Field(c, "labels", "candidates.labels");
+    cl.labels = static_cast<const int32_t*>(TypedData(labels, napi_int32_array, count, "candidates.labels", "Int32Array"));
+    const Napi::Value values = Field(c, "values", "candidates.values");
+    cl.values = static_cast<const float*>(TypedData(values, napi_float32_array, count, "candidates.values", "Float32Array"));
+    const Napi::Value deltas = Field(c, "deltas", "candidates.deltas");
+    cl.deltas = static_cast<const float*>(TypedData(deltas, napi_float32_array, count * 4, "candidates.deltas", "Float32Array"));
+    in.buffers.insert(in.buffers.end(), {offsets, rows, labels, values, deltas});
+    const Napi::Value anchors = c.Get("anchors");
+    if (!anchors.IsUndefined() && !anchors.IsNull()) {
+      cl.anchors = static_cast<const float*>(TypedData(anchors, napi_float32_array, count * 4, "candidates.anchors", "Float32Array"));
+      in.buffers.push_back(anchors);
+    }
+    for (size_t i = 0; i + 1 < slots; ++i) {
+      if (cl.offsets[i] < 0 || cl.offsets[i] > cl.offsets[i + 1] || static_cast<size_t>(cl.offsets[i + 1]) > count) {
+        ThrowRangeError(env, "Expected non-decreasing candidates.offsets within [0, " + std::to_string(count) +
+                                 "] but received " + std::to_string(cl.offsets[i]) + ", " + std::to_string(cl.offsets[i + 1]) +
+                                 " at " + std::to_string(i));
+      }
+    }
+  } else {
   const napi_typedarray_type head_type = t.dtype == rk::DType::kFloat32 ? napi_float32_array : napi_uint16_array;
   const char* head_name = t.dtype == rk::DType::kFloat32 ? "Float32Array" : "Uint16Array (fp16 bits)";
   const Napi::Array cls = Array(obj, "cls", "cls");
@@ -295,7 +330,6 @@ RunInputs InputsFromJs(const Napi::Object& obj, const rk::PostprocessParams& par
                              " layout but received " + std::to_string(cls.Length()) + " and " +
                              std::to_string(box.Length()));
   }
-  const size_t N = static_cast<size_t>(s.batch);
   for (uint32_t i = 0; i < want; ++i) {
     const size_t anchors = t.layout == rk::Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors())
                                                                  : static_cast<size_t>(s.LevelAnchors(static_cast<int>(i)));
@@ -324,6 +358,7 @@ RunInputs InputsFromJs(const Napi::Object& obj, const rk::PostprocessParams& par
     t.anchors = static_cast<const float*>(
         TypedData(anchors, napi_float32_array, t.anchors_per_image ? per_image * N : per_image, "anchors", "Float32Array"));
     in.buffers.push_back(anchors);
+  }
   }
   Napi::Value sizes = Field(obj, "imageSizes", "imageSizes");
   t.image_sizes = static_cast<const int32_t*>(TypedData(sizes, napi_int32_array, N * 2, "image_sizes", "Int32Array"));

@@ -31,6 +31,9 @@ struct RunInputs {
   rk::HeadShapes shapes;
   rk::HeadTensors tensors;
   rk::Residency residency = rk::Residency::kHost;
+  // Candidate lists (the candidate cache) instead of head tensors: inputs.candidates in JS.
+  bool from_candidates = false;
+  rk::CandidateLists candidates;
   std::vector<Napi::Value> buffers;  // every TypedArray read, to be referenced
 };
 RunInputs InputsFromJs(const Napi::Object& obj, const rk::PostprocessParams& params);

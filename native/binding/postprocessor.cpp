@@ -55,6 +55,14 @@ Napi::Object ResultObject(Napi::Env env, const Napi::Value (&arrays)[4], int32_t
   return result;
 }
 
+// One run of the engine on head tensors or on candidate lists.
+rk::Status RunEngine(rk::Engine* engine, const RunInputs& in, rk::Detections* out, rk::RunTimings* timings) {
+  if (in.from_candidates) {
+    return engine->RunCandidates(in.shapes, in.candidates, in.tensors.image_sizes, in.tensors.output_sizes, out, timings);
+  }
+  return engine->Run(in.shapes, in.tensors, in.residency, out, timings);
+}
+
 // Runs the engine on a libuv worker thread. Execute touches no V8 state: it reads the pointers
 // captured in the constructor, whose buffers stay referenced until OnOK / OnError.
 class RunWorker final : public Napi::AsyncWorker {
@@ -79,7 +87,7 @@ class RunWorker final : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    status_ = owner_->engine()->Run(inputs_.shapes, inputs_.tensors, inputs_.residency, &view_, &timings_);
+    status_ = RunEngine(owner_->engine(), inputs_, &view_, &timings_);
     if (!status_.ok()) SetError(status_.message());
   }
 
@@ -202,7 +210,7 @@ Napi::Value Postprocessor::RunSync(const Napi::CallbackInfo& info) {
   RunInputs inputs = InputsFromJs(info[0].As<Napi::Object>(), params_);
   Outputs outputs(env, inputs.shapes.batch, params_.output.detections_per_img);
   rk::RunTimings timings;
-  rk::Status st = engine_->Run(inputs.shapes, inputs.tensors, inputs.residency, &outputs.view, &timings);
+  rk::Status st = RunEngine(engine_.get(), inputs, &outputs.view, &timings);
   if (!st.ok()) throw StatusError(env, st);
   const Napi::Value arrays[4] = {outputs.counts, outputs.boxes, outputs.scores, outputs.labels};
   return ResultObject(env, arrays, outputs.view.max_detections, timings);

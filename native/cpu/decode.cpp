@@ -15,6 +15,29 @@ inline float Load(const void* base, DType dtype, int64_t i) {
 
 }  // namespace
 
+Status DecodeOne(const PostprocessParams& p, const HeadShapes& s, const AnchorGrid& grid, int l, int64_t row,
+                 int32_t label, const Box& anchor, const float d[4], int32_t image_h, int32_t image_w,
+                 int32_t image_index, Box* out) {
+  const float canvas_w = static_cast<float>(s.levels[l].width * grid.stride_x[l]);
+  const float canvas_h = static_cast<float>(s.levels[l].height * grid.stride_y[l]);
+  Box b = DecodeBox(anchor, d[0], d[1], d[2], d[3], p.decode, canvas_w, canvas_h);
+  if (p.decode.clip == ClipMode::kImageBeforeNms) {
+    b = ClipBox(b, static_cast<float>(image_h), static_cast<float>(image_w));
+  }
+  if (std::isnan(b.x1) || std::isnan(b.y1) || std::isnan(b.x2) || std::isnan(b.y2)) {
+    const bool bad_anchor = std::isnan(anchor.x1) || std::isnan(anchor.y1) ||
+                            std::isnan(anchor.x2) || std::isnan(anchor.y2);
+    return Status(Code::kNonFinite,
+                  std::string("Expected finite ") + (bad_anchor ? "anchors" : "bbox_regression") +
+                      " for a selected candidate but received NaN at image " +
+                      std::to_string(image_index) + ", level P" + std::to_string(l + 3) +
+                      ", anchor row " + std::to_string(row) + " (class " +
+                      std::to_string(label) + "): the box cannot be decoded");
+  }
+  *out = b;
+  return Status::Ok();
+}
+
 Status DecodeCandidates(const PostprocessParams& p, const HeadShapes& s, Layout layout, DType dtype,
                         const ImageDeltas& deltas, const AnchorGrid& grid, const float* anchors,
                         int32_t image_h, int32_t image_w, const Candidate* cands, int32_t n,
@@ -57,22 +80,8 @@ Status DecodeCandidates(const PostprocessParams& p, const HeadShapes& s, Layout 
     } else {
       anchor = GridAnchor(grid, s, l, row);
     }
-    const float canvas_w = static_cast<float>(s.levels[l].width * grid.stride_x[l]);
-    const float canvas_h = static_cast<float>(s.levels[l].height * grid.stride_y[l]);
-    Box b = DecodeBox(anchor, d[0], d[1], d[2], d[3], p.decode, canvas_w, canvas_h);
-    if (p.decode.clip == ClipMode::kImageBeforeNms) {
-      b = ClipBox(b, static_cast<float>(image_h), static_cast<float>(image_w));
-    }
-    if (std::isnan(b.x1) || std::isnan(b.y1) || std::isnan(b.x2) || std::isnan(b.y2)) {
-      const bool bad_anchor = std::isnan(anchor.x1) || std::isnan(anchor.y1) ||
-                              std::isnan(anchor.x2) || std::isnan(anchor.y2);
-      return Status(Code::kNonFinite,
-                    std::string("Expected finite ") + (bad_anchor ? "anchors" : "bbox_regression") +
-                        " for a selected candidate but received NaN at image " +
-                        std::to_string(image_index) + ", level P" + std::to_string(l + 3) +
-                        ", anchor row " + std::to_string(row) + " (class " +
-                        std::to_string(c.label) + "): the box cannot be decoded");
-    }
+    Box b;
+    RK_RETURN_IF_ERROR(DecodeOne(p, s, grid, l, row, c.label, anchor, d, image_h, image_w, image_index, &b));
     boxes[i] = b;
   }
   return Status::Ok();

@@ -37,6 +37,20 @@ class CpuEngine final : public Engine {
     return Status::Ok();
   }
 
+  Status RunCandidates(const HeadShapes& shapes, const CandidateLists& lists, const int32_t* image_sizes,
+                       const int32_t* output_sizes, Detections* out, RunTimings* timings) override {
+    const auto start = std::chrono::steady_clock::now();
+    RK_RETURN_IF_ERROR(ValidateShapes(params_, shapes));
+    AnchorGrid grid;
+    RK_RETURN_IF_ERROR(MakeAnchorGrid(params_.anchors, shapes, &grid));
+    RK_RETURN_IF_ERROR(PostprocessCandidates(params_, shapes, lists, grid, image_sizes, output_sizes, out, &pool_));
+    if (timings != nullptr) {
+      timings->compute_ms = timings->decode_nms_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    }
+    return Status::Ok();
+  }
+
  private:
   PostprocessParams params_;
   ThreadPool pool_;

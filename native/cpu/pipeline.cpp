@@ -65,6 +65,40 @@ const void* Offset(const void* base, DType dtype, int64_t elements) {
 
 }  // namespace
 
+void FinishImage(const PostprocessParams& p, const Box* boxes, const float* scores, const int32_t* labels,
+                 int32_t num, int32_t* keep, void* nms_workspace, int32_t image_h, int32_t image_w,
+                 const int32_t* output_hw, Detections* out, int32_t n) {
+  const int32_t D = out->max_detections;
+  const int32_t kept = Nms(p.nms, p.decode.pixel_offset, boxes, scores, labels, num, keep, nms_workspace);
+
+  // Cap, then (Detectron2) rescale to the output size, clip and drop empty boxes.
+  const int32_t capped = std::min(kept, D);
+  float* ob = out->boxes + static_cast<size_t>(n) * D * 4;
+  float* os = out->scores + static_cast<size_t>(n) * D;
+  int32_t* ol = out->labels + static_cast<size_t>(n) * D;
+  int32_t written = 0;
+  for (int32_t r = 0; r < capped; ++r) {
+    const int32_t i = keep[r];
+    Box b = boxes[i];
+    if (p.decode.clip == ClipMode::kOutputAfterNms) {
+      b = RescaleAndClip(b, image_h, image_w, output_hw);
+    }
+    if (p.output.remove_empty && !((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f)) continue;
+    float* row = ob + static_cast<size_t>(written) * 4;
+    row[0] = b.x1;
+    row[1] = b.y1;
+    row[2] = b.x2;
+    row[3] = b.y2;
+    os[written] = scores[i];
+    ol[written] = labels[i];
+    ++written;
+  }
+  out->counts[n] = written;
+  std::memset(ob + static_cast<size_t>(written) * 4, 0, static_cast<size_t>(D - written) * 16);
+  std::memset(os + written, 0, static_cast<size_t>(D - written) * 4);
+  std::memset(ol + written, 0, static_cast<size_t>(D - written) * 4);
+}
+
 size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s, int num_threads) {
   const Plan plan = MakePlan(p, s, num_threads);
   return plan.select_bytes + static_cast<size_t>(s.batch) * plan.image_bytes;
@@ -141,7 +175,6 @@ Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTe
 
   const auto t1 = Clock::now();
   // 2. Per image: merge, decode + clip, NMS, cap, write.
-  const int32_t D = out->max_detections;
   pool->ParallelFor(s.batch, [&](int n) {
     const size_t m = static_cast<size_t>(std::max(plan.per_image_candidates, 1));
     uint8_t* q = image_ws + static_cast<size_t>(n) * plan.image_bytes;
@@ -187,34 +220,8 @@ Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTe
       scores[i] = cands[i].score;
       labels[i] = cands[i].label;
     }
-    const int32_t kept = Nms(p.nms, p.decode.pixel_offset, boxes, scores, labels, num, keep, nms_ws);
-
-    // Cap, then (Detectron2) rescale to the output size, clip and drop empty boxes.
-    const int32_t capped = std::min(kept, D);
-    float* ob = out->boxes + static_cast<size_t>(n) * D * 4;
-    float* os = out->scores + static_cast<size_t>(n) * D;
-    int32_t* ol = out->labels + static_cast<size_t>(n) * D;
-    int32_t written = 0;
-    for (int32_t r = 0; r < capped; ++r) {
-      const int32_t i = keep[r];
-      Box b = boxes[i];
-      if (p.decode.clip == ClipMode::kOutputAfterNms) {
-        b = RescaleAndClip(b, image_h, image_w, t.output_sizes == nullptr ? nullptr : t.output_sizes + 2 * n);
-      }
-      if (p.output.remove_empty && !((b.x2 - b.x1) > 0.0f && (b.y2 - b.y1) > 0.0f)) continue;
-      float* row = ob + static_cast<size_t>(written) * 4;
-      row[0] = b.x1;
-      row[1] = b.y1;
-      row[2] = b.x2;
-      row[3] = b.y2;
-      os[written] = scores[i];
-      ol[written] = labels[i];
-      ++written;
-    }
-    out->counts[n] = written;
-    std::memset(ob + static_cast<size_t>(written) * 4, 0, static_cast<size_t>(D - written) * 16);
-    std::memset(os + written, 0, static_cast<size_t>(D - written) * 4);
-    std::memset(ol + written, 0, static_cast<size_t>(D - written) * 4);
+    FinishImage(p, boxes, scores, labels, num, keep, nms_ws, image_h, image_w,
+                t.output_sizes == nullptr ? nullptr : t.output_sizes + 2 * n, out, n);
   });
   if (timings != nullptr) {
     timings->select_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();

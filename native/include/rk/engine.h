@@ -20,6 +20,8 @@ struct RunTimings {
   bool graph_replayed = false;
 };
 
+struct CandidateLists;  // rk/stages.h
+
 // Where the HeadTensors pointers live.
 enum class Residency : int32_t { kHost = 0, kDevice = 1 };
 
@@ -31,6 +33,13 @@ class Engine {
   // memory, padded form. Returns a Status; never throws.
   virtual Status Run(const HeadShapes& shapes, const HeadTensors& tensors, Residency residency,
                      Detections* out, RunTimings* timings) = 0;
+  // The stages after selection on candidate lists in host memory (the candidate cache). [in] shapes
+  // of the heads the lists came from, image (and output) sizes [N, 2]; [out] detections.
+  virtual Status RunCandidates(const HeadShapes& shapes, const CandidateLists& lists, const int32_t* image_sizes,
+                               const int32_t* output_sizes, Detections* out, RunTimings* timings) {
+    (void)shapes, (void)lists, (void)image_sizes, (void)output_sizes, (void)out, (void)timings;
+    return Status(Code::kUnavailable, std::string("Expected the cpu backend for candidate lists but this engine is ") + backend());
+  }
   // Bytes of scratch the engine holds for the last shapes it ran.
   virtual size_t workspace_bytes() const = 0;
 };

@@ -106,12 +106,25 @@ Status DecodeCandidates(const PostprocessParams& p, const HeadShapes& s, Layout 
                         int32_t image_h, int32_t image_w, const Candidate* cands, int32_t n,
                         Box* boxes, int32_t image_index);
 
+// One candidate: the box of `anchor` moved by deltas d, clipped as the params say (level l's canvas
+// for ODTK's clip, the image for torchvision's). NaN is an error naming the candidate.
+Status DecodeOne(const PostprocessParams& p, const HeadShapes& s, const AnchorGrid& grid, int l, int64_t row,
+                 int32_t label, const Box& anchor, const float d[4], int32_t image_h, int32_t image_w,
+                 int32_t image_index, Box* out);
+
 // ---------------------------------------------------------------------------------------------
 // NMS of one image. [in] boxes, scores, labels [n]; [out] keep (indices into the inputs, in output
 // order: score desc, ties by input position), returns the count. Workspace: NmsWorkspaceSize(n).
 size_t NmsWorkspaceSize(int32_t n);
 int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const float* scores,
             const int32_t* labels, int32_t n, int32_t* keep, void* workspace);
+
+// After decode, for one image: NMS, the cap of D detections, (Detectron2) rescale + clip to the
+// output size, empty-box removal, and the padded write of row `n` of `out`. [in] boxes, scores,
+// labels [num]; keep [num] and nms_workspace (NmsWorkspaceSize(num)) are scratch.
+void FinishImage(const PostprocessParams& p, const Box* boxes, const float* scores, const int32_t* labels,
+                 int32_t num, int32_t* keep, void* nms_workspace, int32_t image_h, int32_t image_w,
+                 const int32_t* output_hw, Detections* out, int32_t n);
 
 // ---------------------------------------------------------------------------------------------
 // The whole pipeline on the CPU: every stage for every image, threads over images, levels and
@@ -122,5 +135,24 @@ struct RunTimings;
 Status Postprocess(const PostprocessParams& p, const HeadShapes& s, const HeadTensors& t,
                    const AnchorGrid& grid, Detections* out, void* workspace, size_t workspace_bytes,
                    ThreadPool* pool, RunTimings* timings = nullptr);
+
+// ---------------------------------------------------------------------------------------------
+// The stages after selection, on candidate lists (the candidate cache): per image and level, the
+// range [offsets[n*L + l], offsets[n*L + l + 1]) of the arrays below holds candidates of that level
+// in any order. Each is re-decided exactly as the class-head pass decides an element (score from
+// the raw value, `score > f32(t)`, top-k by RanksBefore with the preset's order key), then decoded,
+// suppressed and written as Postprocess does. Given a superset of what the heads would select, the
+// detections are those of the heads. Threads over images.
+struct CandidateLists {
+  const int64_t* offsets = nullptr;  // [batch * L + 1]
+  const int32_t* rows = nullptr;     // anchor row within the level: (y*W + x)*A + a
+  const int32_t* labels = nullptr;
+  const float* values = nullptr;     // the class head's raw value (logit or probability), widened to f32
+  const float* deltas = nullptr;     // [., 4] the box head's raw deltas, widened to f32
+  const float* anchors = nullptr;    // [., 4] the anchor of each candidate, or null: the grid of the shapes
+};
+Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, const CandidateLists& c,
+                             const AnchorGrid& grid, const int32_t* image_sizes, const int32_t* output_sizes,
+                             Detections* out, ThreadPool* pool);
 
 }  // namespace rk

@@ -1,0 +1,99 @@
+// The stages after selection on candidate lists (the candidate cache, kernel/postprocess/cache.ts):
+// the same decisions as the class-head pass, on the few elements a cache keeps.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "rk/stages.h"
+#include "thread_pool.h"
+
+namespace rk {
+namespace {
+
+// A candidate and where it sits in the lists (its deltas and anchor).
+struct Entry {
+  Candidate cand;
+  int64_t at;
+};
+
+}  // namespace
+
+Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, const CandidateLists& c,
+                             const AnchorGrid& grid, const int32_t* image_sizes, const int32_t* output_sizes,
+                             Detections* out, ThreadPool* pool) {
+  if (c.offsets == nullptr || c.rows == nullptr || c.labels == nullptr || c.values == nullptr || c.deltas == nullptr) {
+    return Status(Code::kInvalidArgument, "Expected offsets, rows, labels, values and deltas for the candidate lists but one is missing");
+  }
+  const int L = s.num_levels;
+  const int K = s.num_classes;
+  const int A = s.anchors_per_loc;
+  const float thresh = static_cast<float>(p.select.score_thresh);
+  const int32_t topk = p.select.topk_candidates;
+  std::vector<Status> statuses(static_cast<size_t>(s.batch));
+  pool->ParallelFor(s.batch, [&](int n) {
+    // Scratch per task: a few thousand candidates at most (L * top-k after the cut).
+    std::vector<Entry> level;
+    std::vector<Entry> cands;
+    for (int l = 0; l < L; ++l) {
+      const int64_t begin = c.offsets[static_cast<size_t>(n) * L + l];
+      const int64_t end = c.offsets[static_cast<size_t>(n) * L + l + 1];
+      const int64_t hw = static_cast<int64_t>(s.levels[l].height) * s.levels[l].width;
+      const int64_t level_anchors = s.LevelAnchors(l);
+      level.clear();
+      for (int64_t i = begin; i < end; ++i) {
+        const float v = c.values[i];
+        const float score = p.select.score_input == ScoreInput::kLogits ? SigmoidF32(v) : v;
+        if (!(score > thresh)) continue;
+        const int32_t row = c.rows[i];
+        const int32_t label = c.labels[i];
+        if (row < 0 || row >= level_anchors || label < 0 || label >= K) {
+          statuses[static_cast<size_t>(n)] = Status(
+              Code::kInvalidArgument, "Expected anchor rows in [0, " + std::to_string(level_anchors) + ") and labels in [0, " +
+                                          std::to_string(K) + ") at image " + std::to_string(n) + ", level P" +
+                                          std::to_string(l + 3) + " but received row " + std::to_string(row) +
+                                          ", label " + std::to_string(label));
+          return;
+        }
+        Candidate cand;
+        cand.score = score;
+        cand.level = l;
+        cand.label = label;
+        cand.row = row;
+        cand.order = p.select.candidate_order == CandidateOrder::kAnchorMajor
+                         ? static_cast<int64_t>(row) * K + label
+                         : (static_cast<int64_t>(row % A) * K + label) * hw + row / A;
+        level.push_back(Entry{cand, i});
+      }
+      const size_t keep = std::min(level.size(), static_cast<size_t>(std::max(topk, 0)));
+      std::partial_sort(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), level.end(),
+                        [](const Entry& a, const Entry& b) { return RanksBefore(a.cand, b.cand); });
+      cands.insert(cands.end(), level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep));
+    }
+    const int32_t num = static_cast<int32_t>(cands.size());
+    std::vector<Box> boxes(cands.size());
+    std::vector<float> scores(cands.size());
+    std::vector<int32_t> labels(cands.size()), keep(cands.size());
+    std::vector<uint8_t> nms_ws(NmsWorkspaceSize(std::max(num, 1)));
+    const int32_t image_h = image_sizes[2 * n], image_w = image_sizes[2 * n + 1];
+    for (int32_t i = 0; i < num; ++i) {
+      const Candidate& cand = cands[static_cast<size_t>(i)].cand;
+      const int64_t at = cands[static_cast<size_t>(i)].at;
+      const float* d = c.deltas + at * 4;
+      const Box anchor = c.anchors != nullptr ? Box{c.anchors[at * 4], c.anchors[at * 4 + 1], c.anchors[at * 4 + 2], c.anchors[at * 4 + 3]}
+                                              : GridAnchor(grid, s, cand.level, cand.row);
+      Status st = DecodeOne(p, s, grid, cand.level, cand.row, cand.label, anchor, d, image_h, image_w, n, &boxes[static_cast<size_t>(i)]);
+      if (!st.ok()) {
+        statuses[static_cast<size_t>(n)] = st;
+        return;
+      }
+      scores[static_cast<size_t>(i)] = cand.score;
+      labels[static_cast<size_t>(i)] = cand.label;
+    }
+    FinishImage(p, boxes.data(), scores.data(), labels.data(), num, keep.data(), nms_ws.data(), image_h, image_w,
+                output_sizes == nullptr ? nullptr : output_sizes + 2 * n, out, n);
+  });
+  for (const Status& st : statuses) RK_RETURN_IF_ERROR(st);
+  return Status::Ok();
+}
+
+}  // namespace rk
