@@ -6,6 +6,7 @@
 import { PostprocessConfig } from "./presets";
 import { describe } from "./config";
 import { NdArray, numel, shapeString, toInt32 } from "./ndarray";
+import { floatToHalf } from "./reference";
 
 export type Layout = "concatenated" | "per_level";
 export type HeadDType = "float32" | "float16";
@@ -256,4 +257,15 @@ export function normalizeHeads(heads: HeadOutputs, config: PostprocessConfig): N
     imageSizes,
     outputSizes,
   };
+}
+
+/** The same heads as fp16 (each f32 value rounded to the nearest half), for fp16 candidates and tests. */
+export function toHalfHeads(h: NormalizedHeads): NormalizedHeads {
+  const conv = (a: Float32Array | Uint16Array) => {
+    if (a instanceof Uint16Array) return a;
+    const out = new Uint16Array(a.length);
+    for (let i = 0; i < a.length; i++) out[i] = floatToHalf(a[i]);
+    return out;
+  };
+  return { ...h, dtype: "float16", cls: h.cls.map(conv), box: h.box.map(conv) };
 }

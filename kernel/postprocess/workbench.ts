@@ -18,12 +18,11 @@ import { CocoDetections, readCocoAnnotations, writeCocoResults } from "../data/c
 import { evaluateCocoBoxes } from "../eval/coco";
 import { labelMapFor } from "../eval/labels";
 import { CocoMetrics, detectionsToCoco, evaluateCoco, metricsOf } from "./eval";
-import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
+import { HeadOutputs, normalizeHeads, toHalfHeads } from "./heads";
 import { ndarray, NdArray } from "./ndarray";
 import { availableBackends, BackendName, createPostprocessor, Postprocessor, PostprocessResult } from "./postprocessor";
 import { pluginExport, PluginExport, runTensorrt, writePluginExport } from "./plugin";
 import { PostprocessConfig, presets } from "./presets";
-import { floatToHalf } from "./reference";
 import { synthesize, SynthOptions } from "./synth";
 
 const PACKAGE_VERSION: string = (() => {
@@ -167,16 +166,6 @@ export function detectionsChecksum(r: PostprocessResult): string {
 function artifactChecksum(a: Omit<OptimizedArtifact, "checksum"> | OptimizedArtifact): string {
   const { checksum: _ignored, ...rest } = a as OptimizedArtifact;
   return createHash("sha256").update(JSON.stringify(rest)).digest("hex");
-}
-
-function toHalfHeads(h: NormalizedHeads): NormalizedHeads {
-  const conv = (a: Float32Array | Uint16Array) => {
-    if (a instanceof Uint16Array) return a;
-    const out = new Uint16Array(a.length);
-    for (let i = 0; i < a.length; i++) out[i] = floatToHalf(a[i]);
-    return out;
-  };
-  return { ...h, dtype: "float16", cls: h.cls.map(conv), box: h.box.map(conv) };
 }
 
 /** The first `n` images of a dataset (views, no copy). */

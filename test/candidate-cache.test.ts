@@ -1,0 +1,110 @@
+/**
+ * The candidate cache's invariant (kernel/postprocess/cache.ts): for every config within its bounds,
+ * the detections from the cache are identical (bit for bit) to those from the heads it was built
+ * from, on every golden case, both layouts, fp32 and fp16, on each host backend; configs outside the
+ * bounds are errors naming the bound.
+ */
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { resolveConfig } from "../kernel/postprocess/config";
+import { loadDataset } from "../kernel/postprocess/dataset";
+import { NormalizedHeads, normalizeHeads, toHalfHeads } from "../kernel/postprocess/heads";
+import { createPostprocessor, PostprocessResult } from "../kernel/postprocess/postprocessor";
+import { PostprocessConfig } from "../kernel/postprocess/presets";
+import { CacheBounds, CacheWriter, cacheBatches, checkConfigForCache, openCache } from "../kernel/postprocess/cache";
+import { goldenCases, goldenConfig, hostBackends, isBuiltPreset, toPerLevel } from "./helpers";
+
+function samePadded(a: PostprocessResult, b: PostprocessResult): string | undefined {
+  const pa = a.padded;
+  const pb = b.padded;
+  for (let n = 0; n < pa.counts.length; n++) {
+    if (pa.counts[n] !== pb.counts[n]) return `image ${n}: ${pa.counts[n]} detections from the heads, ${pb.counts[n]} from the cache`;
+  }
+  const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const eq = (x: ArrayLike<number>, y: ArrayLike<number>) => x.length === y.length && Array.prototype.every.call(x, (v: number, i: number) => v === y[i]);
+  if (!eq(bits(pa.boxes), bits(pb.boxes))) return "boxes differ";
+  if (!eq(bits(pa.scores), bits(pb.scores))) return "scores differ";
+  if (!eq(pa.labels, pb.labels)) return "labels differ";
+  return undefined;
+}
+
+function buildCache(dir: string, heads: NormalizedHeads, config: PostprocessConfig, bounds: CacheBounds) {
+  const w = new CacheWriter(dir, config, bounds, "test");
+  w.addBatch(heads);
+  w.finish();
+  return openCache(dir);
+}
+
+describe("candidate cache: exact within its bounds", function () {
+  this.timeout(600000);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rk-cache-"));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const cases = goldenCases().filter((c) => isBuiltPreset(c.preset));
+  it("finds the golden cases", () => assert.ok(cases.length >= 10, `found ${cases.length}`));
+
+  for (const c of cases) {
+    for (const layout of ["concatenated", "per_level"] as const) {
+      for (const dtype of ["fp32", "fp16"] as const) {
+        it(`${c.name}, ${layout}, ${dtype}: cache = heads on a grid of score_thresh x topk x nms x detections, ${hostBackends().join(" and ")}`, async function () {
+          const gc = goldenConfig(c);
+          const config = resolveConfig(gc);
+          const ds = loadDataset(c.npz);
+          let heads = normalizeHeads(ds, config);
+          if (layout === "per_level" && heads.layout === "concatenated") {
+            const cls = toPerLevel(ds.cls_logits as never, heads.featureSizes, heads.anchorsPerLocation);
+            const box = toPerLevel(ds.bbox_regression as never, heads.featureSizes, heads.anchorsPerLocation);
+            heads = normalizeHeads({ ...ds, cls_logits: cls, bbox_regression: box, feature_sizes: undefined, padded_size: heads.paddedSize }, config);
+          } else if (layout === "concatenated" && heads.layout === "per_level") {
+            this.skip();
+          }
+          assert.strictEqual(heads.layout, layout);
+          if (dtype === "fp16") heads = toHalfHeads(heads);
+          // Bounds that bind: half the golden threshold, and a max_topk below the golden top-k so
+          // that ties and the cut at the k-th place are exercised.
+          const bounds = { minScore: config.score_thresh / 2, maxTopk: 40 };
+          const cache = buildCache(path.join(tmp, `${c.name}-${layout}-${dtype}`), heads, config, bounds);
+          assert.ok(cache.meta.candidates > 0);
+          const batches = cacheBatches(cache);
+          assert.strictEqual(batches.length, 1);
+          let points = 0;
+          for (const backend of hostBackends()) {
+            const thresholds = backend === "js" ? [bounds.minScore, config.score_thresh * 1.5] : [bounds.minScore, config.score_thresh, config.score_thresh * 1.5, 0.5];
+            for (const score_thresh of thresholds) {
+              for (const topk_candidates of backend === "js" ? [7, 40] : [1, 7, 40]) {
+                for (const nms_thresh of backend === "js" ? [0.5] : [0.3, 0.5, 0.7]) {
+                  for (const detections_per_img of [5, config.detections_per_img]) {
+                    const point = resolveConfig({ ...gc, score_thresh, topk_candidates, nms_thresh, detections_per_img });
+                    checkConfigForCache(point, cache);
+                    const pp = createPostprocessor(point, { backend });
+                    const fromHeads = pp.runSync(heads);
+                    const fromCache = await pp.run(batches[0]);
+                    await pp.dispose();
+                    const diff = samePadded(fromHeads, fromCache);
+                    assert.strictEqual(diff, undefined, `${backend} t=${score_thresh} k=${topk_candidates} nms=${nms_thresh} D=${detections_per_img}: ${diff}`);
+                    points++;
+                  }
+                }
+              }
+            }
+          }
+          assert.ok(points >= 8);
+        });
+      }
+    }
+  }
+
+  it("a config outside the bounds, or with other fixed keys, is an error naming the bound", function () {
+    const c = cases.find((x) => x.name.startsWith("tv_k80_b2"))!;
+    const config = resolveConfig(goldenConfig(c));
+    const heads = normalizeHeads(loadDataset(c.npz), config);
+    const cache = buildCache(path.join(tmp, "bounds"), heads, config, { minScore: 0.05, maxTopk: 100 });
+    assert.throws(() => checkConfigForCache({ ...config, score_thresh: 0.04 }, cache), /Expected score_thresh >= 0.05 \(the min_score bound of the candidate cache .*bounds\) but received 0.04/);
+    assert.throws(() => checkConfigForCache({ ...config, topk_candidates: 101 }, cache), /Expected topk_candidates <= 100 \(the max_topk bound .*\) but received 101/);
+    assert.throws(() => checkConfigForCache(resolveConfig({ ...goldenConfig(c), anchor_offset: 0.5 }), cache), /Expected anchor_offset 0 \(fixed by the candidate cache .*\) but received 0.5/);
+    assert.throws(() => checkConfigForCache(resolveConfig({ preset: "detectron2" }), cache), /Expected preset "torchvision" .* but received "detectron2"/);
+    assert.doesNotThrow(() => checkConfigForCache({ ...config, score_thresh: 0.05, topk_candidates: 100, nms_thresh: 0.9, detections_per_img: 1 }, cache));
+  });
+});
