@@ -4,7 +4,9 @@
  *   retinanet-kernel install [--user | --prefix P | --sys-prefix] [--name N] [--display-name D]
  *   retinanet-kernel uninstall [--user | --prefix P | --sys-prefix] [--name N]
  *   retinanet-kernel run --data IN.npz --out OUT.npz [...]   post-process without a notebook
- *   retinanet-kernel eval --annotations GT.json --results RES.json [--json OUT.json]   COCO box AP
+ *   retinanet-kernel cache --data HEADS --out DIR [...]     candidate cache for tuning at scale
+ *   retinanet-kernel cache --data HEADS --out DIR [options]   candidate cache (cache --help for options)
+  retinanet-kernel eval --annotations GT.json --results RES.json [--json OUT.json]   COCO box AP
  *   retinanet-kernel quickstart                      execute notebooks/01-quickstart.ipynb (npm start)
  *   retinanet-kernel devices                         backends, CPU and CUDA devices
  *   retinanet-kernel --help | --version
@@ -23,6 +25,7 @@ Usage:
   retinanet-kernel install [--user | --prefix P | --sys-prefix] [--name N] [--display-name D]
   retinanet-kernel uninstall [--user | --prefix P | --sys-prefix] [--name N]
   retinanet-kernel run --data IN.npz --out OUT.npz [options]   (run --help for options)
+  retinanet-kernel cache --data HEADS --out DIR [options]   candidate cache (cache --help for options)
   retinanet-kernel eval --annotations GT.json --results RES.json [--json OUT.json]   COCO box AP (pycocotools' numbers)
   retinanet-kernel quickstart [--out FILE]       execute the quickstart notebook through the kernel
   retinanet-kernel devices                       backends, CPU and CUDA devices
@@ -47,6 +50,11 @@ export async function main(argv: string[]): Promise<void> {
       case "run": {
         const { runCommand } = await import("./postprocess/cli");
         code = await runCommand(rest);
+        break;
+      }
+      case "cache": {
+        const { cacheCommand } = await import("./postprocess/cli");
+        code = cacheCommand(rest);
         break;
       }
       case "eval": {
@@ -76,7 +84,7 @@ export async function main(argv: string[]): Promise<void> {
         break;
       }
       default:
-        console.error(`Expected a command (kernel, install, uninstall, run, eval, quickstart, devices) but received ${JSON.stringify(command)}\n\n${HELP}`);
+        console.error(`Expected a command (kernel, install, uninstall, run, cache, eval, quickstart, devices) but received ${JSON.stringify(command)}\n\n${HELP}`);
         code = 2;
     }
   } catch (e) {

@@ -83,6 +83,11 @@ export interface CacheMeta {
   image_ids: boolean;
   gt: boolean;
   gt_boxes: number;
+  /** The framework's own detections (det{i}_*) of the source, for the parity report of `run`. */
+  det: boolean;
+  det_boxes: number;
+  /** The golden case's .json beside the source (preset, thresholds), when there was one. */
+  case?: Record<string, unknown>;
   /** COCO annotation file written beside the cache by %synth --cache or named at build time. */
   annotations?: string;
 }
@@ -104,6 +109,7 @@ export interface CandidateCache {
   outputSizes?: Int32Array;
   imageIds?: BigInt64Array;
   gt?: { offsets: BigInt64Array; boxes: Float32Array; labels: Int32Array };
+  det?: { offsets: BigInt64Array; boxes: Float32Array; labels: Int32Array; scores: Float32Array };
 }
 
 /** A batch of candidate lists with the shapes of the heads they came from: what Postprocessor.run takes. */
@@ -308,22 +314,74 @@ class ColumnFile {
   }
 }
 
+/** Boxes of one image: ground truth (gt) or a framework's expected detections (det, with scores). */
+export interface ImageBoxes {
+  boxes: Float32Array;
+  labels: Int32Array;
+  scores?: Float32Array;
+}
+
+/** One image as the writer takes it: its candidate lists per level and its shapes. */
+export interface CacheImage {
+  levels: LevelCandidates[];
+  imageSize: [number, number];
+  paddedSize: [number, number];
+  featureSizes: [number, number][];
+  outputSize?: [number, number];
+  imageId?: number | bigint;
+  gt?: ImageBoxes;
+  det?: ImageBoxes;
+}
+
+/** The columns of one per-image box set (gt or det): offsets, boxes, labels (and scores for det). */
+class BoxColumns {
+  private readonly offsets: ColumnFile;
+  private readonly boxes: ColumnFile;
+  private readonly labels: ColumnFile;
+  private readonly scores?: ColumnFile;
+  count = 0n;
+  constructor(dir: string, prefix: string, withScores: boolean) {
+    this.offsets = new ColumnFile(path.join(dir, `${prefix}_offsets.npy`), "<i8", []);
+    this.boxes = new ColumnFile(path.join(dir, `${prefix}_boxes.npy`), "<f4", [4]);
+    this.labels = new ColumnFile(path.join(dir, `${prefix}_labels.npy`), "<i4", []);
+    if (withScores) this.scores = new ColumnFile(path.join(dir, `${prefix}_scores.npy`), "<f4", []);
+    this.offsets.append(new BigInt64Array([0n]));
+  }
+  append(b: ImageBoxes): void {
+    this.boxes.append(b.boxes);
+    this.labels.append(b.labels);
+    if (this.scores) this.scores.append(b.scores ?? new Float32Array(b.labels.length));
+    this.count += BigInt(b.labels.length);
+    this.offsets.append(new BigInt64Array([this.count]));
+  }
+  files(): ColumnFile[] {
+    return [this.offsets, this.boxes, this.labels, ...(this.scores ? [this.scores] : [])];
+  }
+}
+
+/** What every image of a cache must share (set by the first image). */
+interface CacheLayout {
+  levels: number;
+  numClasses: number;
+  anchorsPerLocation: number;
+  layout: string;
+  dtype: string;
+  given: boolean;
+  outputSizes: boolean;
+  ids: boolean;
+  gt: boolean;
+  det: boolean;
+}
+
 /** Writes a cache image by image into a temporary folder; finish() renames it into place. */
 export class CacheWriter {
   private readonly tmp: string;
   private readonly cols: Record<string, ColumnFile> = {};
+  private gt?: BoxColumns;
+  private det?: BoxColumns;
+  private shape?: CacheLayout;
   private images = 0;
-  private levels = -1;
-  private numClasses = -1;
-  private anchorsPerLocation = -1;
   private total = 0n;
-  private gtTotal = 0n;
-  private given: boolean | undefined;
-  private hasOutputSizes: boolean | undefined;
-  private hasIds: boolean | undefined;
-  private hasGt: boolean | undefined;
-  private layout = "";
-  private dtype = "";
   private shards = 0;
   private done = false;
 
@@ -349,102 +407,63 @@ export class CacheWriter {
     this.cols.offsets.append(new BigInt64Array([0n]));
   }
 
-  /** Adds every image of one batch of heads (with its image_ids and gt{i}_* when given). */
-  addBatch(heads: NormalizedHeads, extras: { imageIds?: ArrayLike<number | bigint>; gt?: { boxes: Float32Array; labels: Int32Array }[] } = {}, stop?: { stopped: boolean }): void {
-    if (this.done) throw new CacheError(`Expected an open cache writer but ${this.dir} was already finished`);
-    const L = heads.featureSizes.length;
-    if (this.levels < 0) {
-      this.levels = L;
-      this.numClasses = heads.numClasses;
-      this.anchorsPerLocation = heads.anchorsPerLocation;
-      this.layout = heads.layout;
-      this.dtype = heads.dtype;
-      this.given = !!heads.anchors;
-      this.hasOutputSizes = !!heads.outputSizes;
-      this.hasIds = extras.imageIds !== undefined;
-      this.hasGt = extras.gt !== undefined;
-      this.cols.feature_sizes = new ColumnFile(path.join(this.tmp, "feature_sizes.npy"), "<i4", [L, 2]);
-      if (this.given) this.cols.anchors = new ColumnFile(path.join(this.tmp, "anchors.npy"), "<f4", [4]);
-      if (this.hasOutputSizes) this.cols.output_sizes = new ColumnFile(path.join(this.tmp, "output_sizes.npy"), "<i4", [2]);
-      if (this.hasIds) this.cols.image_ids = new ColumnFile(path.join(this.tmp, "image_ids.npy"), "<i8", []);
-      if (this.hasGt) {
-        this.cols.gt_offsets = new ColumnFile(path.join(this.tmp, "gt_offsets.npy"), "<i8", []);
-        this.cols.gt_boxes = new ColumnFile(path.join(this.tmp, "gt_boxes.npy"), "<f4", [4]);
-        this.cols.gt_labels = new ColumnFile(path.join(this.tmp, "gt_labels.npy"), "<i4", []);
-        this.cols.gt_offsets.append(new BigInt64Array([0n]));
-      }
+  /** Sets what every image shares from the first one; later images must agree (the error says how not). */
+  private agree(want: CacheLayout, what: string): void {
+    if (!this.shape) {
+      this.shape = want;
+      const col = (name: string, descr: string, tail: number[]) => (this.cols[name] = new ColumnFile(path.join(this.tmp, `${name}.npy`), descr, tail));
+      col("feature_sizes", "<i4", [want.levels, 2]);
+      if (want.given) col("anchors", "<f4", [4]);
+      if (want.outputSizes) col("output_sizes", "<i4", [2]);
+      if (want.ids) col("image_ids", "<i8", []);
+      if (want.gt) this.gt = new BoxColumns(this.tmp, "gt", false);
+      if (want.det) this.det = new BoxColumns(this.tmp, "det", true);
+      return;
     }
-    const what = `batch ${this.shards} (images ${this.images}..${this.images + heads.batch - 1})`;
-    if (L !== this.levels) throw new CacheError(`Expected ${this.levels} levels in ${what}, as in the batches before it, but received ${L}`);
-    if (heads.numClasses !== this.numClasses) throw new CacheError(`Expected K = ${this.numClasses} classes in ${what}, as in the batches before it, but received ${heads.numClasses}`);
-    if (heads.layout !== this.layout) throw new CacheError(`Expected the ${this.layout} layout in ${what}, as in the batches before it, but received ${heads.layout}`);
-    if (heads.dtype !== this.dtype) throw new CacheError(`Expected ${this.dtype} heads in ${what}, as in the batches before it, but received ${heads.dtype}`);
-    if (!!heads.anchors !== this.given) throw new CacheError(`Expected ${this.given ? "" : "no "}anchors array in ${what}, as in the batches before it`);
-    if (!!heads.outputSizes !== this.hasOutputSizes) throw new CacheError(`Expected ${this.hasOutputSizes ? "" : "no "}output_sizes in ${what}, as in the batches before it`);
-    if ((extras.imageIds !== undefined) !== this.hasIds) throw new CacheError(`Expected ${this.hasIds ? "" : "no "}image_ids in ${what}, as in the batches before it`);
-    if ((extras.gt !== undefined) !== this.hasGt) throw new CacheError(`Expected ${this.hasGt ? "" : "no "}gt{i}_boxes in ${what}, as in the batches before it`);
-    if (extras.imageIds !== undefined && extras.imageIds.length !== heads.batch) throw new CacheError(`Expected ${heads.batch} image_ids in ${what} (one per image) but received ${extras.imageIds.length}`);
-    const c = this.cols;
-    for (let n = 0; n < heads.batch; n++) {
-      if (stop?.stopped) return;
-      const ends = new BigInt64Array(L);
-      for (let l = 0; l < L; l++) {
-        const lc = levelCandidates(heads, this.config, this.bounds, n, l);
-        c.rows.append(lc.rows);
-        c.labels.append(lc.labels);
-        c.values.append(lc.values);
-        c.deltas.append(lc.deltas);
-        if (lc.anchors) c.anchors.append(lc.anchors);
-        this.total += BigInt(lc.rows.length);
-        ends[l] = this.total;
-      }
-      c.offsets.append(ends);
-      c.image_sizes.append(heads.imageSizes.subarray(2 * n, 2 * n + 2));
-      c.padded_sizes.append(Int32Array.from(heads.paddedSize));
-      c.feature_sizes.append(Int32Array.from(heads.featureSizes.flat()));
-      if (heads.outputSizes) c.output_sizes.append(heads.outputSizes.subarray(2 * n, 2 * n + 2));
-      if (extras.imageIds) c.image_ids.append(new BigInt64Array([BigInt(extras.imageIds[n])]));
-      if (extras.gt) {
-        const g = extras.gt[n];
-        c.gt_boxes.append(g.boxes);
-        c.gt_labels.append(g.labels);
-        this.gtTotal += BigInt(g.labels.length);
-        c.gt_offsets.append(new BigInt64Array([this.gtTotal]));
-      }
-      this.images++;
+    const have = this.shape;
+    const says: Record<keyof CacheLayout, string> = {
+      levels: `${have.levels} levels`,
+      numClasses: `K = ${have.numClasses} classes`,
+      anchorsPerLocation: `${have.anchorsPerLocation} anchors per location`,
+      layout: `the ${have.layout} layout`,
+      dtype: `${have.dtype} heads`,
+      given: have.given ? "an anchors array" : "no anchors array",
+      outputSizes: have.outputSizes ? "output_sizes" : "no output_sizes",
+      ids: have.ids ? "image_ids" : "no image_ids",
+      gt: have.gt ? "gt{i}_boxes" : "no gt{i}_boxes",
+      det: have.det ? "det{i}_boxes" : "no det{i}_boxes",
+    };
+    for (const key of Object.keys(says) as (keyof CacheLayout)[]) {
+      if (want[key] !== have[key]) throw new CacheError(`Expected ${says[key]} in ${what}, as in the images before it, but received ${String(want[key])}`);
     }
-    this.shards++;
   }
 
-  /** Adds candidate lists made elsewhere (the synthetic cache, an exporter): one image. */
-  addImage(image: { levels: LevelCandidates[]; imageSize: [number, number]; paddedSize: [number, number]; featureSizes: [number, number][]; imageId?: number; gt?: { boxes: Float32Array; labels: Int32Array } }, layout = "concatenated", dtype = "float32", numClasses: number, anchorsPerLocation: number): void {
-    const L = image.featureSizes.length;
-    if (this.levels < 0) {
-      this.levels = L;
-      this.numClasses = numClasses;
-      this.anchorsPerLocation = anchorsPerLocation;
-      this.layout = layout;
-      this.dtype = dtype;
-      this.given = false;
-      this.hasOutputSizes = false;
-      this.hasIds = image.imageId !== undefined;
-      this.hasGt = image.gt !== undefined;
-      this.cols.feature_sizes = new ColumnFile(path.join(this.tmp, "feature_sizes.npy"), "<i4", [L, 2]);
-      if (this.hasIds) this.cols.image_ids = new ColumnFile(path.join(this.tmp, "image_ids.npy"), "<i8", []);
-      if (this.hasGt) {
-        this.cols.gt_offsets = new ColumnFile(path.join(this.tmp, "gt_offsets.npy"), "<i8", []);
-        this.cols.gt_boxes = new ColumnFile(path.join(this.tmp, "gt_boxes.npy"), "<f4", [4]);
-        this.cols.gt_labels = new ColumnFile(path.join(this.tmp, "gt_labels.npy"), "<i4", []);
-        this.cols.gt_offsets.append(new BigInt64Array([0n]));
-      }
-    }
+  /** Adds one image (candidate lists made by levelCandidates, the synthetic cache or an exporter). */
+  addImage(image: CacheImage, source: { layout: string; dtype: string; numClasses: number; anchorsPerLocation: number; what?: string }): void {
+    if (this.done) throw new CacheError(`Expected an open cache writer but ${this.dir} was already finished`);
+    this.agree(
+      {
+        levels: image.featureSizes.length,
+        numClasses: source.numClasses,
+        anchorsPerLocation: source.anchorsPerLocation,
+        layout: source.layout,
+        dtype: source.dtype,
+        given: image.levels.some((lc) => lc.anchors !== undefined),
+        outputSizes: image.outputSize !== undefined,
+        ids: image.imageId !== undefined,
+        gt: image.gt !== undefined,
+        det: image.det !== undefined,
+      },
+      source.what ?? `image ${this.images}`,
+    );
     const c = this.cols;
-    const ends = new BigInt64Array(L);
+    const ends = new BigInt64Array(image.levels.length);
     image.levels.forEach((lc, l) => {
       c.rows.append(lc.rows);
       c.labels.append(lc.labels);
       c.values.append(lc.values);
       c.deltas.append(lc.deltas);
+      if (c.anchors) c.anchors.append(lc.anchors ?? new Float32Array(lc.rows.length * 4));
       this.total += BigInt(lc.rows.length);
       ends[l] = this.total;
     });
@@ -452,14 +471,37 @@ export class CacheWriter {
     c.image_sizes.append(Int32Array.from(image.imageSize));
     c.padded_sizes.append(Int32Array.from(image.paddedSize));
     c.feature_sizes.append(Int32Array.from(image.featureSizes.flat()));
+    if (image.outputSize) c.output_sizes.append(Int32Array.from(image.outputSize));
     if (image.imageId !== undefined) c.image_ids.append(new BigInt64Array([BigInt(image.imageId)]));
-    if (image.gt) {
-      c.gt_boxes.append(image.gt.boxes);
-      c.gt_labels.append(image.gt.labels);
-      this.gtTotal += BigInt(image.gt.labels.length);
-      c.gt_offsets.append(new BigInt64Array([this.gtTotal]));
-    }
+    if (image.gt) this.gt!.append(image.gt);
+    if (image.det) this.det!.append(image.det);
     this.images++;
+  }
+
+  /** Adds every image of one batch of heads (with its image_ids, gt{i}_* and det{i}_* when given). */
+  addBatch(heads: NormalizedHeads, extras: { imageIds?: ArrayLike<number | bigint>; gt?: ImageBoxes[]; det?: ImageBoxes[] } = {}, stop?: { stopped: boolean }): void {
+    const what = `batch ${this.shards} (images ${this.images}..${this.images + heads.batch - 1})`;
+    for (const [name, list] of [["image_ids", extras.imageIds], ["gt{i}_boxes", extras.gt], ["det{i}_boxes", extras.det]] as const) {
+      if (list !== undefined && list.length !== heads.batch) throw new CacheError(`Expected ${heads.batch} entries of ${name} in ${what} (one per image) but received ${list.length}`);
+    }
+    for (let n = 0; n < heads.batch; n++) {
+      if (stop?.stopped) return;
+      const levels = heads.featureSizes.map((_, l) => levelCandidates(heads, this.config, this.bounds, n, l));
+      this.addImage(
+        {
+          levels,
+          imageSize: [heads.imageSizes[2 * n], heads.imageSizes[2 * n + 1]],
+          paddedSize: heads.paddedSize,
+          featureSizes: heads.featureSizes,
+          ...(heads.outputSizes ? { outputSize: [heads.outputSizes[2 * n], heads.outputSizes[2 * n + 1]] as [number, number] } : {}),
+          ...(extras.imageIds ? { imageId: extras.imageIds[n] } : {}),
+          ...(extras.gt ? { gt: extras.gt[n] } : {}),
+          ...(extras.det ? { det: extras.det[n] } : {}),
+        },
+        { layout: heads.layout, dtype: heads.dtype, numClasses: heads.numClasses, anchorsPerLocation: heads.anchorsPerLocation, what },
+      );
+    }
+    this.shards++;
   }
 
   get imageCount(): number {
@@ -469,35 +511,39 @@ export class CacheWriter {
     return Number(this.total);
   }
 
-  /** Closes the columns, writes cache.json and renames the folder into place (replacing `dir`). */
-  finish(extra: { annotations?: string } = {}): CacheMeta {
-    if (this.images === 0) {
+  /** Closes the columns, writes cache.json and renames the folder into place (replacing a cache at `dir`). */
+  finish(extra: { annotations?: string; caseMeta?: Record<string, unknown> } = {}): CacheMeta {
+    if (this.images === 0 || !this.shape) {
       this.abort();
       throw new CacheError(`Expected at least one image for the cache ${this.dir} but received none`);
     }
-    for (const col of Object.values(this.cols)) col.close();
+    for (const col of [...Object.values(this.cols), ...(this.gt?.files() ?? []), ...(this.det?.files() ?? [])]) col.close();
     const pick = {} as Record<string, unknown>;
     for (const k of CACHE_FIXED_KEYS) pick[k] = this.config[k];
+    const sh = this.shape;
     const meta: CacheMeta = {
       format: CACHE_FORMAT,
       version: CACHE_VERSION,
       package: packageVersion(),
       created: new Date().toISOString(),
       config: pick as CacheMeta["config"],
-      num_classes: this.numClasses,
-      anchors_per_location: this.anchorsPerLocation,
-      levels: this.levels,
+      num_classes: sh.numClasses,
+      anchors_per_location: sh.anchorsPerLocation,
+      levels: sh.levels,
       min_score: this.bounds.minScore,
       max_topk: this.bounds.maxTopk,
       images: this.images,
       candidates: Number(this.total),
-      source: { path: this.sourcePath, layout: this.layout, dtype: this.dtype, shards: this.shards },
-      given_anchors: !!this.given,
-      output_sizes: !!this.hasOutputSizes,
-      image_ids: !!this.hasIds,
-      gt: !!this.hasGt,
-      gt_boxes: Number(this.gtTotal),
+      source: { path: this.sourcePath, layout: sh.layout, dtype: sh.dtype, shards: this.shards },
+      given_anchors: sh.given,
+      output_sizes: sh.outputSizes,
+      image_ids: sh.ids,
+      gt: sh.gt,
+      gt_boxes: Number(this.gt?.count ?? 0n),
+      det: sh.det,
+      det_boxes: Number(this.det?.count ?? 0n),
       ...(extra.annotations ? { annotations: extra.annotations } : {}),
+      ...(extra.caseMeta ? { case: extra.caseMeta } : {}),
     };
     fs.writeFileSync(path.join(this.tmp, "cache.json"), JSON.stringify(meta, null, 1) + "\n");
     const target = path.resolve(this.dir);
@@ -518,7 +564,7 @@ export class CacheWriter {
 
   /** Drops everything written so far. */
   abort(): void {
-    for (const col of Object.values(this.cols)) col.abandon();
+    for (const col of [...Object.values(this.cols), ...(this.gt?.files() ?? []), ...(this.det?.files() ?? [])]) col.abandon();
     fs.rmSync(this.tmp, { recursive: true, force: true });
     this.done = true;
   }
@@ -594,16 +640,29 @@ export function openCache(dir: string): CandidateCache {
       labels: read("gt_labels", "int32", [meta.gt_boxes]).data as Int32Array,
     };
   }
+  if (meta.det) {
+    cache.det = {
+      offsets: read("det_offsets", "int64", [N + 1]).data as BigInt64Array,
+      boxes: read("det_boxes", "float32", [meta.det_boxes, 4]).data as Float32Array,
+      labels: read("det_labels", "int32", [meta.det_boxes]).data as Int32Array,
+      scores: read("det_scores", "float32", [meta.det_boxes]).data as Float32Array,
+    };
+  }
   if (cache.offsets[N * L] !== BigInt(C)) throw new CacheError(`Expected the last offset in ${path.join(dir, "offsets.npy")} to be ${C} (the candidates) but received ${cache.offsets[N * L]}`);
   return cache;
 }
 
-/** Ground truth of one image of a cache, when it has gt arrays. */
-export function cacheGt(cache: CandidateCache, n: number): { boxes: Float32Array; labels: Int32Array } | undefined {
-  if (!cache.gt) return undefined;
-  const a = Number(cache.gt.offsets[n]);
-  const b = Number(cache.gt.offsets[n + 1]);
-  return { boxes: cache.gt.boxes.subarray(a * 4, b * 4), labels: cache.gt.labels.subarray(a, b) };
+/** Ground truth (gt) or expected detections (det) of every image of a cache, as views. */
+export function cacheBoxes(cache: CandidateCache, which: "gt" | "det"): ImageBoxes[] | undefined {
+  const set = cache[which];
+  if (!set) return undefined;
+  const out: ImageBoxes[] = [];
+  for (let n = 0; n < cache.meta.images; n++) {
+    const a = Number(set.offsets[n]);
+    const b = Number(set.offsets[n + 1]);
+    out.push({ boxes: set.boxes.subarray(a * 4, b * 4), labels: set.labels.subarray(a, b), ...("scores" in set ? { scores: set.scores.subarray(a, b) } : {}) });
+  }
+  return out;
 }
 
 /**
@@ -654,8 +713,10 @@ export function cacheBatches(cache: CandidateCache, begin = 0, end = cache.meta.
 export interface HeadBatch {
   heads: HeadOutputs;
   imageIds?: ArrayLike<number | bigint>;
-  gt?: { boxes: Float32Array; labels: Int32Array }[];
+  gt?: ImageBoxes[];
+  det?: ImageBoxes[];
   file: string;
+  caseMeta?: Record<string, unknown>;
 }
 
 /** The shard files of a folder (.npz files, or sub-folders of .npy files), in name order. */
@@ -677,12 +738,13 @@ export function isShardFolder(dir: string): boolean {
   }
 }
 
-function gtOf(arrays: ArrayMap): { boxes: Float32Array; labels: Int32Array }[] | undefined {
-  if (!arrays.has("gt0_boxes")) return undefined;
-  const out: { boxes: Float32Array; labels: Int32Array }[] = [];
-  for (let i = 0; arrays.has(`gt${i}_boxes`); i++) {
-    const b = arrays.get(`gt${i}_boxes`)!;
-    out.push({ boxes: b.data instanceof Float32Array ? b.data : Float32Array.from(b.data as ArrayLike<number>), labels: toInt32(arrays.get(`gt${i}_labels`)!, `gt${i}_labels`) });
+function boxesOf(arrays: ArrayMap, prefix: "gt" | "det"): ImageBoxes[] | undefined {
+  if (!arrays.has(`${prefix}0_boxes`)) return undefined;
+  const f32 = (a: NdArray) => (a.data instanceof Float32Array ? a.data : Float32Array.from(a.data as ArrayLike<number>));
+  const out: ImageBoxes[] = [];
+  for (let i = 0; arrays.has(`${prefix}${i}_boxes`); i++) {
+    const scores = arrays.get(`${prefix}${i}_scores`);
+    out.push({ boxes: f32(arrays.get(`${prefix}${i}_boxes`)!), labels: toInt32(arrays.get(`${prefix}${i}_labels`)!, `${prefix}${i}_labels`), ...(scores ? { scores: f32(scores) } : {}) });
   }
   return out;
 }
@@ -713,7 +775,16 @@ export function readHeadBatch(file: string): HeadBatch {
     heads.padded_size = [Number(p[0]), Number(p[1])];
   }
   const ids = arrays.get("image_ids");
-  return { heads, imageIds: ids ? (ids.data as ArrayLike<number | bigint>) : undefined, gt: gtOf(arrays), file };
+  let caseMeta: Record<string, unknown> | undefined;
+  const json = fs.statSync(file).isDirectory() ? path.join(file, "meta.json") : file.replace(/\.npz$/, ".json");
+  if (json !== file && fs.existsSync(json)) {
+    try {
+      caseMeta = JSON.parse(fs.readFileSync(json, "utf8"));
+    } catch (e) {
+      throw new CacheError(`Expected JSON in ${json} (the case's parameters) but parsing failed: ${(e as Error).message}`, "ERR_RK_DATASET");
+    }
+  }
+  return { heads, imageIds: ids ? (ids.data as ArrayLike<number | bigint>) : undefined, gt: boxesOf(arrays, "gt"), det: boxesOf(arrays, "det"), file, caseMeta };
 }
 
 export interface BuildProgress {
@@ -739,6 +810,7 @@ export function buildCache(
   const writer = new CacheWriter(out, cfg, bounds, source);
   try {
     let first: NormalizedHeads | undefined;
+    let caseMeta: Record<string, unknown> | undefined;
     files.forEach((file, i) => {
       if (stop?.stopped) return;
       const batch = readHeadBatch(file);
@@ -756,7 +828,8 @@ export function buildCache(
       }
       first ??= heads;
       try {
-        writer.addBatch(heads, { imageIds: batch.imageIds, gt: batch.gt }, stop);
+        writer.addBatch(heads, { imageIds: batch.imageIds, gt: batch.gt, det: batch.det }, stop);
+        if (i === 0 && files.length === 1) caseMeta = batch.caseMeta;
       } catch (e) {
         throw new CacheError(`${(e as Error).message} (shard ${file})`, (e as CacheError).code ?? "ERR_RK_CACHE");
       }
@@ -766,7 +839,7 @@ export function buildCache(
       writer.abort();
       throw new CacheError(`Interrupted: the cache ${out} was not written (${writer.imageCount} images had been read)`, "ERR_RK_INTERRUPTED");
     }
-    return writer.finish(extra);
+    return writer.finish({ ...extra, caseMeta });
   } catch (e) {
     writer.abort();
     throw e;

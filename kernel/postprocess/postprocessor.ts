@@ -110,7 +110,7 @@ function padded(r: NativeResult): PaddedDetections {
   return { maxDetections: r.maxDetections, counts: r.counts, boxes: r.boxes, scores: r.scores, labels: r.labels };
 }
 
-function toResult(backend: BackendName, padded: PaddedDetections, timings: RunTimings): PostprocessResult {
+export function toResult(backend: BackendName, padded: PaddedDetections, timings: RunTimings): PostprocessResult {
   const D = padded.maxDetections;
   const detections: ImageDetections[] = [];
   for (let n = 0; n < padded.counts.length; n++) {
