@@ -504,6 +504,11 @@ export class CacheWriter {
     this.shards++;
   }
 
+  /** A file written into the cache folder with it (the synthetic set's annotations.json). */
+  writeExtra(name: string, text: string): void {
+    fs.writeFileSync(path.join(this.tmp, name), text);
+  }
+
   get imageCount(): number {
     return this.images;
   }

@@ -1,6 +1,7 @@
 // The stages after selection on candidate lists (the candidate cache, kernel/postprocess/cache.ts):
 // the same decisions as the class-head pass, on the few elements a cache keeps.
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,19 @@ struct Entry {
   Candidate cand;
   int64_t at;
 };
+
+// A sort key of a candidate within its level and the candidate's index in the level list.
+struct Keyed {
+  uint64_t key;
+  uint32_t index;
+};
+
+// Bits of a non-NaN float whose unsigned order is the float order (scores here are > the threshold).
+inline uint32_t AscendingBits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
 
 }  // namespace
 
@@ -34,6 +48,7 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
     // Scratch per task: a few thousand candidates at most (L * top-k after the cut).
     std::vector<Entry> level;
     std::vector<Entry> cands;
+    std::vector<Keyed> keys;
     for (int l = 0; l < L; ++l) {
       const int64_t begin = c.offsets[static_cast<size_t>(n) * L + l];
       const int64_t end = c.offsets[static_cast<size_t>(n) * L + l + 1];
@@ -64,10 +79,24 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
                          : (static_cast<int64_t>(row % A) * K + label) * hw + row / A;
         level.push_back(Entry{cand, i});
       }
+      // The top-k by RanksBefore (a strict total order within a level: the order key is unique), as
+      // one 64-bit key per candidate when the order key fits in 32 bits: score descending, then order.
       const size_t keep = std::min(level.size(), static_cast<size_t>(std::max(topk, 0)));
-      std::partial_sort(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), level.end(),
-                        [](const Entry& a, const Entry& b) { return RanksBefore(a.cand, b.cand); });
-      cands.insert(cands.end(), level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep));
+      if (hw * A * K <= (int64_t{1} << 32)) {
+        keys.clear();
+        for (size_t i = 0; i < level.size(); ++i) {
+          keys.push_back(Keyed{(static_cast<uint64_t>(~AscendingBits(level[i].cand.score)) << 32) | static_cast<uint64_t>(level[i].cand.order), static_cast<uint32_t>(i)});
+        }
+        const auto less = [](const Keyed& a, const Keyed& b) { return a.key < b.key; };
+        if (keep < keys.size()) std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(keep), keys.end(), less);
+        std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(keep), less);
+        for (size_t i = 0; i < keep; ++i) cands.push_back(level[keys[i].index]);
+      } else {
+        const auto ranks = [](const Entry& a, const Entry& b) { return RanksBefore(a.cand, b.cand); };
+        if (keep < level.size()) std::nth_element(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), level.end(), ranks);
+        std::sort(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), ranks);
+        cands.insert(cands.end(), level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep));
+      }
     }
     const int32_t num = static_cast<int32_t>(cands.size());
     std::vector<Box> boxes(cands.size());
