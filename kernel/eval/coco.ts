@@ -74,6 +74,37 @@ function groupBy(keys: Int32Array, n: number, nKeys: number): { order: Int32Arra
   return { order, start };
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Indices s0..s1-1 ordered by descending score, ties by index (a stable sort). Scores that are f32
+ * values (every detection from this kernel) sort as one native 64-bit key each: the score's bits
+ * ordered descending above the index; other scores take a comparator sort.
+ */
+function stableDescendingOrder(score: Float64Array, s0: number, s1: number): Int32Array {
+  const n = s1 - s0;
+  // The key's words are written as little-endian halves of each 64-bit element.
+  let f32 = n < 2 ** 32 && LITTLE_ENDIAN;
+  for (let j = s0; j < s1 && f32; j++) f32 = Math.fround(score[j]) === score[j] && !Number.isNaN(score[j]);
+  if (!f32) return Int32Array.from({ length: n }, (_, j) => s0 + j).sort((x, y) => score[y] - score[x] || x - y);
+  const keys = new BigUint64Array(n);
+  const words = new Uint32Array(keys.buffer);
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
+  for (let j = 0; j < n; j++) {
+    f[0] = score[s0 + j];
+    const b = bits[0];
+    // Ascending float order as unsigned, then inverted: descending scores first.
+    const asc = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+    words[2 * j] = j; // little-endian: the low word
+    words[2 * j + 1] = ~asc >>> 0;
+  }
+  keys.sort();
+  const out = new Int32Array(n);
+  for (let j = 0; j < n; j++) out[j] = s0 + words[2 * j];
+  return out;
+}
+
 export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, options: CocoEvalOptions = {}): CocoEvalResult {
   const useCats = options.useCats !== false;
   const imgIds = [...new Set(options.imgIds ?? gt.images.map((i) => i.id))].sort((a, b) => a - b);
@@ -205,6 +236,21 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
         kScore[kept + d] = dt.score[dts[d]];
         kRank[kept + d] = d;
       }
+      if (nG === 0) {
+        // No ground truth: every detection is a false positive at every threshold, or ignored
+        // when its area is outside the range (pycocotools' outcome of the general loop below).
+        const full = (1 << T) - 1;
+        for (let d = 0; d < nD; d++) {
+          const di = dts[d];
+          const dArea = dt.w[di] * dt.h[di];
+          for (let a = 0; a < A; a++) {
+            kTp[(base + d) * A + a] = 0;
+            kFp[(base + d) * A + a] = dArea < AREA_RNG[a][0] || dArea > AREA_RNG[a][1] ? 0 : full;
+          }
+        }
+        kept += nD;
+        continue;
+      }
       for (let a = 0; a < A; a++) {
         const lo = AREA_RNG[a][0], hi = AREA_RNG[a][1];
         // Ground truth order: non-ignored first, stable.
@@ -277,7 +323,7 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
     if (!hasEval[k]) continue;
     const s0 = catKeptStart[k], s1 = catKeptStart[k + 1];
     // Stable by descending score over the concatenation (already in image order).
-    const order = Int32Array.from({ length: s1 - s0 }, (_, j) => s0 + j).sort((x, y) => kScore[y] - kScore[x] || x - y);
+    const order = stableDescendingOrder(kScore, s0, s1);
     for (let a = 0; a < A; a++) {
       const np = npig[k * A + a];
       if (np === 0) continue;

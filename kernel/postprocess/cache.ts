@@ -7,7 +7,9 @@
  * - kept: elements whose score (the kernel's own f32 sigmoid of the raw value, or the probability)
  *   is `> f32(min_score)` and at least the level's max_topk-th best score (ties at that place kept);
  *   any selection of such a config is among them (its top-k of `score > t` ranks first overall);
- * - stored: the raw class value and the four raw deltas widened to f32 (exact for fp16), the anchor
+ * - stored: per level in the kernel's ranking order (score descending, then the order key), so that
+ *   a run takes a prefix (the CPU core checks the order and sorts when it does not hold); the raw
+ *   class value and the four raw deltas widened to f32 (exact for fp16), the anchor
  *   row and label (so the tie order key and the anchor are the kernel's own), the anchor itself only
  *   when the heads came with anchors, and each image's sizes and level shapes (the anchor grid and
  *   ODTK's clip canvas);
@@ -169,6 +171,11 @@ export function checkConfigForCache(config: PostprocessConfig, cache: CandidateC
 // ---------------------------------------------------------------------------------------------
 // Selection of the superset from heads
 
+/** The tie-break key of an element within its level (native/cpu/select.cpp, reference.ts). */
+export function rankOrderKey(config: PostprocessConfig, row: number, label: number, K: number, A: number, HW: number): number {
+  return config.candidate_order === "anchor_major" ? row * K + label : ((row % A) * K + label) * HW + Math.floor(row / A);
+}
+
 /** Candidates of one (image, level), in (row, label) order. */
 interface LevelCandidates {
   rows: Int32Array;
@@ -246,7 +253,10 @@ export function levelCandidates(heads: NormalizedHeads, config: PostprocessConfi
       rows[i] = (pos % HW) * A + a;
     }
   }
-  const order = Array.from({ length: m }, (_, i) => i).sort((a, b) => rows[a] - rows[b] || labels[a] - labels[b]);
+  // Stored in the kernel's ranking order (score descending, then the preset's order key): a run
+  // then takes a prefix of each level instead of sorting it.
+  const key = (i: number) => rankOrderKey(config, rows[i], labels[i], K, A, HW);
+  const order = Array.from({ length: m }, (_, i) => i).sort((a, b) => scoreList[b] - scoreList[a] || key(a) - key(b));
   const out: LevelCandidates = { rows: new Int32Array(m), labels: new Int32Array(m), values: new Float32Array(m), deltas: new Float32Array(m * 4) };
   const box = concat ? heads.box[0] : heads.box[l];
   if (heads.anchors) out.anchors = new Float32Array(m * 4);

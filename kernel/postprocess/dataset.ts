@@ -153,3 +153,26 @@ export function loadDataset(file: string, options: LoadOptions = {}): Dataset {
   const name = options.name ?? path.basename(file).replace(/\.npz$/, "");
   return datasetFromArrays(arrays, name, file, options, meta);
 }
+
+/**
+ * A dataset held as a candidate cache (kernel/postprocess/cache.ts): a whole validation set in a
+ * few MB per thousand images, on which configs within the cache's bounds run exactly.
+ */
+export interface CacheDataset {
+  kind: "cache";
+  name: string;
+  /** The cache folder. */
+  source: string;
+  cache: import("./cache").CandidateCache;
+  gt?: BoxSet[];
+  expected?: BoxSet[];
+  coco?: DatasetCoco;
+  meta?: Record<string, unknown>;
+}
+
+/** What %load and %synth give: heads in memory, or a candidate cache. */
+export type AnyDataset = Dataset | CacheDataset;
+
+export function isCacheDataset(ds: AnyDataset): ds is CacheDataset {
+  return (ds as CacheDataset).kind === "cache";
+}

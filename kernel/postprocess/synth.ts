@@ -274,7 +274,7 @@ export interface SynthCacheOptions extends Omit<SynthOptions, "fp16" | "images">
  */
 export function synthesizeCache(dir: string, options: SynthCacheOptions = {}): import("./cache").CacheMeta {
   // Required here, not at the top: cache.ts needs reference.ts, which this file's users load first.
-  const { CacheWriter, CacheError } = require("./cache") as typeof import("./cache");
+  const { CacheWriter, CacheError, rankOrderKey } = require("./cache") as typeof import("./cache");
   const N = checkInt("images", options.images ?? 100, 1, 10_000_000);
   const K = checkInt("classes", options.classes ?? 80, 1, 10000);
   const objects = checkInt("objects", options.objects ?? 8, 0, 1000);
@@ -398,7 +398,9 @@ export function synthesizeCache(dir: string, options: SynthCacheOptions = {}): i
           const kth = sorted[bounds.maxTopk - 1];
           kept = kept.filter((k) => k.s >= kth);
         }
-        kept.sort((a, b) => a.pos - b.pos);
+        // The kernel's ranking order: score descending, then the preset's order key.
+        const HW = fh * fw;
+        kept.sort((a, b) => b.s - a.s || rankOrderKey(config, Math.floor(a.pos / K), a.pos % K, K, A, HW) - rankOrderKey(config, Math.floor(b.pos / K), b.pos % K, K, A, HW));
         const m = kept.length;
         const lc = { rows: new Int32Array(m), labels: new Int32Array(m), values: new Float32Array(m), deltas: new Float32Array(m * 4) };
         kept.forEach((k, i) => {

@@ -13,17 +13,19 @@ import { loadNative } from "../native";
 import { compareDetections } from "./compare";
 import { closest } from "../args";
 import { changedKeys, CONFIG_KEYS, describe, resolveConfig } from "./config";
-import { Dataset, loadDataset } from "./dataset";
+import { AnyDataset, CacheDataset, Dataset, isCacheDataset, loadDataset } from "./dataset";
+import { buildCache, cacheBoxes, CandidateCache, checkConfigForCache, isCacheDir, isShardFolder, openCache } from "./cache";
+import { runCache } from "./cache-run";
 import { CocoDetections, readCocoAnnotations, writeCocoResults } from "../data/coco";
 import { evaluateCocoBoxes } from "../eval/coco";
 import { labelMapFor } from "../eval/labels";
 import { CocoMetrics, detectionsToCoco, evaluateCoco, metricsOf } from "./eval";
-import { HeadOutputs, normalizeHeads, toHalfHeads } from "./heads";
+import { HeadOutputs, NormalizedHeads, normalizeHeads, toHalfHeads } from "./heads";
 import { ndarray, NdArray } from "./ndarray";
 import { availableBackends, BackendName, createPostprocessor, Postprocessor, PostprocessResult } from "./postprocessor";
 import { pluginExport, PluginExport, runTensorrt, writePluginExport } from "./plugin";
 import { PostprocessConfig, presets } from "./presets";
-import { synthesize, SynthOptions } from "./synth";
+import { synthesize, synthesizeCache, SynthCacheOptions, SynthOptions } from "./synth";
 
 const PACKAGE_VERSION: string = (() => {
   try {
@@ -110,6 +112,9 @@ export interface CandidateResult extends CandidateSpec {
 }
 
 export interface OptimizeReport {
+  /** On a candidate cache: times are per image, correctness checked on the first `sample` images. */
+  perImage?: boolean;
+  sample?: number;
   dataset: string;
   images: number;
   rows: CandidateResult[];
@@ -192,7 +197,7 @@ export class Workbench {
   /** Keys the user set (the preset among them); the config is the preset's defaults plus these. */
   private overrides: Record<string, unknown> = {};
   config: PostprocessConfig = resolveConfig({});
-  readonly datasets = new Map<string, Dataset>();
+  readonly datasets = new Map<string, AnyDataset>();
   private lastDataset: string | undefined;
   /** Results of %optimize by name (the bound variable's name). */
   readonly optimized = new Map<string, { postprocessor: Postprocessor; report: OptimizeReport }>();
@@ -227,7 +232,7 @@ export class Workbench {
     return CONFIG_KEYS.map((k) => ({ key: k, value: this.config[k], preset: base[k], changed: changed.has(k) }));
   }
 
-  addDataset(name: string, ds: Dataset): Dataset {
+  addDataset<T extends AnyDataset>(name: string, ds: T): T {
     if (!/^[A-Za-z_][\w-]*$/.test(name)) throw new WorkflowError(`Expected a dataset name of letters, digits, _ or - but received ${JSON.stringify(name)}`, "ERR_RK_MAGIC_ARGS");
     ds.name = name;
     this.datasets.set(name, ds);
@@ -240,17 +245,62 @@ export class Workbench {
    * array when the file has one, else the first images of the annotation file in its order (said in
    * `coco.idSource`). Labels map to categories by the session preset's convention unless `labelMap`.
    */
-  load(name: string, path: string, options: { annotations?: string; images?: string; labelMap?: Record<number, number> } = {}): Dataset {
+  load(
+    name: string,
+    path: string,
+    options: { annotations?: string; images?: string; labelMap?: Record<number, number>; minScore?: number; maxTopk?: number; progress?: Progress; stop?: StopSignal } = {},
+  ): AnyDataset {
     if (options.images !== undefined && !options.annotations) throw new WorkflowError(`Expected --annotations with --images (the image files are found by the annotations' file_name) but received --images ${options.images} alone`, "ERR_RK_MAGIC_ARGS");
     if (options.images !== undefined && !fs.existsSync(options.images)) throw new WorkflowError(`Expected a folder of images for --images but ${options.images} does not exist`, "ERR_RK_DATASET");
-    const ds = loadDataset(path, { name });
+    let ds: AnyDataset;
+    if (isCacheDir(path)) {
+      ds = this.cacheDataset(name, openCache(path));
+    } else if (isShardFolder(path)) {
+      ds = this.cacheDataset(name, this.cacheShards(path, options));
+    } else {
+      if (options.minScore !== undefined || options.maxTopk !== undefined) throw new WorkflowError(`Expected a folder of shards for --min-score / --max-topk (they set the bounds of the candidate cache built from it) but ${path} is one batch of heads`, "ERR_RK_MAGIC_ARGS");
+      ds = loadDataset(path, { name });
+    }
     if (options.annotations) this.bindCoco(ds, options.annotations, options.labelMap);
     if (options.images !== undefined) ds.coco!.imagesDir = options.images;
     return this.addDataset(name, ds);
   }
 
+  /** A cache as a dataset: its gt and det columns as box sets; the session preset must be the cache's. */
+  private cacheDataset(name: string, cache: CandidateCache): CacheDataset {
+    const preset = cache.meta.config.preset;
+    if (preset !== this.config.preset) {
+      throw new WorkflowError(`Expected a candidate cache built for the session preset ${this.config.preset} but ${cache.dir} was built for ${preset}: %config preset=${preset} first, or rebuild the cache`, "ERR_RK_CACHE");
+    }
+    return { kind: "cache", name, source: cache.dir, cache, gt: cacheBoxes(cache, "gt"), expected: cacheBoxes(cache, "det"), meta: cache.meta.case };
+  }
+
+  /**
+   * The candidate cache of a folder of shards, built on the fly beside it (FOLDER.cache) with bounds
+   * that serve the session config (min_score <= score_thresh, max_topk >= topk_candidates), or
+   * reused when one built from the same folder with such bounds is there.
+   */
+  private cacheShards(dir: string, options: { minScore?: number; maxTopk?: number; progress?: Progress; stop?: StopSignal }): CandidateCache {
+    const minScore = options.minScore ?? Math.min(0.05, this.config.score_thresh);
+    const maxTopk = options.maxTopk ?? Math.max(1000, this.config.topk_candidates);
+    const target = `${dir.replace(/[/\\]+$/, "")}.cache`;
+    if (isCacheDir(target)) {
+      try {
+        const c = openCache(target);
+        if (c.meta.source.path === dir && c.meta.min_score <= minScore && c.meta.max_topk >= maxTopk && c.meta.config.preset === this.config.preset) return c;
+      } catch {
+        /* rebuilt below */
+      }
+    }
+    const files = require("./cache").shardFiles(dir) as string[];
+    const progress = options.progress ?? NO_PROGRESS;
+    buildCache(dir, target, this.config, { minScore, maxTopk }, { update: (done, note) => progress.update(done, note) }, options.stop);
+    progress.finish(`${files.length} shards cached in ${target}`);
+    return openCache(target);
+  }
+
   /** The image file of a dataset image (from the bound annotations' file_name under --images), if there is one. */
-  imageFile(ds: Dataset, index: number): string | undefined {
+  imageFile(ds: AnyDataset, index: number): string | undefined {
     const coco = ds.coco;
     if (!coco?.imagesDir) return undefined;
     const im = coco.gt.images.find((x) => x.id === coco.imageIds[index]);
@@ -260,15 +310,14 @@ export class Workbench {
   }
 
   /** Binds a COCO annotation file to a dataset's images (see load). */
-  bindCoco(ds: Dataset, annotations: string, labelMap?: Record<number, number>): Dataset {
+  bindCoco<T extends AnyDataset>(ds: T, annotations: string, labelMap?: Record<number, number>): T {
     const gt = readCocoAnnotations(annotations);
-    const heads = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null }));
-    const n = heads.batch;
-    const idsArray = ds.arrays.get("image_ids");
+    const { batch: n, imageSizes: sizes } = this.shapesOf(ds);
+    const idsData = isCacheDataset(ds) ? ds.cache.imageIds : ds.arrays.get("image_ids")?.data;
     let imageIds: number[];
     let idSource: "image_ids" | "order";
-    if (idsArray) {
-      imageIds = Array.from(idsArray.data as ArrayLike<number | bigint>, (v) => Number(v));
+    if (idsData) {
+      imageIds = Array.from(idsData as ArrayLike<number | bigint>, (v) => Number(v));
       if (imageIds.length !== n) throw new WorkflowError(`Expected image_ids in ${ds.source} to hold one id per image (${n}) but it holds ${imageIds.length}`, "ERR_RK_DATASET");
       idSource = "image_ids";
     } else {
@@ -281,7 +330,6 @@ export class Workbench {
     if (missing !== undefined) throw new WorkflowError(`Expected every image id of ${ds.name} in ${annotations} but image id ${missing} is not there`, "ERR_RK_DATASET");
     // Detections are compared with ground truth in the original image's pixels, as the frameworks
     // report them: the f32 ratios from the heads' image sizes to the annotations' width and height.
-    const sizes = heads.imageSizes;
     const byId = new Map(gt.images.map((im) => [im.id, im]));
     const scale = imageIds.map((id, i): [number, number] | undefined => {
       const im = byId.get(id);
@@ -297,7 +345,38 @@ export class Workbench {
     return this.addDataset(name, synthesize({ ...options, name, config: { preset: this.config.preset } }));
   }
 
-  dataset(name?: string): Dataset {
+  /** A synthetic validation set of any size written to a candidate cache folder, then loaded. */
+  synthCache(name: string, dir: string, options: SynthCacheOptions, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): CacheDataset {
+    const total = options.images ?? 100;
+    synthesizeCache(dir, { ...options, config: { preset: this.config.preset }, progress: (done) => progress.update(done, `${done} of ${total} images`), stop });
+    progress.finish(`${total} images written to ${dir}`);
+    return this.addDataset(name, this.cacheDataset(name, openCache(dir)));
+  }
+
+  /** Images, class count, level shapes and image sizes of a dataset (a cache: of its first image). */
+  shapesOf(ds: AnyDataset): NormalizedHeads {
+    if (!isCacheDataset(ds)) return normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null }));
+    const c = ds.cache;
+    const L = c.meta.levels;
+    const featureSizes: [number, number][] = [];
+    for (let l = 0; l < L; l++) featureSizes.push([c.featureSizes[2 * l], c.featureSizes[2 * l + 1]]);
+    return {
+      layout: c.meta.source.layout as NormalizedHeads["layout"],
+      dtype: c.meta.source.dtype as NormalizedHeads["dtype"],
+      batch: c.meta.images,
+      numClasses: c.meta.num_classes,
+      anchorsPerLocation: c.meta.anchors_per_location,
+      featureSizes,
+      paddedSize: [c.paddedSizes[0], c.paddedSizes[1]],
+      cls: [],
+      box: [],
+      anchorsPerImage: false,
+      imageSizes: c.imageSizes,
+      ...(c.outputSizes ? { outputSizes: c.outputSizes } : {}),
+    };
+  }
+
+  dataset(name?: string): AnyDataset {
     const key = name ?? this.lastDataset;
     if (key === undefined) throw new WorkflowError("Expected a dataset but none is loaded: use %load NAME PATH or %synth NAME first", "ERR_RK_DATASET");
     const ds = this.datasets.get(key);
@@ -308,21 +387,26 @@ export class Workbench {
     return ds;
   }
 
-  datasetRows(): { name: string; images: number; layout: string; dtype: string; classes: number; levels: string; mb: number; gt: boolean; expected: boolean; source: string }[] {
+  datasetRows(): { name: string; images: number; layout: string; dtype: string; classes: number; levels: string; mb: number; gt: boolean; expected: boolean; source: string; candidates?: number; bounds?: string }[] {
     return [...this.datasets.values()].map((ds) => {
-      const h = normalizeHeads(ds, resolveConfig({ ...this.config, num_classes: null }));
-      const bytes = [...h.cls, ...h.box].reduce((s, a) => s + a.byteLength, 0);
+      const h = this.shapesOf(ds);
+      const cache = isCacheDataset(ds) ? ds.cache : undefined;
+      const arrays: (ArrayBufferView | undefined)[] = cache
+        ? [cache.offsets, cache.rows, cache.labels, cache.values, cache.deltas, cache.anchors, cache.imageSizes, cache.paddedSizes, cache.featureSizes, cache.imageIds]
+        : [...h.cls, ...h.box];
+      const bytes = arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
       return {
         name: ds.name,
         images: h.batch,
-        layout: h.layout,
+        layout: cache ? `cache (${h.layout})` : h.layout,
         dtype: h.dtype,
         classes: h.numClasses,
         levels: h.featureSizes.map(([a, b]) => `${a}x${b}`).join(" "),
         mb: bytes / 1e6,
-        gt: !!ds.gt,
+        gt: !!ds.gt || !!ds.coco,
         expected: !!ds.expected,
         source: ds.source,
+        ...(cache ? { candidates: cache.meta.candidates, bounds: `score_thresh >= ${cache.meta.min_score}, topk_candidates <= ${cache.meta.max_topk}` } : {}),
       };
     });
   }
@@ -362,7 +446,16 @@ export class Workbench {
    */
   exportPlugin(file: string, options: { data?: string; batch?: number; kind?: "postprocess" | "decode" | "nms" } = {}): { json: string; script: string; spec: PluginExport } {
     const ds = this.dataset(options.data);
-    const data = options.batch === undefined ? ds : sliceImages(ds, options.batch);
+    let data: HeadOutputs | NormalizedHeads;
+    if (isCacheDataset(ds)) {
+      // A cache: the shapes of its first image, for a batch of --batch (default 1) such images.
+      const h = this.shapesOf(ds);
+      const batch = options.batch ?? 1;
+      if (!Number.isInteger(batch) || batch < 1) throw new WorkflowError(`Expected --batch >= 1 for dataset ${ds.name} but received ${batch}`, "ERR_RK_MAGIC_ARGS");
+      data = { ...h, batch, imageSizes: Int32Array.from({ length: 2 * batch }, (_, i) => h.imageSizes[i % 2]) };
+    } else {
+      data = options.batch === undefined ? ds : sliceImages(ds, options.batch);
+    }
     const spec = pluginExport(this.config, data, options.kind ?? "postprocess");
     return { ...writePluginExport(file, spec), spec };
   }
@@ -372,6 +465,7 @@ export class Workbench {
     const iterations = options.iterations ?? 20;
     if (!Number.isInteger(iterations) || iterations < 1 || iterations > 100000) throw new WorkflowError(`Expected an integer in [1, 100000] for --iterations but received ${describe(iterations)}`, "ERR_RK_MAGIC_ARGS");
     const ds = this.dataset(options.data);
+    if (isCacheDataset(ds)) return this.optimizeCache(ds, options, progress, stop);
     const data = options.batch === undefined ? ds : sliceImages(ds, options.batch);
     const config = this.config;
     const heads32 = normalizeHeads(data, config);
@@ -466,6 +560,98 @@ export class Workbench {
     return report;
   }
 
+  /** The candidates %optimize runs on a candidate cache: the CPU core's thread counts and js. */
+  cacheCandidates(options: OptimizeOptions = {}): CandidateSpec[] {
+    const want = options.backend ?? "auto";
+    const { available } = availableBackends();
+    const cores = os.availableParallelism();
+    const cands: CandidateSpec[] = [];
+    if ((want === "auto" || want === "cpu" || want === "cuda") && available.includes("cpu")) {
+      for (const threads of [...new Set([1, cores])]) cands.push({ name: `cpu ${threads}T (cache)`, backend: "cpu", precision: "fp32", threads });
+    }
+    if (want === "cuda") cands.push({ name: "cuda (cache)", backend: "cuda", precision: "fp32", unavailable: "on a candidate cache the stages after selection run on the CPU core; the GPU path for caches is not built" });
+    if (want === "tensorrt") cands.push({ name: "tensorrt (cache)", backend: "tensorrt", precision: "fp32", unavailable: "a TensorRT engine reads head tensors, not a candidate cache: %optimize on the heads" });
+    if (want === "auto" || want === "js") cands.push({ name: "js (cache)", backend: "js", precision: "fp32" });
+    return cands;
+  }
+
+  /**
+   * %optimize on a candidate cache: each CPU candidate (and js) is checked against the reference on
+   * a sample of images (--batch, default 64), then timed on every image of the cache (the stages
+   * after selection: what differs between configs on a cache). Times are per image.
+   */
+  private async optimizeCache(ds: CacheDataset, options: OptimizeOptions, progress: Progress, stop: StopSignal): Promise<OptimizeReport> {
+    const config = this.config;
+    checkConfigForCache(config, ds.cache);
+    const images = ds.cache.meta.images;
+    const sample = Math.min(options.batch ?? 64, images);
+    const cands = this.cacheCandidates(options);
+    const rows: CandidateResult[] = cands.map((c) => ({ ...c }));
+    const js = createPostprocessor(config, { backend: "js" });
+    const reference = await runCache(js, ds.cache, { end: sample, stop });
+    const built = new Map<CandidateResult, Postprocessor>();
+    let done = 0;
+    let interrupted = reference.interrupted;
+    for (const row of rows) {
+      if (row.unavailable) continue;
+      if (stop.stopped) {
+        interrupted = true;
+        break;
+      }
+      const pp = createPostprocessor(config, { backend: row.backend as BackendName, threads: row.threads });
+      const first = await runCache(pp, ds.cache, { end: sample, stop });
+      const parity = compareDetections(first.detections, reference.detections.map((d) => ({ boxes: d.boxes, scores: d.scores, labels: d.labels })));
+      row.correct = parity.ok && !first.interrupted;
+      if (!parity.ok) row.mismatch = parity.images.find((i) => !i.ok)?.mismatch;
+      // Timed on every image (js: on the sample, as it is slow), one pass: per-image time.
+      const timed = row.backend === "js" ? first : await runCache(pp, ds.cache, { stop });
+      if (!timed.interrupted) {
+        row.medianMs = timed.timings.totalMs / timed.detections.length;
+        row.p90Ms = row.medianMs;
+      } else interrupted = true;
+      built.set(row, pp);
+      progress.update(++done, row.name);
+    }
+    progress.finish(interrupted ? `interrupted after ${done} candidates` : `${done} candidates; checked on ${sample} images, timed on ${images}`);
+    const jsRow = rows.find((r) => r.backend === "js" && r.medianMs !== undefined);
+    for (const r of rows) if (r.medianMs !== undefined && jsRow?.medianMs) r.speedup = jsRow.medianMs / r.medianMs;
+    const correct = rows.filter((r) => r.correct && r.medianMs !== undefined).sort((a, b) => a.medianMs! - b.medianMs!);
+    const winner = correct[0];
+    for (const [row, pp] of built) if (row !== winner) await pp.dispose();
+    await js.dispose();
+    const report: OptimizeReport = { dataset: ds.name, images, rows, winner, interrupted, perImage: true, sample };
+    if (winner) {
+      winner.winner = true;
+      report.postprocessor = built.get(winner);
+      const art: Omit<OptimizedArtifact, "checksum"> = {
+        format: "retinanet-kernel/optimized",
+        version: 1,
+        created: new Date().toISOString(),
+        config,
+        backend: winner.backend as BackendName,
+        precision: winner.precision,
+        ...(winner.threads !== undefined ? { threads: winner.threads } : {}),
+        versions: { package: PACKAGE_VERSION, addon: loadNative()?.buildInfo.version, node: process.version },
+        parity: { dataset: ds.name, images: sample, checksum: detectionsChecksum(reference), medianMs: winner.medianMs! },
+      };
+      report.artifact = { ...art, checksum: artifactChecksum(art) };
+    }
+    return report;
+  }
+
+  /**
+   * Detections and timing of a postprocessor on a dataset: heads, `iterations` timed runs after a
+   * warm-up; a candidate cache, one pass over every image (the stages after selection).
+   */
+  async runDataset(pp: Postprocessor, ds: AnyDataset, iterations = 20, stop: StopSignal = NEVER, progress?: Progress): Promise<{ stats: LatencyStats; result: PostprocessResult; perImage: boolean }> {
+    if (!isCacheDataset(ds)) return { ...(await this.latency(pp, ds, iterations, stop)), perImage: false };
+    const r = await runCache(pp, ds.cache, { stop, progress: progress ? (done) => progress.update(done) : undefined });
+    progress?.finish(r.interrupted ? "interrupted" : `${r.detections.length} images`);
+    if (r.interrupted) throw Object.assign(new Error("Interrupted by the user"), { name: "KeyboardInterrupt" });
+    const per = r.timings.totalMs / r.detections.length;
+    return { stats: { runs: 1, medianMs: per, p90Ms: per, minMs: per, computeMs: r.timings.computeMs / r.detections.length, uploadMs: 0, downloadMs: 0 }, result: r, perImage: true };
+  }
+
   /** Latency of a postprocessor on a dataset: warm-up, then `iterations` timed runs. */
   async latency(pp: Postprocessor, data: HeadOutputs, iterations = 20, stop: StopSignal = NEVER): Promise<{ stats: LatencyStats; result: PostprocessResult }> {
     const heads = pp.prepare(data);
@@ -488,7 +674,7 @@ export class Workbench {
    * COCO metrics of a result (pycocotools' numbers): against the bound COCO annotations when the
    * dataset has them (only its own images), else against its gt{i}_* arrays.
    */
-  evaluate(ds: Dataset, result: PostprocessResult): CocoMetrics {
+  evaluate(ds: AnyDataset, result: PostprocessResult): CocoMetrics {
     if (ds.coco) {
       const { dt, unmapped } = this.cocoDetections(ds, result);
       return metricsOf(evaluateCocoBoxes(ds.coco.gt, dt, { imgIds: ds.coco.imageIds }), { unmapped });
@@ -498,7 +684,7 @@ export class Workbench {
   }
 
   /** A result as COCO detections: image ids and categories from the bound annotations, else 1..N and the labels. */
-  cocoDetections(ds: Dataset, result: PostprocessResult): { dt: CocoDetections; unmapped: number } {
+  cocoDetections(ds: AnyDataset, result: PostprocessResult): { dt: CocoDetections; unmapped: number } {
     const coco = ds.coco;
     const ids = coco?.imageIds ?? result.detections.map((_, i) => i + 1);
     return detectionsToCoco(result.detections, ids, coco ? (l) => coco.labels.category(l) : undefined, coco?.scale);
@@ -506,7 +692,7 @@ export class Workbench {
 
 
   /** Writes a result as a COCO results file (whole or not at all); returns how many detections it holds. */
-  saveResults(ds: Dataset, result: PostprocessResult, file: string): { count: number; unmapped: number } {
+  saveResults(ds: AnyDataset, result: PostprocessResult, file: string): { count: number; unmapped: number } {
     const { dt, unmapped } = this.cocoDetections(ds, result);
     writeCocoResults(file, dt);
     return { count: dt.count, unmapped };
@@ -530,13 +716,15 @@ export class Workbench {
   }
 
   /** Runs every grid point (latency and metric); rows done so far are kept when stopped. */
-  async sweep(axes: Record<string, unknown[]>, options: { data?: string; metric?: string; iterations?: number; backend?: BackendName | "auto" } = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<{ rows: SweepRow[]; metric: string; interrupted: boolean }> {
+  async sweep(axes: Record<string, unknown[]>, options: { data?: string; metric?: string; iterations?: number; backend?: BackendName | "auto" } = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<{ rows: SweepRow[]; metric: string; interrupted: boolean; perImage: boolean }> {
     const grid = this.sweepGrid(axes);
     const ds = this.dataset(options.data);
-    const metric = options.metric ?? (ds.gt ? "AP" : "detections");
+    // Every point must be one the cache serves exactly: checked before any runs.
+    if (isCacheDataset(ds)) for (const g of grid) checkConfigForCache(resolveConfig({ ...this.overrides, ...g }), ds.cache);
+    const metric = options.metric ?? (ds.gt || ds.coco ? "AP" : "detections");
     const metrics = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "detections"];
     if (!metrics.includes(metric)) throw new WorkflowError(`Expected --metric one of ${metrics.join(", ")} but received ${JSON.stringify(metric)}`, "ERR_RK_MAGIC_ARGS");
-    if (metric !== "detections" && !ds.gt) throw new WorkflowError(`Expected ground truth in dataset ${ds.name} for --metric ${metric} but it has none (use --metric detections)`, "ERR_RK_DATASET");
+    if (metric !== "detections" && !ds.gt && !ds.coco) throw new WorkflowError(`Expected ground truth in dataset ${ds.name} for --metric ${metric} but it has none (use --metric detections)`, "ERR_RK_DATASET");
     const rows: SweepRow[] = [];
     let interrupted = false;
     for (const point of grid) {
@@ -545,9 +733,23 @@ export class Workbench {
         break;
       }
       const config = resolveConfig({ ...this.overrides, ...point });
-      const pp = createPostprocessor(config, { backend: options.backend ?? "auto" });
-      const { stats, result } = await this.latency(pp, ds, options.iterations ?? 5, stop);
-      await pp.dispose();
+      if (isCacheDataset(ds)) checkConfigForCache(config, ds.cache);
+      // On a cache the stages after selection run on the CPU core (cuda too), or js.
+      const backend = isCacheDataset(ds) && (options.backend ?? "auto") !== "js" ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : (options.backend ?? "auto");
+      const pp = createPostprocessor(config, { backend });
+      let run;
+      try {
+        run = await this.runDataset(pp, ds, options.iterations ?? 5, stop);
+      } catch (e) {
+        if ((e as Error).name === "KeyboardInterrupt") {
+          interrupted = true;
+          break;
+        }
+        throw e;
+      } finally {
+        await pp.dispose();
+      }
+      const { stats, result } = run;
       const detections = result.detections.reduce((s, d) => s + d.count, 0);
       const value = metric === "detections" ? detections : (this.evaluate(ds, result) as unknown as Record<string, number>)[metric];
       rows.push({ values: point, medianMs: stats.medianMs, metric: value, detections });
@@ -556,7 +758,7 @@ export class Workbench {
     if (stop.stopped && rows.length < grid.length) interrupted = true;
     progress.finish(interrupted ? `interrupted: ${rows.length} of ${grid.length} points` : `${rows.length} points`);
     markPareto(rows);
-    return { rows, metric, interrupted };
+    return { rows, metric, interrupted, perImage: isCacheDataset(ds) };
   }
 }
 

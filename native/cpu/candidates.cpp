@@ -1,7 +1,6 @@
 // The stages after selection on candidate lists (the candidate cache, kernel/postprocess/cache.ts):
 // the same decisions as the class-head pass, on the few elements a cache keeps.
 #include <algorithm>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -16,19 +15,6 @@ struct Entry {
   Candidate cand;
   int64_t at;
 };
-
-// A sort key of a candidate within its level and the candidate's index in the level list.
-struct Keyed {
-  uint64_t key;
-  uint32_t index;
-};
-
-// Bits of a non-NaN float whose unsigned order is the float order (scores here are > the threshold).
-inline uint32_t AscendingBits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
 
 }  // namespace
 
@@ -48,17 +34,23 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
     // Scratch per task: a few thousand candidates at most (L * top-k after the cut).
     std::vector<Entry> level;
     std::vector<Entry> cands;
-    std::vector<Keyed> keys;
     for (int l = 0; l < L; ++l) {
       const int64_t begin = c.offsets[static_cast<size_t>(n) * L + l];
       const int64_t end = c.offsets[static_cast<size_t>(n) * L + l + 1];
       const int64_t hw = static_cast<int64_t>(s.levels[l].height) * s.levels[l].width;
       const int64_t level_anchors = s.LevelAnchors(l);
       level.clear();
+      // Lists stored in ranking order (the cache's) have non-increasing raw values: the scores of
+      // the rest of the level are then all <= this one once one fails the threshold.
+      bool descending = true;
+      for (int64_t i = begin + 1; i < end && descending; ++i) descending = !(c.values[i] > c.values[i - 1]);
       for (int64_t i = begin; i < end; ++i) {
         const float v = c.values[i];
         const float score = p.select.score_input == ScoreInput::kLogits ? SigmoidF32(v) : v;
-        if (!(score > thresh)) continue;
+        if (!(score > thresh)) {
+          if (descending) break;
+          continue;
+        }
         const int32_t row = c.rows[i];
         const int32_t label = c.labels[i];
         if (row < 0 || row >= level_anchors || label < 0 || label >= K) {
@@ -79,24 +71,17 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
                          : (static_cast<int64_t>(row % A) * K + label) * hw + row / A;
         level.push_back(Entry{cand, i});
       }
-      // The top-k by RanksBefore (a strict total order within a level: the order key is unique), as
-      // one 64-bit key per candidate when the order key fits in 32 bits: score descending, then order.
       const size_t keep = std::min(level.size(), static_cast<size_t>(std::max(topk, 0)));
-      if (hw * A * K <= (int64_t{1} << 32)) {
-        keys.clear();
-        for (size_t i = 0; i < level.size(); ++i) {
-          keys.push_back(Keyed{(static_cast<uint64_t>(~AscendingBits(level[i].cand.score)) << 32) | static_cast<uint64_t>(level[i].cand.order), static_cast<uint32_t>(i)});
-        }
-        const auto less = [](const Keyed& a, const Keyed& b) { return a.key < b.key; };
-        if (keep < keys.size()) std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(keep), keys.end(), less);
-        std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(keep), less);
-        for (size_t i = 0; i < keep; ++i) cands.push_back(level[keys[i].index]);
-      } else {
-        const auto ranks = [](const Entry& a, const Entry& b) { return RanksBefore(a.cand, b.cand); };
-        if (keep < level.size()) std::nth_element(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), level.end(), ranks);
-        std::sort(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), ranks);
+      const auto ranks = [](const Entry& a, const Entry& b) { return RanksBefore(a.cand, b.cand); };
+      if (std::is_sorted(level.begin(), level.end(), ranks)) {
+        // Already in ranking order: the top-k is the prefix.
         cands.insert(cands.end(), level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep));
+        continue;
       }
+      // Otherwise the top-k by RanksBefore (a strict total order within a level: the order key is unique).
+      if (keep < level.size()) std::nth_element(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), level.end(), ranks);
+      std::sort(level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep), ranks);
+      cands.insert(cands.end(), level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep));
     }
     const int32_t num = static_cast<int32_t>(cands.size());
     std::vector<Box> boxes(cands.size());
