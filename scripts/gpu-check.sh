@@ -4,6 +4,8 @@
 # Inputs carried from the build machine by scripts/gpu-pack.sh: .carry/ (Node, its headers, mocha),
 # dist/ (the compiled TypeScript), .carry-golden/golden or RK_GOLDEN_DIR (the golden data).
 #   bash scripts/gpu-check.sh [prepare] [build] [test] [sanitize] [bench]   (default: all five)
+#   also: export (examples/export_heads.py on the GPU: shards and a torch-written cache, checked
+#         against torchvision's own postprocess_detections by the kernel's parity report)
 #   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1),
 #         trace (a timeline of the kernels from a diagnostic build, chained launches on and off)
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
@@ -80,7 +82,7 @@ for step in "${steps[@]}"; do
       setup_node
       need_golden
       say "GPU tests"
-      node scripts/test.js cuda presets-handmade 2>&1 | tee "$OUT/test.log" | tail -60
+      node scripts/test.js cuda presets-handmade candidate-cache 2>&1 | tee "$OUT/test.log" | tail -60
       tail -1 "$OUT/test.log" | grep -q ", 0 failed" || status=1
       ;;
     sanitize)
@@ -104,6 +106,31 @@ for step in "${steps[@]}"; do
           grep -m20 -E "=========" "$OUT/sanitize-$tool.log"
         fi
       done
+      ;;
+    export)
+      # examples/export_heads.py on this GPU (torchvision's RetinaNet, random weights, generated
+      # images), as shards and as a cache written by torch; the kernel's detections from each equal
+      # torchvision's own postprocess_detections of the same head outputs (the det{i}_* it wrote).
+      setup_node
+      say "export_heads.py (torch $(python3 -c 'import torch; print(torch.__version__)'), torchvision $(python3 -c 'import torchvision; print(torchvision.__version__)'))"
+      ex=$WORK/export && rm -rf "$ex" && mkdir -p "$ex"
+      python3 examples/export_heads.py --synthetic ${RK_EXPORT_IMAGES:-24} --batch 8 --device cuda --min-size 480 --max-size 640 --out "$ex/shards" 2>&1 | tail -1 | tee "$OUT/export.log"
+      python3 examples/export_heads.py --synthetic ${RK_EXPORT_IMAGES:-24} --batch 8 --device cuda --min-size 480 --max-size 640 --cache 0.05 --out "$ex/torch.cache" 2>&1 | tail -1 | tee -a "$OUT/export.log"
+      for f in "$ex"/shards/*.npz; do
+        for b in cpu cuda; do
+          node dist/kernel/main.js run --data "$f" --out "$ex/det.npz" --backend $b 2>&1 | tail -1 | sed "s|^|$(basename "$f") ($b): |" | tee -a "$OUT/export.log"
+        done
+      done
+      node dist/kernel/main.js cache --data "$ex/shards" --out "$ex/kernel.cache" 2>/dev/null | tee -a "$OUT/export.log"
+      for c in kernel.cache torch.cache; do
+        for b in cpu cuda; do
+          node dist/kernel/main.js run --data "$ex/$c" --out "$ex/det-$c.npz" --backend $b 2>&1 | tail -1 | sed "s|^|$c ($b): |" | tee -a "$OUT/export.log"
+        done
+      done
+      n_ok=$(grep -c "parity with the file's expected detections: exact" "$OUT/export.log")
+      n_bad=$(grep -c "MISMATCH\|Error\|error" "$OUT/export.log")
+      echo "export check: $n_ok exact, $n_bad not"
+      [ "$n_bad" -eq 0 ] && [ "$n_ok" -gt 0 ] || status=1
       ;;
     bench)
       setup_node

@@ -12,7 +12,7 @@ import * as path from "path";
 import { resolveConfig } from "../kernel/postprocess/config";
 import { loadDataset } from "../kernel/postprocess/dataset";
 import { NormalizedHeads, normalizeHeads, toHalfHeads } from "../kernel/postprocess/heads";
-import { createPostprocessor, PostprocessResult } from "../kernel/postprocess/postprocessor";
+import { availableBackends, createPostprocessor, PostprocessResult } from "../kernel/postprocess/postprocessor";
 import { PostprocessConfig } from "../kernel/postprocess/presets";
 import { CacheBounds, CacheWriter, cacheBatches, checkConfigForCache, openCache } from "../kernel/postprocess/cache";
 import { goldenCases, goldenConfig, hostBackends, isBuiltPreset, toPerLevel } from "./helpers";
@@ -95,6 +95,33 @@ describe("candidate cache: exact within its bounds", function () {
       }
     }
   }
+
+  it("cuda: detections of the cuda backend on the heads = those of the cache, every golden case, fp32 and fp16", async function () {
+    if (!availableBackends().available.includes("cuda")) {
+      console.log(`      (skipped: ${availableBackends().unavailable.cuda}; scripts/gpu-check.sh runs it on the GPU machine)`);
+      this.skip();
+    }
+    for (const c of cases) {
+      const gc = goldenConfig(c);
+      const config = resolveConfig(gc);
+      for (const dtype of ["fp32", "fp16"] as const) {
+        let heads = normalizeHeads(loadDataset(c.npz), config);
+        if (dtype === "fp16") heads = toHalfHeads(heads);
+        const cache = buildCache(path.join(tmp, `cuda-${c.name}-${dtype}`), heads, config, { minScore: config.score_thresh / 2, maxTopk: 40 });
+        for (const score_thresh of [config.score_thresh / 2, config.score_thresh]) {
+          for (const topk_candidates of [7, 40]) {
+            const point = resolveConfig({ ...gc, score_thresh, topk_candidates });
+            const gpu = createPostprocessor(point, { backend: "cuda" });
+            const fromHeads = await gpu.run(heads);
+            const fromCache = await gpu.run(cacheBatches(cache)[0]);
+            await gpu.dispose();
+            const diff = samePadded(fromHeads, fromCache);
+            assert.strictEqual(diff, undefined, `${c.name} ${dtype} t=${score_thresh} k=${topk_candidates}: ${diff}`);
+          }
+        }
+      }
+    }
+  });
 
   it("a config outside the bounds, or with other fixed keys, is an error naming the bound", function () {
     const c = cases.find((x) => x.name.startsWith("tv_k80_b2"))!;

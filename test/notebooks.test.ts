@@ -63,6 +63,21 @@ describe("tutorial notebooks (nbclient)", function () {
     });
   });
 
+  it("03-validation-set: a synthetic validation set as a candidate cache (200 images here), a 5 x 5 sweep with AP, the pick, %optimize, %run --eval, the saved configuration gives the picked AP", async function () {
+    await withKernelspec(
+      async () => {
+        const { cells, keys } = run("03-validation-set.ipynb");
+        assert.ok(keys.some((k) => /Picked score_thresh [\d.]+, nms_thresh [\d.]+: AP \d\.\d{4} \(best \d\.\d{4}\)/.test(k)), keys.join("\n"));
+        assert.ok(keys.some((k) => /on all 200 images: AP \d\.\d{4}.*sameAsPick: true/s.test(k)), keys.join("\n"));
+        const text = JSON.stringify(cells);
+        assert.match(text, /cache \(concatenated\)/, "%datasets shows the cache");
+        assert.match(text, /score_thresh >= 0\.05, topk_candidates <= 1000/, "%datasets shows the bounds");
+        assert.match(text, /checked against the js reference on the first 64 images/, "%optimize on the cache");
+      },
+      { RK_VALIDATION_IMAGES: "200" },
+    );
+  });
+
   it("05-tensorrt: plugin fields written and read back by the plugin's parser, the node added to an ONNX model", async function () {
     await withKernelspec(async () => {
       const { cells, keys } = run("05-tensorrt.ipynb");

@@ -23,7 +23,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
-import { describe, resolveConfig } from "./config";
+import { classThresholds, describe, resolveConfig } from "./config";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { NdArray, toInt32 } from "./ndarray";
 import { parseNpy } from "./npy";
@@ -156,9 +156,17 @@ export function checkConfigForCache(config: PostprocessConfig, cache: CandidateC
   if (config.num_classes !== null && config.num_classes !== m.num_classes) {
     throw new CacheError(`Expected num_classes ${m.num_classes} (the classes of ${where}) but received ${config.num_classes}`);
   }
-  if (Math.fround(config.score_thresh) < Math.fround(m.min_score)) {
+  // Every class's threshold must be within the bound (score_thresh, or the per-class ones).
+  const perClass = classThresholds(config, m.num_classes);
+  if (!perClass && Math.fround(config.score_thresh) < Math.fround(m.min_score)) {
     throw new CacheError(
       `Expected score_thresh >= ${m.min_score} (the min_score bound of ${where}) but received ${config.score_thresh}: rebuild the cache with --min-score ${config.score_thresh} or lower`,
+    );
+  }
+  const low = perClass ? perClass.findIndex((t) => t < Math.fround(m.min_score)) : -1;
+  if (perClass && low >= 0) {
+    throw new CacheError(
+      `Expected every score_thresh_per_class >= ${m.min_score} (the min_score bound of ${where}) but received ${perClass[low]} for class ${low}: rebuild the cache with --min-score ${perClass[low]} or lower`,
     );
   }
   if (config.topk_candidates > m.max_topk) {

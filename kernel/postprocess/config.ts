@@ -64,6 +64,47 @@ function positiveList(field: string, v: unknown, max: number): number[] {
   return v.map((x, i) => num(`${field}[${i}]`, x, Number.MIN_VALUE, Number.MAX_VALUE, "a finite number > 0"));
 }
 
+/** score_thresh_per_class: null, an array of numbers in [0, 1], or a map from labels (integers >= 0) to them. */
+function perClass(v: unknown): number[] | Record<string, number> | null {
+  const field = "score_thresh_per_class";
+  const what = "null, an array of numbers in [0, 1] (one per class), or a map from labels to numbers in [0, 1]";
+  if (v === null || v === undefined) return null;
+  if (Array.isArray(v)) {
+    if (v.length < 1 || v.length > 100000) throw rangeError(field, "1..100000 thresholds (one per class)", v.length > 8 ? `an array of ${v.length}` : v);
+    return v.map((x, i) => num(`${field}[${i}]`, x, 0, 1));
+  }
+  if (typeof v !== "object") throw typeError(field, what, v);
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length < 1) throw rangeError(field, "at least one label: threshold entry", v);
+  const out: Record<string, number> = {};
+  for (const [label, t] of entries) {
+    if (!/^\d+$/.test(label) || Number(label) > 99999) throw rangeError(field, "labels that are integers in [0, 99999]", JSON.stringify(label));
+    out[String(Number(label))] = num(`${field}[${label}]`, t, 0, 1);
+  }
+  return out;
+}
+
+/**
+ * The threshold of each of K classes, f32-rounded: score_thresh_per_class resolved against K (an
+ * array must have K entries; a map's labels must be < K; other classes take score_thresh), or
+ * undefined when every class uses score_thresh.
+ */
+export function classThresholds(c: PostprocessConfig, numClasses: number): Float32Array | undefined {
+  const v = c.score_thresh_per_class;
+  if (v === null || v === undefined) return undefined;
+  const field = "score_thresh_per_class";
+  if (Array.isArray(v)) {
+    if (v.length !== numClasses) throw rangeError(field, `${numClasses} thresholds (one per class of the data)`, `${v.length} thresholds`);
+    return Float32Array.from(v);
+  }
+  const out = new Float32Array(numClasses).fill(Math.fround(c.score_thresh));
+  for (const [label, t] of Object.entries(v)) {
+    if (Number(label) >= numClasses) throw rangeError(field, `labels in [0, ${numClasses - 1}] (the data has ${numClasses} classes)`, `label ${label}`);
+    out[Number(label)] = t;
+  }
+  return out;
+}
+
 export const CONFIG_KEYS = Object.keys(presets.torchvision) as (keyof PostprocessConfig)[];
 
 /**
@@ -94,6 +135,7 @@ export function validateConfig(c: Record<string, unknown>): PostprocessConfig {
   const preset = oneOf("preset", c.preset, PRESET_NAMES);
   const num_classes = c.num_classes === null ? null : int("num_classes", c.num_classes, 1, 100000);
   const score_thresh = num("score_thresh", c.score_thresh, 0, 1);
+  const score_thresh_per_class = perClass(c.score_thresh_per_class);
   const nms_thresh = num("nms_thresh", c.nms_thresh, 0, 1);
   const topk_candidates = int("topk_candidates", c.topk_candidates, 1, 100000);
   const detections_per_img = int("detections_per_img", c.detections_per_img, 1, 100000);
@@ -147,6 +189,7 @@ export function validateConfig(c: Record<string, unknown>): PostprocessConfig {
     preset,
     num_classes,
     score_thresh,
+    score_thresh_per_class,
     nms_thresh,
     topk_candidates,
     detections_per_img,
@@ -188,13 +231,15 @@ export interface NativeParams {
     strides: number[];
     offset: number;
   };
-  select: { scoreThresh: number; topkCandidates: number; scoreInput: string; candidateOrder: string };
+  /** classThresh: f32 per-class thresholds (K), then scoreThresh is their minimum. */
+  select: { scoreThresh: number; topkCandidates: number; scoreInput: string; candidateOrder: string; classThresh?: number[] };
   decode: { weights: number[]; clampDwdh: boolean; bboxXformClip: number; pixelOffset: number; clip: string };
   nms: { iouThresh: number; algorithm: string; torchvisionDevice: string; compareInDouble: boolean };
   output: { detectionsPerImg: number; removeEmpty: boolean };
 }
 
 export function toNativeParams(c: PostprocessConfig, numClasses: number): NativeParams {
+  const perClass = classThresholds(c, numClasses);
   return {
     numClasses,
     anchors: {
@@ -207,10 +252,12 @@ export function toNativeParams(c: PostprocessConfig, numClasses: number): Native
       offset: c.anchor_offset,
     },
     select: {
-      scoreThresh: c.score_thresh,
+      // With per-class thresholds, the smallest is the bound every backend's prefilter starts from.
+      scoreThresh: perClass ? perClass.reduce((m, t) => Math.min(m, t), Infinity) : c.score_thresh,
       topkCandidates: c.topk_candidates,
       scoreInput: c.score_input,
       candidateOrder: c.candidate_order,
+      ...(perClass ? { classThresh: Array.from(perClass) } : {}),
     },
     decode: {
       weights: c.box_coder_weights,

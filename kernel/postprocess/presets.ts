@@ -22,6 +22,12 @@ export interface PostprocessConfig {
   num_classes: number | null;
   /** Keep candidates with score > f32(score_thresh). */
   score_thresh: number;
+  /**
+   * Per-class score thresholds, applied at the same point with the same strict `>` on the f32 score:
+   * one number per class, or a map from label to number (score_thresh for the other classes);
+   * null: score_thresh for every class.
+   */
+  score_thresh_per_class: number[] | Record<string, number> | null;
   /** Suppress a box when its IoU with a kept box of the same class is > nms_thresh. */
   nms_thresh: number;
   /** Candidates kept per image and level before NMS. */
@@ -78,6 +84,7 @@ const torchvision: PostprocessConfig = {
   preset: "torchvision",
   num_classes: null,
   score_thresh: 0.05,
+  score_thresh_per_class: null,
   nms_thresh: 0.5,
   topk_candidates: 1000,
   detections_per_img: 300,

@@ -6,7 +6,7 @@
  * Every f32 operation is `Math.fround` of the double result, which equals the f32 operation
  * (double has enough precision for +, -, *, / and sqrt of f32 operands to round once).
  */
-import { NativeParams, toNativeParams } from "./config";
+import { classThresholds, NativeParams, toNativeParams } from "./config";
 import { NormalizedHeads } from "./heads";
 import { PostprocessConfig } from "./presets";
 
@@ -340,7 +340,9 @@ export function runReference(config: PostprocessConfig, heads: NormalizedHeads):
   const levelOffset = levelAnchors.map((_, l) => levelAnchors.slice(0, l).reduce((s, v) => s + v, 0));
   const totalAnchors = levelAnchors.reduce((s, v) => s + v, 0);
   const read = heads.dtype === "float32" ? (a: ArrayLike<number>, i: number) => a[i] : (a: ArrayLike<number>, i: number) => halfToFloat(a[i]);
-  const thresh = f(config.score_thresh);
+  // Per-class thresholds: the decision is score > f32(t_label); the smallest is the first test.
+  const classT = classThresholds(config, K);
+  const thresh = classT ? classT.reduce((m, t) => Math.min(m, t), Infinity) : f(config.score_thresh);
   const out: PaddedDetections = {
     maxDetections: D,
     counts: new Int32Array(N),
@@ -374,6 +376,7 @@ export function runReference(config: PostprocessConfig, heads: NormalizedHeads):
           label = channel % K;
           row = (pos % (H * W)) * A + a;
         }
+        if (classT && !(score > classT[label])) continue;
         const order = config.candidate_order === "anchor_major" ? row * K + label : ((row % A) * K + label) * H * W + Math.floor(row / A);
         level.push({ score, level: l, label, row, order });
       }
@@ -505,7 +508,8 @@ export function runCandidatesReference(config: PostprocessConfig, shapes: Candid
   const params = toNativeParams(config, K);
   const grid = makeAnchorGrid(params, featureSizes, shapes.paddedSize);
   const D = config.detections_per_img;
-  const thresh = f(config.score_thresh);
+  const classT = classThresholds(config, K);
+  const thresh = classT ? classT.reduce((m, t) => Math.min(m, t), Infinity) : f(config.score_thresh);
   const out: PaddedDetections = { maxDetections: D, counts: new Int32Array(N), boxes: new Float32Array(N * D * 4), scores: new Float32Array(N * D), labels: new Int32Array(N * D) };
   for (let n = 0; n < N; n++) {
     const selected: (Candidate & { at: number })[] = [];
@@ -520,6 +524,7 @@ export function runCandidatesReference(config: PostprocessConfig, shapes: Candid
         if (!(score > thresh)) continue;
         const row = lists.rows[i];
         const label = lists.labels[i];
+        if (classT && !(score > classT[label])) continue;
         const order = config.candidate_order === "anchor_major" ? row * K + label : ((row % A) * K + label) * H * W + Math.floor(row / A);
         level.push({ score, level: l, label, row, order, at: i });
       }

@@ -202,6 +202,8 @@ export class Workbench {
   /** Results of %optimize by name (the bound variable's name). */
   readonly optimized = new Map<string, { postprocessor: Postprocessor; report: OptimizeReport }>();
   lastOptimized: string | undefined;
+  /** The last %sweep's rows (values, time, metric, detections, Pareto mark), for picking a point in code. */
+  lastSweep: { dataset: string; metric: string; rows: SweepRow[]; interrupted: boolean } | undefined;
 
   /** Sets config keys; validated as a whole first, so a bad value changes nothing. */
   setConfig(values: Record<string, unknown>): { before: PostprocessConfig; after: PostprocessConfig; changed: string[] } {
@@ -758,6 +760,7 @@ export class Workbench {
     if (stop.stopped && rows.length < grid.length) interrupted = true;
     progress.finish(interrupted ? `interrupted: ${rows.length} of ${grid.length} points` : `${rows.length} points`);
     markPareto(rows);
+    this.lastSweep = { dataset: ds.name, metric, rows, interrupted };
     return { rows, metric, interrupted, perImage: isCacheDataset(ds) };
   }
 }

@@ -32,7 +32,8 @@ Napi::Value Anchors(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) {
     ThrowTypeError(env, "Expected anchors(params, shapes) but received other arguments");
   }
-  const rk::PostprocessParams params = ParamsFromJs(info[0].As<Napi::Object>());
+  std::vector<float> class_thresh;  // unused by the anchors
+  const rk::PostprocessParams params = ParamsFromJs(info[0].As<Napi::Object>(), &class_thresh);
   Napi::Object shapes = info[1].As<Napi::Object>();
   rk::HeadShapes s;
   s.batch = 1;

@@ -1,5 +1,6 @@
 #include "convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -156,7 +157,7 @@ Napi::Error StatusError(Napi::Env env, const rk::Status& status) {
   return err;
 }
 
-rk::PostprocessParams ParamsFromJs(const Napi::Object& obj) {
+rk::PostprocessParams ParamsFromJs(const Napi::Object& obj, std::vector<float>* class_thresh) {
   static const std::pair<const char*, rk::AnchorCell> kCells[] = {
       {"torchvision", rk::AnchorCell::kTorchvision}, {"detectron2", rk::AnchorCell::kDetectron2},
       {"odtk", rk::AnchorCell::kOdtk}};
@@ -220,6 +221,26 @@ rk::PostprocessParams ParamsFromJs(const Napi::Object& obj) {
   p.select.topk_candidates = Int(s, "topkCandidates", "select.topkCandidates");
   p.select.score_input = Enum(s, "scoreInput", "select.scoreInput", kInputs);
   p.select.candidate_order = Enum(s, "candidateOrder", "select.candidateOrder", kCandOrders);
+  class_thresh->clear();
+  const Napi::Value ct = s.Get("classThresh");
+  if (!ct.IsUndefined() && !ct.IsNull()) {
+    if (!ct.IsArray()) ThrowTypeError(obj.Env(), "Expected an array of numbers for select.classThresh but received " + Describe(ct));
+    const Napi::Array arr = ct.As<Napi::Array>();
+    if (static_cast<int64_t>(arr.Length()) != p.num_classes) {
+      ThrowRangeError(obj.Env(), "Expected " + std::to_string(p.num_classes) + " per-class thresholds (numClasses) for select.classThresh but received " +
+                                     std::to_string(arr.Length()));
+    }
+    float lowest = INFINITY;
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      const double t = ArrayNumber(arr, i, "select.classThresh");
+      if (!(t >= 0.0 && t <= 1.0)) ThrowRangeError(obj.Env(), "Expected numbers in [0, 1] for select.classThresh but received " + std::to_string(t) + " at " + std::to_string(i));
+      class_thresh->push_back(static_cast<float>(t));
+      lowest = std::min(lowest, static_cast<float>(t));
+    }
+    // The prefilter bound is the smallest class threshold, whatever scoreThresh said.
+    p.select.score_thresh = lowest;
+    p.select.class_thresh = class_thresh->data();
+  }
 
   const Napi::Object d = Object(obj, "decode", "decode");
   const Napi::Array weights = Array(d, "weights", "decode.weights");

@@ -23,7 +23,9 @@ Napi::Error StatusError(Napi::Env env, const rk::Status& status);
 // A short description of a JS value for error messages ("undefined", "Float32Array", "\"x\"").
 std::string Describe(const Napi::Value& v);
 
-rk::PostprocessParams ParamsFromJs(const Napi::Object& obj);
+// [in] NativeParams; [out] the params, and the storage of the per-class thresholds that
+// params.select.class_thresh points into (kept alive, and not moved, as long as the params are used).
+rk::PostprocessParams ParamsFromJs(const Napi::Object& obj, std::vector<float>* class_thresh);
 
 // Inputs of one run: the shapes, pointers into the JS buffers and the buffers themselves (kept
 // referenced by the caller until the run completes).

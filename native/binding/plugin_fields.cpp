@@ -166,7 +166,8 @@ Napi::Value PluginFields(const Napi::CallbackInfo& info) {
   const Napi::Object spec = info[1].As<Napi::Object>();
   if (!spec.Get("params").IsObject()) ThrowTypeError(env, "Expected params (NativeParams) but received " + Describe(spec.Get("params")));
   rk::trt::PluginConfig c;
-  c.params = ParamsFromJs(spec.Get("params").As<Napi::Object>());
+  c.params = ParamsFromJs(spec.Get("params").As<Napi::Object>(), &c.class_thresh);
+  c.params.select.class_thresh = nullptr;  // the fields carry the values; the plugin uploads them
   const Napi::Value preset = spec.Get("preset");
   c.preset = preset.IsString() ? preset.As<Napi::String>().Utf8Value() : "custom";
   const Napi::Value layout = spec.Get("layout");

@@ -133,7 +133,7 @@ Postprocessor::Postprocessor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   if (info.Length() < 1 || !info[0].IsObject()) {
     ThrowTypeError(env, "Expected a params object for new Postprocessor() but received none");
   }
-  params_ = ParamsFromJs(info[0].As<Napi::Object>());
+  params_ = ParamsFromJs(info[0].As<Napi::Object>(), &class_thresh_);
   rk::Status st = rk::ValidateParams(params_);
   if (!st.ok()) throw StatusError(env, st);
   std::string backend = "cpu";

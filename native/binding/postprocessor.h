@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <vector>
 
 #include "rk/engine.h"
 #include "rk/params.h"
@@ -32,6 +33,7 @@ class Postprocessor : public Napi::ObjectWrap<Postprocessor> {
   void CheckUsable(Napi::Env env) const;
 
   rk::PostprocessParams params_;
+  std::vector<float> class_thresh_;  // what params_.select.class_thresh points into
   std::unique_ptr<rk::Engine> engine_;
   int threads_ = 1;
   bool busy_ = false;

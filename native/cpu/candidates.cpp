@@ -66,6 +66,7 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
         cand.level = l;
         cand.label = label;
         cand.row = row;
+        if (p.select.class_thresh != nullptr && !(score > p.select.class_thresh[label])) continue;
         cand.order = p.select.candidate_order == CandidateOrder::kAnchorMajor
                          ? static_cast<int64_t>(row) * K + label
                          : (static_cast<int64_t>(row % A) * K + label) * hw + row / A;

@@ -147,8 +147,6 @@ struct Selector {
   void Offer(int64_t pos, float v) {
     const float score = p.score_input == ScoreInput::kLogits ? SigmoidF32(v) : v;
     if (!(score > thresh)) return;
-    if (score >= start_score) ++reached_start;
-    if (score < min_score) return;
     // 32-bit index arithmetic: a level slice has fewer than 2^31 elements (ValidateShapes).
     const uint32_t K = static_cast<uint32_t>(s.num_classes);
     const uint32_t A = static_cast<uint32_t>(s.anchors_per_loc);
@@ -168,6 +166,10 @@ struct Selector {
       c.label = static_cast<int32_t>(channel - a * K);
       row = loc * A + a;
     }
+    // Per-class thresholds: the same strict test with the class's own bound (thresh is their minimum).
+    if (p.class_thresh != nullptr && !(score > p.class_thresh[c.label])) return;
+    if (score >= start_score) ++reached_start;
+    if (score < min_score) return;
     c.row = static_cast<int32_t>(row);
     if (p.candidate_order == CandidateOrder::kAnchorMajor) {
       c.order = static_cast<int64_t>(row) * K + static_cast<uint32_t>(c.label);

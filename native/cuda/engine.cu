@@ -174,6 +174,7 @@ class CudaEngine final : public Engine {
       if (e != nullptr) cudaEventDestroy(e);
     }
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    if (class_thresh_ != nullptr) cudaFree(class_thresh_);
   }
 
   Status Init() {
@@ -183,6 +184,14 @@ class CudaEngine final : public Engine {
       if (e == cudaSuccess) e = cudaEventCreate(&ev);
     }
     if (e != cudaSuccess) return Status(Code::kCudaError, "cuda backend setup on device " + std::to_string(device_) + ": " + ErrorText(e));
+    // Per-class thresholds: the kernels read them from device memory, uploaded once here.
+    if (params_.select.class_thresh != nullptr) {
+      const size_t bytes = static_cast<size_t>(params_.num_classes) * sizeof(float);
+      e = cudaMalloc(&class_thresh_, bytes);
+      if (e == cudaSuccess) e = cudaMemcpy(class_thresh_, params_.select.class_thresh, bytes, cudaMemcpyHostToDevice);
+      if (e != cudaSuccess) return Status(Code::kCudaError, "cuda backend, uploading the per-class thresholds: " + ErrorText(e));
+      params_.select.class_thresh = class_thresh_;
+    }
     return Status::Ok();
   }
 
@@ -388,7 +397,8 @@ class CudaEngine final : public Engine {
     return Status::Ok();
   }
 
-  PostprocessParams params_;
+  PostprocessParams params_;  // select.class_thresh: device memory (class_thresh_) after Init
+  float* class_thresh_ = nullptr;
   int device_;
   bool use_graph_;
   cudaStream_t stream_ = nullptr;

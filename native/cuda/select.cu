@@ -250,6 +250,15 @@ struct BlockCandidates {
   uint32_t base;
 };
 
+// Per-class thresholds (p.class_thresh in device memory): the element's own class's strict test,
+// after the common one against their minimum. True when there are none.
+__device__ __forceinline__ bool PassesClass(const HeadArgs& h, const SelectParams& p, int l, uint32_t pos, float score) {
+  if (p.class_thresh == nullptr) return true;
+  uint32_t row, label;
+  h.Decompose(l, pos, &row, &label);
+  return score > p.class_thresh[label];
+}
+
 // Tests one element and appends it when it is a candidate. Called by every lane of a warp.
 __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& p, const SelectState& st, int s, int l,
                                          bool in_range, uint32_t pos, float v, float cut, float thresh, float start,
@@ -258,7 +267,7 @@ __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& 
   float score = 0.0f;
   if (in_range && v > cut) {
     score = ScoreOf(v, p.score_input);
-    take = score > thresh && score >= start;
+    take = score > thresh && score >= start && PassesClass(h, p, l, pos, score);
   }
   const uint32_t active = __activemask();
   if (__ballot_sync(active, take) == 0) return;
@@ -426,7 +435,7 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
           const float v = LoadValue(slice, h.dtype, i);
           if (!(v > base_cut)) continue;
           const float score = ScoreOf(v, p.score_input);
-          if (!(score > thresh)) continue;
+          if (!(score > thresh) || !PassesClass(h, p, l, static_cast<uint32_t>(i), score)) continue;
           uint32_t key = OrderedBits(score);
           if (phase == 1) {
             if (key != st.kth_key[s]) continue;
@@ -492,7 +501,7 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
       const float v = LoadValue(slice, h.dtype, i);
       if (!(v > base_cut)) continue;
       const float score = ScoreOf(v, p.score_input);
-      if (!(score > thresh)) continue;
+      if (!(score > thresh) || !PassesClass(h, p, l, static_cast<uint32_t>(i), score)) continue;
       const uint32_t key = OrderedBits(score);
       uint32_t row, label;
       h.Decompose(l, static_cast<uint32_t>(i), &row, &label);

@@ -30,6 +30,7 @@ const std::vector<FieldSpec>& Specs() {
       RK_SPEC("num_levels", FieldType::kInt32, kHeads, "L, the number of pyramid levels (P3.. upward)"),
       RK_SPEC("num_classes", FieldType::kInt32, kNmsOnly, "K; 0 or absent: from the class head (required by RetinaNetNMS)"),
       RK_SPEC("score_thresh", FieldType::kFloat64, kHeads, "keep candidates with score > f32(score_thresh)"),
+      RK_SPEC("score_thresh_per_class", FieldType::kFloat32, kNone, "K per-class thresholds (score > t_c, same test and place); score_thresh is then their minimum"),
       RK_SPEC("topk_candidates", FieldType::kInt32, kAll, "candidates kept per image and level before NMS"),
       RK_SPEC("nms_thresh", FieldType::kFloat64, kNmsSide, "suppress a box when its IoU with a kept box of its class is > nms_thresh"),
       RK_SPEC("detections_per_img", FieldType::kInt32, kNmsSide, "D, detections kept per image"),
@@ -348,6 +349,22 @@ Status ParseFields(PluginKind kind, const FieldView* fields, int32_t count, Plug
     RK_RETURN_IF_ERROR(p.Int("num_levels", 1, kMaxLevels, &c.num_levels));
     const int L = c.num_levels;
     RK_RETURN_IF_ERROR(p.Number("score_thresh", 0, 1, "a number in [0, 1]", &pp.select.score_thresh));
+    c.class_thresh.clear();
+    if (const FieldView* f = p.Find("score_thresh_per_class")) {
+      std::vector<double> t;
+      RK_RETURN_IF_ERROR(p.Numbers(*f, &t));
+      if (t.empty() || t.size() > 100000 || (pp.num_classes > 0 && static_cast<int64_t>(t.size()) != pp.num_classes)) {
+        return p.Error("score_thresh_per_class", pp.num_classes > 0 ? std::to_string(pp.num_classes) + " numbers (num_classes)" : "1..100000 numbers (one per class)",
+                       std::to_string(t.size()) + " numbers");
+      }
+      float lowest = 1.0f;
+      for (size_t i = 0; i < t.size(); ++i) {
+        if (!(t[i] >= 0.0 && t[i] <= 1.0)) return p.Error("score_thresh_per_class", "numbers in [0, 1]", Num(t[i]) + " at index " + std::to_string(i));
+        c.class_thresh.push_back(static_cast<float>(t[i]));
+        lowest = std::min(lowest, static_cast<float>(t[i]));
+      }
+      pp.select.score_thresh = lowest;
+    }
     static const char* const inputs[] = {"logits", "probabilities"};
     static const ScoreInput input_values[] = {ScoreInput::kLogits, ScoreInput::kProbabilities};
     RK_RETURN_IF_ERROR(p.Choice("score_input", inputs, input_values, &pp.select.score_input));
@@ -522,6 +539,7 @@ std::vector<OwnedField> ToFields(PluginKind kind, const PluginConfig& c) {
     const int L = c.num_levels;
     AddInt(&out, "num_levels", L);
     AddDouble(&out, "score_thresh", pp.select.score_thresh);
+    if (!c.class_thresh.empty()) AddNumbers(&out, "score_thresh_per_class", FieldType::kFloat32, c.class_thresh);
     AddString(&out, "score_input", pp.select.score_input == ScoreInput::kLogits ? "logits" : "probabilities");
     AddString(&out, "candidate_order", pp.select.candidate_order == CandidateOrder::kAnchorMajor ? "anchor_major" : "class_major");
     AddString(&out, "anchor_cell", a.cell == AnchorCell::kTorchvision ? "torchvision" : a.cell == AnchorCell::kDetectron2 ? "detectron2" : "odtk");

@@ -49,6 +49,10 @@ constexpr int32_t kSerialVersion = 1;
 // Everything a plugin needs besides the tensors.
 struct PluginConfig {
   PostprocessParams params;       // num_classes 0: taken from the class head at configure time
+  // score_thresh_per_class: f32(t_c) of each class, or empty. params.select.class_thresh stays null
+  // here (the plugin points its copy at device memory holding these); params.select.score_thresh is
+  // then their minimum.
+  std::vector<float> class_thresh;
   std::string preset = "custom";  // provenance: torchvision, detectron2, odtk or custom
   Layout layout = Layout::kConcatenated;
   int32_t num_levels = 0;

@@ -248,6 +248,7 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
       Status s = CheckInputCount(nbInputs);
       if (s.ok()) s = ShapesFromDims([in](int32_t i) -> const Dims& { return in[i].dims; }, nbInputs, &shapes_);
       if (s.ok() && kind_ != PluginKind::kNms) s = MakeAnchorGrid(Params().anchors, shapes_, &grid_);
+      if (s.ok() && kind_ != PluginKind::kNms) s = UploadClassThresholds();
       have_shapes_ = s.ok();
       nb_inputs_ = nbInputs;
       return s.ok() ? 0 : Fail(s);
@@ -365,7 +366,30 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
   PostprocessParams ParamsFor(const HeadShapes& s) const {
     PostprocessParams p = Params();
     if (kind_ != PluginKind::kNms) p.num_classes = s.num_classes;
+    p.select.class_thresh = class_thresh_.get();  // device memory, or null
     return p;
+  }
+
+  // score_thresh_per_class: checked against the class head's K and copied to device memory once
+  // (shared by this plugin's clones; read-only).
+  Status UploadClassThresholds() {
+    if (config_.class_thresh.empty()) return Status::Ok();
+    if (static_cast<int64_t>(config_.class_thresh.size()) != shapes_.num_classes) {
+      return Status(Code::kInvalidArgument, "Expected " + std::to_string(shapes_.num_classes) +
+                                                " thresholds (the class head's K) in score_thresh_per_class but received " +
+                                                std::to_string(config_.class_thresh.size()));
+    }
+    if (class_thresh_) return Status::Ok();
+    float* d = nullptr;
+    const size_t bytes = config_.class_thresh.size() * sizeof(float);
+    cudaError_t e = cudaMalloc(&d, bytes);
+    if (e == cudaSuccess) e = cudaMemcpy(d, config_.class_thresh.data(), bytes, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+      if (d != nullptr) cudaFree(d);
+      return Status(Code::kCudaError, std::string("uploading score_thresh_per_class: ") + cudaGetErrorString(e));
+    }
+    class_thresh_ = std::shared_ptr<float>(d, [](float* q) { cudaFree(q); });
+    return Status::Ok();
   }
 
   // The launcher's scratch for these shapes.
@@ -459,6 +483,7 @@ class RetinaNetPlugin final : public IPluginV3, public IPluginV3OneCore, public 
   PluginKind kind_;
   std::string name_;
   PluginConfig config_;
+  std::shared_ptr<float> class_thresh_;  // score_thresh_per_class in device memory (after onShapeChange)
   IErrorRecorder* recorder_ = nullptr;
   int32_t nb_inputs_ = 0;
   HeadShapes shapes_{};

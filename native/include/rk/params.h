@@ -51,7 +51,13 @@ enum class ScoreInput : int32_t { kLogits = 0, kProbabilities = 1 };
 enum class CandidateOrder : int32_t { kAnchorMajor = 0, kClassMajor = 1 };
 
 struct SelectParams {
-  double score_thresh = 0.05;  // keep score > f32(score_thresh)
+  // Keep score > f32(score_thresh); with per-class thresholds, their minimum (the prefilter's bound).
+  double score_thresh = 0.05;
+  // Per-class thresholds: f32(t_c) for each of the K classes, or null (score_thresh for every class).
+  // When set, an element of class c is kept when score > class_thresh[c], the same strict test at
+  // the same point. Host memory for the CPU core; the CUDA engine and the TensorRT plugin point
+  // their own copy at device memory holding the same values.
+  const float* class_thresh = nullptr;
   int32_t topk_candidates = 1000;  // per image and level
   ScoreInput score_input = ScoreInput::kLogits;
   CandidateOrder candidate_order = CandidateOrder::kAnchorMajor;
