@@ -11,10 +11,10 @@ import * as path from "path";
 
 import { resolveConfig } from "../kernel/postprocess/config";
 import { loadDataset } from "../kernel/postprocess/dataset";
-import { NormalizedHeads, normalizeHeads, toHalfHeads } from "../kernel/postprocess/heads";
+import { normalizeHeads, toHalfHeads } from "../kernel/postprocess/heads";
 import { availableBackends, createPostprocessor, PostprocessResult } from "../kernel/postprocess/postprocessor";
-import { PostprocessConfig } from "../kernel/postprocess/presets";
-import { CacheBounds, CacheWriter, cacheBatches, checkConfigForCache, openCache } from "../kernel/postprocess/cache";
+import { cacheBatches, checkConfigForCache } from "../kernel/postprocess/cache";
+import { buildCacheFromHeads } from "./cache-helpers";
 import { goldenCases, goldenConfig, hostBackends, isBuiltPreset, toPerLevel } from "./helpers";
 
 function samePadded(a: PostprocessResult, b: PostprocessResult): string | undefined {
@@ -29,13 +29,6 @@ function samePadded(a: PostprocessResult, b: PostprocessResult): string | undefi
   if (!eq(bits(pa.scores), bits(pb.scores))) return "scores differ";
   if (!eq(pa.labels, pb.labels)) return "labels differ";
   return undefined;
-}
-
-function buildCache(dir: string, heads: NormalizedHeads, config: PostprocessConfig, bounds: CacheBounds) {
-  const w = new CacheWriter(dir, config, bounds, "test");
-  w.addBatch(heads);
-  w.finish();
-  return openCache(dir);
 }
 
 describe("candidate cache: exact within its bounds", function () {
@@ -65,7 +58,7 @@ describe("candidate cache: exact within its bounds", function () {
           // Bounds that bind: half the golden threshold, and a max_topk below the golden top-k so
           // that ties and the cut at the k-th place are exercised.
           const bounds = { minScore: config.score_thresh / 2, maxTopk: 40 };
-          const cache = buildCache(path.join(tmp, `${c.name}-${layout}-${dtype}`), heads, config, bounds);
+          const cache = buildCacheFromHeads(path.join(tmp, `${c.name}-${layout}-${dtype}`), heads, config, bounds);
           assert.ok(cache.meta.candidates > 0);
           const batches = cacheBatches(cache);
           assert.strictEqual(batches.length, 1);
@@ -107,7 +100,7 @@ describe("candidate cache: exact within its bounds", function () {
       for (const dtype of ["fp32", "fp16"] as const) {
         let heads = normalizeHeads(loadDataset(c.npz), config);
         if (dtype === "fp16") heads = toHalfHeads(heads);
-        const cache = buildCache(path.join(tmp, `cuda-${c.name}-${dtype}`), heads, config, { minScore: config.score_thresh / 2, maxTopk: 40 });
+        const cache = buildCacheFromHeads(path.join(tmp, `cuda-${c.name}-${dtype}`), heads, config, { minScore: config.score_thresh / 2, maxTopk: 40 });
         for (const score_thresh of [config.score_thresh / 2, config.score_thresh]) {
           for (const topk_candidates of [7, 40]) {
             const point = resolveConfig({ ...gc, score_thresh, topk_candidates });
@@ -127,7 +120,7 @@ describe("candidate cache: exact within its bounds", function () {
     const c = cases.find((x) => x.name.startsWith("tv_k80_b2"))!;
     const config = resolveConfig(goldenConfig(c));
     const heads = normalizeHeads(loadDataset(c.npz), config);
-    const cache = buildCache(path.join(tmp, "bounds"), heads, config, { minScore: 0.05, maxTopk: 100 });
+    const cache = buildCacheFromHeads(path.join(tmp, "bounds"), heads, config, { minScore: 0.05, maxTopk: 100 });
     assert.throws(() => checkConfigForCache({ ...config, score_thresh: 0.04 }, cache), /Expected score_thresh >= 0.05 \(the min_score bound of the candidate cache .*bounds\) but received 0.04/);
     assert.throws(() => checkConfigForCache({ ...config, topk_candidates: 101 }, cache), /Expected topk_candidates <= 100 \(the max_topk bound .*\) but received 101/);
     assert.throws(() => checkConfigForCache(resolveConfig({ ...goldenConfig(c), anchor_offset: 0.5 }), cache), /Expected anchor_offset 0 \(fixed by the candidate cache .*\) but received 0.5/);

@@ -102,7 +102,7 @@ Napi::Array PairJs(Napi::Env env, int32_t h, int32_t w) {
 }
 
 // The NativeParams shape of kernel/postprocess/config.ts.
-Napi::Object ParamsToJs(Napi::Env env, const rk::PostprocessParams& p, int32_t levels) {
+Napi::Object ParamsToJs(Napi::Env env, const rk::PostprocessParams& p, int32_t levels, const std::vector<float>& class_thresh) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("numClasses", p.num_classes);
   Napi::Object a = Napi::Object::New(env);
@@ -132,6 +132,11 @@ Napi::Object ParamsToJs(Napi::Env env, const rk::PostprocessParams& p, int32_t l
   s.Set("topkCandidates", p.select.topk_candidates);
   s.Set("scoreInput", p.select.score_input == rk::ScoreInput::kLogits ? "logits" : "probabilities");
   s.Set("candidateOrder", p.select.candidate_order == rk::CandidateOrder::kAnchorMajor ? "anchor_major" : "class_major");
+  if (!class_thresh.empty()) {
+    Napi::Array ct = Napi::Array::New(env, class_thresh.size());
+    for (size_t i = 0; i < class_thresh.size(); ++i) ct.Set(static_cast<uint32_t>(i), static_cast<double>(class_thresh[i]));
+    s.Set("classThresh", ct);
+  }
   o.Set("select", s);
   Napi::Object d = Napi::Object::New(env);
   Napi::Array weights = Napi::Array::New(env, 4);
@@ -156,7 +161,7 @@ Napi::Object ParamsToJs(Napi::Env env, const rk::PostprocessParams& p, int32_t l
 }
 
 // pluginFields(kind, { params, preset, layout, paddedSize, levelSizes?, imageSize? })
-//   -> [{ name, type: "float64" | "int32" | "char", value: number[] | string }]
+//   -> [{ name, type: "float64" | "float32" | "int32" | "char", value: number[] | string }]
 Napi::Value PluginFields(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[1].IsObject()) {
@@ -210,6 +215,10 @@ Napi::Value PluginFields(const Napi::CallbackInfo& info) {
           double x;
           std::memcpy(&x, f.bytes.data() + 8 * k, 8);
           v.Set(static_cast<uint32_t>(k), x);
+        } else if (f.type == rk::trt::FieldType::kFloat32) {
+          float x;
+          std::memcpy(&x, f.bytes.data() + 4 * k, 4);
+          v.Set(static_cast<uint32_t>(k), static_cast<double>(x));
         } else {
           int32_t x;
           std::memcpy(&x, f.bytes.data() + 4 * k, 4);
@@ -235,7 +244,7 @@ Napi::Value ParsePluginFields(const Napi::CallbackInfo& info) {
   const rk::Status st = rk::trt::ParseFields(kind, views.data(), static_cast<int32_t>(views.size()), &c);
   if (!st.ok()) throw StatusError(env, st);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("params", ParamsToJs(env, c.params, c.num_levels));
+  out.Set("params", ParamsToJs(env, c.params, c.num_levels, c.class_thresh));
   out.Set("preset", c.preset);
   out.Set("layout", c.layout == rk::Layout::kConcatenated ? "concatenated" : "per_level");
   out.Set("numLevels", c.num_levels);
