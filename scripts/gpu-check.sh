@@ -82,7 +82,7 @@ for step in "${steps[@]}"; do
       setup_node
       need_golden
       say "GPU tests"
-      node scripts/test.js cuda presets-handmade candidate-cache 2>&1 | tee "$OUT/test.log" | tail -60
+      node scripts/test.js cuda presets-handmade candidate-cache per-class-thresholds 2>&1 | tee "$OUT/test.log" | tail -60
       tail -1 "$OUT/test.log" | grep -q ", 0 failed" || status=1
       ;;
     sanitize)

@@ -9,10 +9,18 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { resolveConfig } from "../../kernel/postprocess/config";
-import { loadDataset } from "../../kernel/postprocess/dataset";
+import { BoxSet, Dataset, loadDataset } from "../../kernel/postprocess/dataset";
+import { createPostprocessor } from "../../kernel/postprocess/postprocessor";
+import { PostprocessConfig } from "../../kernel/postprocess/presets";
 import { NdArray, toInt32 } from "../../kernel/postprocess/ndarray";
 import { pluginExport } from "../../kernel/postprocess/plugin";
 import { goldenCases, goldenConfig, isBuiltPreset } from "../helpers";
+
+/** The reference's detections (TypeScript stages) of a config on a dataset, as expected boxes. */
+function expectedFromReference(config: PostprocessConfig, ds: Dataset): BoxSet[] {
+  const r = createPostprocessor(config, { backend: "js" }).runSync(ds);
+  return r.detections.map((d) => ({ boxes: Float32Array.from(d.boxes), scores: Float32Array.from(d.scores), labels: Int32Array.from(d.labels) }));
+}
 
 function raw(a: ArrayBufferView): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
@@ -21,17 +29,24 @@ function raw(a: ArrayBufferView): Buffer {
 export function writeCases(outDir: string): string[] {
   fs.mkdirSync(outDir, { recursive: true });
   const written: string[] = [];
-  for (const c of goldenCases()) {
+  // Every golden case with its framework's detections; and each again with per-class score
+  // thresholds, whose expected detections are the TypeScript reference's on the same heads.
+  const runs = goldenCases().flatMap((c) => [{ c, perClass: false }, { c, perClass: true }]);
+  for (const { c, perClass } of runs) {
     if (!isBuiltPreset(c.preset) || !fs.existsSync(c.npz)) continue;
     const probe = loadDataset(c.npz);
     // Each case in the layout its framework feeds a plugin: per level where the file has it.
     const layout = probe.arrays.has("cls_p3") ? "per_level" : "concatenated";
     const ds = layout === "per_level" ? loadDataset(c.npz, { layout }) : probe;
-    const config = resolveConfig(goldenConfig(c));
+    const K = c.meta.num_classes as number;
+    const base = goldenConfig(c);
+    const config = resolveConfig(perClass ? { ...base, score_thresh_per_class: Array.from({ length: K }, (_, k) => [base.score_thresh!, 0.2, 0.5, 0.9][k % 4]) } : base);
+    if (perClass) ds.expected = expectedFromReference(config, ds);
     const spec = pluginExport(config, ds);
-    const dir = path.join(outDir, c.name);
+    const name = perClass ? `${c.name}_per_class` : c.name;
+    const dir = path.join(outDir, name);
     fs.mkdirSync(dir, { recursive: true });
-    const lines = [`name ${c.name}`, `preset ${c.preset}`, "box_tolerance 1e-4"];
+    const lines = [`name ${name}`, `preset ${c.preset}`, "box_tolerance 1e-4"];
     for (const f of spec.fields) {
       lines.push(`field ${f.name} ${f.type} ${typeof f.value === "string" ? f.value : f.value.map((v) => String(v)).join(" ")}`);
     }
@@ -57,7 +72,7 @@ export function writeCases(outDir: string): string[] {
       lines.push(`expect ${n} ${count} det${n}.bin`);
     });
     fs.writeFileSync(path.join(dir, "case.txt"), lines.join("\n") + "\n");
-    written.push(c.name);
+    written.push(name);
   }
   return written;
 }

@@ -337,6 +337,10 @@ Field MakeField(const std::string& name, PluginFieldType type, const std::vector
       const double d = std::strtod(v.c_str(), nullptr);
       const uint8_t* p = reinterpret_cast<const uint8_t*>(&d);
       f.bytes.insert(f.bytes.end(), p, p + 8);
+    } else if (type == PluginFieldType::kFLOAT32) {
+      const float x = std::strtof(v.c_str(), nullptr);
+      const uint8_t* p = reinterpret_cast<const uint8_t*>(&x);
+      f.bytes.insert(f.bytes.end(), p, p + 4);
     } else {
       const int32_t i = static_cast<int32_t>(std::strtol(v.c_str(), nullptr, 10));
       const uint8_t* p = reinterpret_cast<const uint8_t*>(&i);
@@ -371,7 +375,10 @@ Case ReadCase(const std::string& dir) {
       } else {
         while (ls >> v) values.push_back(v);
       }
-      const PluginFieldType t = type == "char" ? PluginFieldType::kCHAR : type == "float64" ? PluginFieldType::kFLOAT64 : PluginFieldType::kINT32;
+      const PluginFieldType t = type == "char"      ? PluginFieldType::kCHAR
+                                : type == "float64" ? PluginFieldType::kFLOAT64
+                                : type == "float32" ? PluginFieldType::kFLOAT32
+                                                    : PluginFieldType::kINT32;
       c.fields.push_back(MakeField(name, t, values));
       if (name == "layout") c.layout = values[0];
     } else if (kind == "input") {
