@@ -83,7 +83,8 @@ export function detectionsToCoco(images: EvalImage["dt"][], imageIds: readonly n
 }
 
 /** pycocotools' metrics for images whose ground truth and detections are arrays. */
-export function evaluateCoco(images: EvalImage[]): CocoMetrics {
+/** Ground truth held as arrays (x1, y1, x2, y2; labels as category ids) as COCO columns, image ids 1..N. */
+export function gtFromArrays(images: { gt: EvalImage["gt"]; dt?: EvalImage["dt"] }[]): CocoGroundTruth {
   const ids = images.map((_, i) => i + 1);
   let n = 0;
   for (const im of images) n += im.gt.labels.length;
@@ -117,12 +118,17 @@ export function evaluateCoco(images: EvalImage[]): CocoMetrics {
       cats.add(gt.categoryId[k]);
       k++;
     }
-    for (const l of im.dt.labels) cats.add(Number(l));
+    for (const l of im.dt?.labels ?? []) cats.add(Number(l));
   });
   gt.categories = [...cats].sort((a, b) => a - b).map((id) => ({ id, name: String(id) }));
+  return gt;
+}
+
+export function evaluateCoco(images: EvalImage[]): CocoMetrics {
+  const gt = gtFromArrays(images);
   const { dt } = detectionsToCoco(
     images.map((im) => im.dt),
-    ids,
+    images.map((_, i) => i + 1),
   );
   return metricsOf(evaluateCocoBoxes(gt, dt));
 }

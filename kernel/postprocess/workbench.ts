@@ -16,7 +16,7 @@ import { changedKeys, CONFIG_KEYS, describe, resolveConfig } from "./config";
 import { AnyDataset, CacheDataset, Dataset, isCacheDataset, loadDataset } from "./dataset";
 import { buildCache, cacheBoxes, CandidateCache, checkConfigForCache, isCacheDir, isShardFolder, openCache } from "./cache";
 import { runCache } from "./cache-run";
-import { CocoDetections, readCocoAnnotations, writeCocoResults } from "../data/coco";
+import { CocoDetections, CocoGroundTruth, readCocoAnnotations, writeCocoResults } from "../data/coco";
 import { evaluateCocoBoxes } from "../eval/coco";
 import { labelMapFor } from "../eval/labels";
 import { CocoMetrics, detectionsToCoco, evaluateCoco, metricsOf } from "./eval";
@@ -26,6 +26,8 @@ import { availableBackends, BackendName, createPostprocessor, Postprocessor, Pos
 import { pluginExport, PluginExport, runTensorrt, writePluginExport } from "./plugin";
 import { PostprocessConfig, presets } from "./presets";
 import { synthesize, synthesizeCache, SynthCacheOptions, SynthOptions } from "./synth";
+import { chooseThresholds, parseKeep, parseTarget, ThresholdReport, TuneError, TuneLatencyReport, tuneLatency, withThresholds } from "./tune";
+import { gtFromArrays } from "./eval";
 
 const PACKAGE_VERSION: string = (() => {
   try {
@@ -135,6 +137,8 @@ export interface OptimizedArtifact {
   graph?: boolean;
   versions: { package: string; addon?: string; node: string };
   parity: { dataset: string; images: number; checksum: string; medianMs: number };
+  /** What chose this configuration (%tune's objective), when not %optimize. */
+  source?: string;
   checksum: string;
 }
 
@@ -202,6 +206,8 @@ export class Workbench {
   /** Results of %optimize by name (the bound variable's name). */
   readonly optimized = new Map<string, { postprocessor: Postprocessor; report: OptimizeReport }>();
   lastOptimized: string | undefined;
+  /** The last %tune's report (latency search or per-class thresholds). */
+  lastTune: TuneLatencyReport | ThresholdReport | undefined;
   /** The last %sweep's rows (values, time, metric, detections, Pareto mark), for picking a point in code. */
   lastSweep: { dataset: string; metric: string; rows: SweepRow[]; interrupted: boolean } | undefined;
 
@@ -763,6 +769,141 @@ export class Workbench {
     this.lastSweep = { dataset: ds.name, metric, rows, interrupted };
     return { rows, metric, interrupted, perImage: isCacheDataset(ds) };
   }
+
+  /**
+   * The default space of %tune --objective latency, each axis from the most accurate value to the
+   * fastest: score_thresh, topk_candidates, nms_thresh and detections_per_img, inside a cache's bounds.
+   */
+  defaultTuneSpace(ds: AnyDataset): Record<string, unknown[]> {
+    const c = this.config;
+    const cache = isCacheDataset(ds) ? ds.cache.meta : undefined;
+    const lo = cache ? cache.min_score : 0;
+    const hi = cache ? cache.max_topk : 100000;
+    const uniq = (xs: number[]) => [...new Set(xs)];
+    return {
+      score_thresh: uniq([c.score_thresh, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5].filter((t) => t >= lo && t >= c.score_thresh).sort((a, b) => a - b)),
+      topk_candidates: uniq([c.topk_candidates, 1000, 500, 300, 100].filter((k) => k <= hi && k <= c.topk_candidates).sort((a, b) => b - a)),
+      nms_thresh: uniq([c.nms_thresh, 0.4, 0.5, 0.6]),
+      detections_per_img: uniq([c.detections_per_img, 100, 50].filter((d) => d <= c.detections_per_img).sort((a, b) => b - a)),
+    };
+  }
+
+  /** One evaluation of a config for %tune: its metric on the dataset and its latency. */
+  private async tunePoint(ds: AnyDataset, values: Record<string, unknown>, metric: string, backend: BackendName | "auto", iterations: number, stop: StopSignal): Promise<{ metric: number; ms: number; detections: number }> {
+    const config = resolveConfig({ ...this.overrides, ...values });
+    if (isCacheDataset(ds)) checkConfigForCache(config, ds.cache);
+    const pp = createPostprocessor(config, { backend: isCacheDataset(ds) ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : backend });
+    try {
+      const { stats, result } = await this.runDataset(pp, ds, iterations, stop);
+      const value = (this.evaluate(ds, result) as unknown as Record<string, number>)[metric];
+      return { metric: value, ms: stats.medianMs, detections: result.detections.reduce((n, d) => n + d.count, 0) };
+    } finally {
+      await pp.dispose();
+    }
+  }
+
+  /**
+   * %tune --objective latency: the fastest config of the space (default: defaultTuneSpace) whose
+   * metric keeps the constraint, by coordinate search (kernel/postprocess/tune.ts); with grid, the
+   * full grid as well, for comparison. On a candidate cache, latency is per image of the stages
+   * after selection (which is what differs between configs); on heads, the backend's median.
+   */
+  async tuneLatency(
+    options: { keep?: string; over?: Record<string, unknown[]>; data?: string; grid?: boolean; backend?: BackendName | "auto"; iterations?: number } = {},
+    progress: Progress = NO_PROGRESS,
+    stop: StopSignal = NEVER,
+  ): Promise<TuneResult<TuneLatencyReport>> {
+    const ds = this.dataset(options.data);
+    if (!ds.gt && !ds.coco) throw new WorkflowError(`Expected ground truth in dataset ${ds.name} for %tune (its metric) but it has none`, "ERR_RK_DATASET");
+    const keep = parseKeep(options.keep ?? "AP>=best-0.002");
+    const axes = options.over && Object.keys(options.over).length > 0 ? options.over : this.defaultTuneSpace(ds);
+    // Every point of the space is a valid config (and one the cache serves) before anything runs.
+    const grid = this.sweepGrid(axes);
+    if (isCacheDataset(ds)) for (const g of grid) checkConfigForCache(resolveConfig({ ...this.overrides, ...g }), ds.cache);
+    const iterations = options.iterations ?? 5;
+    const backend = options.backend ?? "auto";
+    const r = await tuneLatency(axes, keep, (values) => this.tunePoint(ds, values, keep.metric, backend, iterations, stop), {
+      grid: options.grid,
+      stop,
+      progress: (n, note) => progress.update(n, note),
+    });
+    progress.finish(r.interrupted ? `interrupted after ${r.evaluations} evaluations` : `${r.evaluations} evaluations of ${r.gridSize} grid points${r.grid ? ` (then the grid: ${r.grid.evaluations})` : ""}`);
+    if (r.interrupted && !r.winner) throw Object.assign(new Error("Interrupted by the user"), { name: "KeyboardInterrupt" });
+    const config = resolveConfig({ ...this.overrides, ...r.winner.values });
+    const report: TuneLatencyReport = { ...r, config, perImage: isCacheDataset(ds) };
+    return { report, ...this.bindTuned(config, ds, backend, `%tune latency (${keep.text})`) };
+  }
+
+  /**
+   * %tune thresholds: per-class score thresholds for a target (precision=P, recall=R or f1) from
+   * the dataset's detections under the session config (without per-class thresholds) matched to
+   * its ground truth at `iou`.
+   */
+  async tuneThresholds(options: { target?: string; iou?: number; data?: string; backend?: BackendName | "auto" } = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<TuneResult<ThresholdReport>> {
+    const ds = this.dataset(options.data);
+    if (!ds.gt && !ds.coco) throw new WorkflowError(`Expected ground truth in dataset ${ds.name} for %tune thresholds but it has none`, "ERR_RK_DATASET");
+    const target = parseTarget(options.target ?? "f1");
+    const iou = options.iou ?? 0.5;
+    if (typeof iou !== "number" || !(iou > 0 && iou <= 1)) throw new TuneError(`Expected --iou in (0, 1] but received ${describe(iou)}`);
+    const base = resolveConfig({ ...this.overrides, score_thresh_per_class: null });
+    if (isCacheDataset(ds)) checkConfigForCache(base, ds.cache);
+    const backend = options.backend ?? "auto";
+    const pp = createPostprocessor(base, { backend: isCacheDataset(ds) ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : backend });
+    let result: PostprocessResult;
+    try {
+      result = (await this.runDataset(pp, ds, 1, stop, progress)).result;
+    } finally {
+      await pp.dispose();
+    }
+    const K = this.shapesOf(ds).numClasses;
+    let gt: CocoGroundTruth;
+    let dt: CocoDetections;
+    let map: { category(l: number): number | undefined; label(c: number): number | undefined; name(c: number): string | undefined };
+    if (ds.coco) {
+      const coco = ds.coco;
+      const ids = new Set(coco.imageIds);
+      const keepIdx: number[] = [];
+      for (let i = 0; i < coco.gt.count; i++) if (ids.has(coco.gt.imageId[i])) keepIdx.push(i);
+      const pick = <T extends Float64Array | Uint8Array>(a: T) => a.constructor === Uint8Array ? (Uint8Array.from(keepIdx, (i) => a[i]) as T) : (Float64Array.from(keepIdx, (i) => a[i]) as T);
+      gt = { ...coco.gt, count: keepIdx.length, id: pick(coco.gt.id), imageId: pick(coco.gt.imageId), categoryId: pick(coco.gt.categoryId), x: pick(coco.gt.x), y: pick(coco.gt.y), w: pick(coco.gt.w), h: pick(coco.gt.h), area: pick(coco.gt.area), iscrowd: pick(coco.gt.iscrowd) };
+      dt = this.cocoDetections(ds, result).dt;
+      const names = new Map(coco.gt.categories.map((c) => [c.id, c.name]));
+      map = { category: (l) => coco.labels.category(l), label: (c) => coco.labels.label(c), name: (c) => names.get(c) };
+    } else {
+      gt = gtFromArrays(ds.gt!.map((g) => ({ gt: g })));
+      dt = detectionsToCoco(result.detections, result.detections.map((_, i) => i + 1)).dt;
+      map = { category: (l) => l, label: (c) => c, name: () => undefined };
+    }
+    const { classes, perClass } = chooseThresholds(gt, dt, K, map, target, iou, base.score_thresh);
+    const config = withThresholds(base, perClass);
+    const report: ThresholdReport = { target, iou, base: base.score_thresh, classes, perClass, config, images: result.detections.length };
+    return { report, ...this.bindTuned(config, ds, backend, `%tune thresholds (${options.target ?? "f1"})`) };
+  }
+
+  /** A Postprocessor and the saveable artifact for a tuned config (as %optimize's winner). */
+  private bindTuned(config: PostprocessConfig, ds: AnyDataset, backend: BackendName | "auto", what: string): { postprocessor: Postprocessor; artifact: OptimizedArtifact } {
+    const pp = createPostprocessor(config, { backend });
+    const art: Omit<OptimizedArtifact, "checksum"> = {
+      format: "retinanet-kernel/optimized",
+      version: 1,
+      created: new Date().toISOString(),
+      config,
+      backend: pp.backend,
+      precision: "fp32",
+      ...(pp.backend === "cpu" ? { threads: pp.threads } : {}),
+      versions: { package: PACKAGE_VERSION, addon: loadNative()?.buildInfo.version, node: process.version },
+      parity: { dataset: ds.name, images: this.shapesOf(ds).batch, checksum: "", medianMs: 0 },
+      source: what,
+    };
+    return { postprocessor: pp, artifact: { ...art, checksum: artifactChecksum(art) } };
+  }
+}
+
+/** What %tune binds: the report and a Postprocessor built from its configuration. */
+export interface TuneResult<R> {
+  report: R;
+  postprocessor: Postprocessor;
+  artifact: OptimizedArtifact;
 }
 
 /** Marks the rows no other row beats on both latency (lower) and metric (higher). */

@@ -1,6 +1,6 @@
 /**
  * The tuning workflow's magics, one file each: %config, %load, %synth, %datasets, %optimize, %run,
- * %sweep, %devices. Each is a thin layer over rk.workbench (kernel/postprocess/workbench.ts), which
+ * %sweep, %tune, %devices. Each is a thin layer over rk.workbench (kernel/postprocess/workbench.ts), which
  * cells can call directly; the magics parse arguments, show progress, and render tables and charts.
  * The post-processing modules load on a magic's first use, not at kernel start.
  */
@@ -14,6 +14,7 @@ import { optimize } from "./optimize";
 import { run } from "./run";
 import { sweep } from "./sweep";
 import { synth } from "./synth";
+import { tune } from "./tune";
 import { wf } from "./workflow-common";
 
 /** loadOptimized for cells: the Postprocessor of a file written by %optimize --save. */
@@ -23,4 +24,4 @@ export function loadOptimizedForCell(file: string): Postprocessor {
   return postprocessor;
 }
 
-export const workflowMagics: Magic[] = [config, load, synth, datasets, optimize, run, sweep, devices];
+export const workflowMagics: Magic[] = [config, load, synth, datasets, optimize, run, sweep, tune, devices];
