@@ -147,6 +147,46 @@ console.log(`The saved configuration on all ${r.result.detections.length} images
 ]
 json.dump(nb(validation), open(sys.argv[1] + "/03-validation-set.ipynb", "w"), indent=1)
 
+deploy = [
+("markdown", """
+# From a validation set to a deployment configuration
+
+Two questions of every deployment: *which configuration is fastest while AP stays within 0.002 of
+the best?* and *which score threshold per class gives precision >= 0.9 on my data?* `%tune` answers
+both on a validation set, here a synthetic one held as a candidate cache (see
+`03-validation-set.ipynb`), and the answer is a postprocessor, a saved file and TensorRT plugin
+fields (`score_thresh_per_class` is a field of the plugins).
+**The tests run this notebook with `RK_DEPLOY_IMAGES=150`** (1,000 by default).
+"""),
+("code", """
+const IMAGES = Number(process.env.RK_DEPLOY_IMAGES ?? 1000);
+const val = rk.workbench.synthCache("val", "deploy-cache", { images: IMAGES, size: [800, 1333], classes: 20, density: 0.02, seed: 7 });
+console.log(`${val.cache.meta.images} images, ${val.cache.meta.candidates} candidates.`);
+"""),
+("markdown", """The fastest configuration within 0.002 AP of the best, over score_thresh x topk_candidates x
+nms_thresh x detections_per_img (the default space). The search evaluates far fewer points than the
+grid; `--grid` runs the grid too and says whether it agrees. On a cache, the time is per image of the
+stages after selection, which is what differs between these configurations."""),
+("code", "%tune --objective latency --keep AP>=best-0.002 --grid --as fast"),
+("code", """
+const lat = rk.workbench.lastTuneLatency!;
+console.log(`The search evaluated ${lat.evaluations} of ${lat.gridSize} points; the grid ${lat.grid!.same ? "agrees" : `answers otherwise (${lat.grid!.latencyRatio.toFixed(2)}x)`}.`);
+({ evaluations: lat.evaluations, grid: lat.gridSize, sameAsGrid: lat.grid!.same, AP: Number(lat.winner.metric.toFixed(4)), best: Number(lat.best.toFixed(4)) })
+""", ["summary"]),
+("markdown", "Per-class score thresholds for precision >= 0.9 at IoU 0.5, applied on top of that configuration, saved with the TensorRT plugin fields:"),
+("code", "%tune thresholds --target precision=0.9 --iou 0.5 --as deploy --save deploy.json --export-plugin deploy-plugin"),
+("code", "%run deploy --data val --eval --show 1"),
+("code", """
+const th = rk.workbench.lastTuneThresholds!;
+const met = th.classes.filter((c) => !c.unreachable).length;
+const fields = JSON.parse(require("fs").readFileSync("deploy-plugin.json", "utf8"));
+const perClass = (fields.fields ?? fields).find((x: { name: string }) => x.name === "score_thresh_per_class");
+console.log(`${met} of ${th.classes.length} classes reach precision 0.9; the plugin fields carry ${perClass ? perClass.value.length : 0} per-class thresholds.`);
+({ classes: th.classes.length, met, pluginThresholds: perClass ? perClass.value.length : 0 })
+""", ["summary"]),
+]
+json.dump(nb(deploy), open(sys.argv[1] + "/04-deploy.ipynb", "w"), indent=1)
+
 trt = [
 ("markdown", """
 # Into TensorRT

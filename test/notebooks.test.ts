@@ -78,6 +78,23 @@ describe("tutorial notebooks (nbclient)", function () {
     );
   });
 
+  it("04-deploy: %tune latency agrees with the grid in fewer evaluations; per-class thresholds for precision 0.9, saved and in the plugin fields", async function () {
+    await withKernelspec(
+      async () => {
+        const { cells, keys } = run("04-deploy.ipynb");
+        // The grid's answer, or one within 25% of its latency (timing noise between near-equal points on 150 images; both timed again, best of 5).
+        assert.ok(keys.some((k) => /The search evaluated \d+ of \d+ points; the grid (agrees\.|answers otherwise \((0\.\d\d|1\.([01]\d|2[0-5]))x\))/.test(k)), keys.join("\n"));
+        assert.ok(keys.some((k) => /\d+ of \d+ classes reach precision 0\.9; the plugin fields carry 20 per-class thresholds\./.test(k)), keys.join("\n"));
+        const text = JSON.stringify(cells);
+        assert.match(text, /%tune path: \d+ evaluations of a \d+-point space/);
+        assert.match(text, /per-class score thresholds for precision >= 0\.9 at IoU 0\.5/);
+        const mimes = new Set(cells.flatMap((c) => (c.outputs ?? []).flatMap((o) => Object.keys(o.data ?? {}))));
+        assert.ok(mimes.has("application/vnd.vegalite.v5+json"), "the precision/recall chart");
+      },
+      { RK_DEPLOY_IMAGES: "150" },
+    );
+  });
+
   it("05-tensorrt: plugin fields written and read back by the plugin's parser, the node added to an ONNX model", async function () {
     await withKernelspec(async () => {
       const { cells, keys } = run("05-tensorrt.ipynb");

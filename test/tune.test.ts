@@ -12,7 +12,7 @@ import * as path from "path";
 import { datasetFromArrays } from "../kernel/postprocess/dataset";
 import { ndarray, NdArray } from "../kernel/postprocess/ndarray";
 import { sigmoidF32 } from "../kernel/postprocess/reference";
-import { parseKeep, parseTarget } from "../kernel/postprocess/tune";
+import { parseKeep, parseTarget, tuneLatency } from "../kernel/postprocess/tune";
 import { Workbench } from "../kernel/postprocess/workbench";
 import { scene } from "./handmade";
 
@@ -102,20 +102,35 @@ describe("%tune", function () {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rk-tune-"));
     try {
       const wb = new Workbench();
-      wb.synthCache("val", path.join(tmp, "val"), { images: 100, density: 0.002, seed: 3 });
+      wb.synthCache("val", path.join(tmp, "val"), { images: 100, density: 0.02, seed: 3 });
       const over = { score_thresh: [0.05, 0.2, 0.4], topk_candidates: [1000, 300, 100], nms_thresh: [0.4, 0.5, 0.6] };
       const { report } = await wb.tuneLatency({ keep: "AP>=best-0.002", over, data: "val", grid: true });
       console.log(`      ${report.evaluations} evaluations of ${report.gridSize}; winner ${JSON.stringify(report.winner.values)} AP ${report.winner.metric.toFixed(4)}; grid: ${report.grid!.same ? "same answer" : `answer ${JSON.stringify(report.grid!.answer.values)}, latency ratio ${report.grid!.latencyRatio.toFixed(2)}`}`);
       assert.ok(report.evaluations < report.gridSize, `${report.evaluations} evaluations`);
       const g = report.grid!;
       assert.ok(report.winner.metric >= g.best - 0.002 - 1e-12, "the winner keeps the constraint against the grid's best");
-      // Same point, or (timing noise between near-equal points) within 10% of its latency.
-      assert.ok(g.same || g.latencyRatio <= 1.1, `the grid answers ${JSON.stringify(g.answer.values)}; the search's winner is ${g.latencyRatio.toFixed(2)}x its latency`);
+      // Same point, or (timing noise between near-equal points on 100 images) within 25% of its latency.
+      assert.ok(g.same || g.latencyRatio <= 1.25, `the grid answers ${JSON.stringify(g.answer.values)}; the search's winner is ${g.latencyRatio.toFixed(2)}x its latency`);
       assert.deepStrictEqual(report.path.map((p) => p.index), report.path.map((_, i) => i + 1));
       assert.ok(report.moves.length >= 2);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+  });
+
+  it("latency search on a deterministic space: the grid's answer exactly, in fewer evaluations", async function () {
+    // AP peaks at nms 0.5 and falls with score_thresh above 0.3 and topk below 300; latency falls
+    // with score_thresh and with topk, and does not depend on nms_thresh.
+    const axes = { score_thresh: [0.05, 0.1, 0.2, 0.3, 0.4, 0.5], topk_candidates: [1000, 500, 300, 100], nms_thresh: [0.4, 0.5, 0.6] };
+    const evaluate = async (v: Record<string, unknown>) => {
+      const t = v.score_thresh as number, k = v.topk_candidates as number, n = v.nms_thresh as number;
+      const metric = 0.42 - 0.01 * Math.abs(n - 0.5) - (t > 0.3 ? (t - 0.3) * 0.02 : 0) - (k < 300 ? 0.004 : 0);
+      return { metric, ms: 1 / (1 + 10 * t) + k / 2000, detections: 0 };
+    };
+    const r = await tuneLatency(axes, parseKeep("AP>=best-0.002"), evaluate, { grid: true });
+    assert.deepStrictEqual(r.winner.values, { score_thresh: 0.4, topk_candidates: 300, nms_thresh: 0.5 });
+    assert.ok(r.grid!.same, `the grid answers ${JSON.stringify(r.grid!.answer.values)}`);
+    assert.ok(r.evaluations < r.gridSize / 2, `${r.evaluations} of ${r.gridSize}`);
   });
 
   it("errors name the option, the expected value and what was received", async function () {

@@ -9,3 +9,7 @@ export { evaluateCoco } from "./eval";
 export type { CocoMetrics, EvalImage } from "./eval";
 export { readPluginExport } from "./plugin";
 export type { PluginExport } from "./plugin";
+export type { TuneLatencyReport, ThresholdReport, ClassThreshold, TunePoint } from "./tune";
+export type { CacheDataset, AnyDataset } from "./dataset";
+export { openCache, buildCache } from "./cache";
+export type { CandidateCache, CacheMeta } from "./cache";
