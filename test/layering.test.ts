@@ -53,7 +53,7 @@ describe("layering", function () {
   });
 
   it("one file per workflow magic", function () {
-    for (const m of ["config", "load", "synth", "datasets", "optimize", "run", "sweep", "devices"]) {
+    for (const m of ["config", "load", "synth", "datasets", "optimize", "run", "sweep", "tune", "devices"]) {
       const f = path.join(KERNEL, "magics", "builtin", `${m}.ts`);
       assert.ok(fs.existsSync(f), f);
       assert.match(fs.readFileSync(f, "utf8"), new RegExp(`name: "${m}"`));
