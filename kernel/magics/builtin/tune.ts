@@ -145,6 +145,9 @@ export const tune: Magic = {
       const bar = ctx.display.progress(wf().workbench.sweepGrid(space).length, { label: "evaluations (at most)" });
       result = await wf().workbench.tuneLatency({ keep: v.keep as string, over, data: v.data as string | undefined, grid: !!v.grid, backend: v.backend as never, iterations: v.iterations as number }, bar, stop);
       showLatency(ctx, result.report as TuneLatencyReport);
+      if ((result.report as TuneLatencyReport).interrupted) {
+        throw Object.assign(new Error("Interrupted by the user (the path so far is above; nothing was bound)"), { name: "KeyboardInterrupt" });
+      }
     }
     wf().workbench.optimized.set(name, { postprocessor: result.postprocessor, report: { dataset: "", images: 0, rows: [], interrupted: false, postprocessor: result.postprocessor, artifact: result.artifact } });
     wf().workbench.lastOptimized = name;
