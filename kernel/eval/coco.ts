@@ -145,6 +145,18 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
   };
   const G = catOrdered(gtKeys, gt.categoryId, gt.count);
   const D = catOrdered(dtKeys, dt.categoryId, dt.count);
+  // The detections' fields gathered in group order, so that each group reads contiguous memory
+  // (positions p of D.order; the same values, read sequentially instead of scattered).
+  const nGrouped = D.order.length;
+  const dS = new Float64Array(nGrouped), dX = new Float64Array(nGrouped), dY = new Float64Array(nGrouped), dW = new Float64Array(nGrouped), dH = new Float64Array(nGrouped);
+  for (let p = 0; p < nGrouped; p++) {
+    const i = D.order[p];
+    dS[p] = dt.score[i];
+    dX[p] = dt.x[i];
+    dY[p] = dt.y[i];
+    dW[p] = dt.w[i];
+    dH[p] = dt.h[i];
+  }
 
   // Per kept detection (in group order, each group score-sorted and cut at maxDet):
   // its score, its rank in its group, and per area a tp and fp bit per threshold.
@@ -185,10 +197,10 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
       const nAll = d1 - d0;
       if (dts.length < nAll) dts = new Int32Array(nAll * 2);
       for (let j = 0; j < nAll; j++) {
-        const v = D.order[d0 + j];
-        const sv = dt.score[v];
+        const v = d0 + j;
+        const sv = dS[v];
         let p = j;
-        while (p > 0 && dt.score[dts[p - 1]] < sv) {
+        while (p > 0 && dS[dts[p - 1]] < sv) {
           dts[p] = dts[p - 1];
           p--;
         }
@@ -216,7 +228,7 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
       if (ious.length < nD * nG) ious = new Float64Array(nD * nG * 2);
       for (let d = 0; d < nD; d++) {
         const di = dts[d];
-        const dx = dt.x[di], dy = dt.y[di], dw = dt.w[di], dh = dt.h[di];
+        const dx = dX[di], dy = dY[di], dw = dW[di], dh = dH[di];
         const da = dw * dh;
         for (let g = 0; g < nG; g++) {
           let o = 0;
@@ -233,7 +245,7 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
       }
       const base = kept;
       for (let d = 0; d < nD; d++) {
-        kScore[kept + d] = dt.score[dts[d]];
+        kScore[kept + d] = dS[dts[d]];
         kRank[kept + d] = d;
       }
       if (nG === 0) {
@@ -242,7 +254,7 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
         const full = (1 << T) - 1;
         for (let d = 0; d < nD; d++) {
           const di = dts[d];
-          const dArea = dt.w[di] * dt.h[di];
+          const dArea = dW[di] * dH[di];
           for (let a = 0; a < A; a++) {
             kTp[(base + d) * A + a] = 0;
             kFp[(base + d) * A + a] = dArea < AREA_RNG[a][0] || dArea > AREA_RNG[a][1] ? 0 : full;
@@ -262,7 +274,7 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
         if (nG > 0) gtm.fill(0, 0, nG * T);
         for (let d = 0; d < nD; d++) {
           const di = dts[d];
-          const dArea = dt.w[di] * dt.h[di];
+          const dArea = dW[di] * dH[di];
           const outside = dArea < lo || dArea > hi;
           const row = d * nG;
           let tp = 0;
