@@ -3,7 +3,8 @@
  * run: the project's cuda backend on device-resident heads (GPU time of the stages, CUDA events)
  * and from host arrays (wall time of the call: copies in, stages, copy out), torchvision's
  * RetinaNet.postprocess_detections on the same heads on the same GPU, and the floor: a
- * device-to-device copy of the same head bytes (torch's copy kernel), measured in the same run.
+ * device-to-device copy of the same head bytes (torch's copy kernel), and one read of them (f32, and
+ * the same heads in f16, with the project's fp16 time beside it), all measured in the same run.
  * Batch 1 and 8, background logit mean -6 (sparse) and -4 (dense).
  * Targets (issue 5), device-resident: batch 8 <= 0.4 ms, batch 1 <= 0.08 ms, dense batch 8 <= 0.6 ms.
  *   node dist/bench/gpu.js [--iterations N] [--python python3] [--json out.json] [--quick]
@@ -22,6 +23,7 @@ import { createPostprocessor } from "../kernel/postprocess/postprocessor";
 import { resolveConfig } from "../kernel/postprocess/config";
 import { generateAnchors } from "../kernel/postprocess/reference";
 import { synthesize } from "../kernel/postprocess/synth";
+import { toHalfHeads } from "../kernel/postprocess/heads";
 import { fmtMs, machine, median, percentile, table } from "./stats";
 
 function arg(name: string, fallback?: string): string | undefined {
@@ -96,6 +98,13 @@ async function main(): Promise<void> {
       gpuMs.push(last.timings.computeMs);
       wallDev.push(last.timings.totalMs);
     }
+    // The same heads in fp16 (as TensorRT engines usually produce them), device-resident.
+    const half = toHalfHeads(pp.prepare(ds));
+    const dev16 = pp.upload(half);
+    for (let i = 0; i < 5; i++) pp.runSync(dev16);
+    const gpu16: number[] = [];
+    for (let i = 0; i < iterations; i++) gpu16.push(pp.runSync(dev16).timings.computeMs);
+    dev16.free();
     const hostMs: number[] = [];
     const upMs: number[] = [];
     for (let i = 0; i < Math.max(5, Math.floor(iterations / 5)); i++) {
@@ -119,11 +128,17 @@ async function main(): Promise<void> {
     const parity = compareDetections(last.detections, expected);
     const t = tv.cases[c.name];
     const dMed = median(gpuMs);
+    const d16 = median(gpu16);
     rows.push([
       c.name,
       fmtMs(t.torchvision.median),
       fmtMs(t.floor.median),
+      fmtMs(t.read_floor.median),
       fmtMs(dMed),
+      `${(dMed / t.read_floor.median).toFixed(2)}x`,
+      fmtMs(t.read_floor_fp16.median),
+      fmtMs(d16),
+      `${(d16 / t.read_floor_fp16.median).toFixed(2)}x`,
       fmtMs(percentile(gpuMs, 90)),
       fmtMs(median(wallDev)),
       `${fmtMs(median(hostMs))} (${fmtMs(median(upMs))} in)`,
@@ -132,12 +147,13 @@ async function main(): Promise<void> {
       c.target ? `${dMed <= c.target ? "met" : "MISSED"} (<= ${c.target} ms)` : "-",
       `${parity.images.filter((i) => i.ok).length}/${c.batch}`,
     ]);
-    json.push({ case: c.name, torchvisionMs: t.torchvision.median, floorMs: t.floor.median, floorBytes: t.bytes, deviceMs: dMed, deviceP90Ms: percentile(gpuMs, 90), deviceWallMs: median(wallDev), hostMs: median(hostMs), uploadMs: median(upMs), target: c.target, parityImages: parity.images.filter((i) => i.ok).length, counts: Array.from(last.padded.counts), torchvisionCounts: t.counts });
+    json.push({ case: c.name, torchvisionMs: t.torchvision.median, floorMs: t.floor.median, readFloorMs: t.read_floor.median, readFloorFp16Ms: t.read_floor_fp16.median, deviceFp16Ms: d16, floorBytes: t.bytes, deviceMs: dMed, deviceP90Ms: percentile(gpuMs, 90), deviceWallMs: median(wallDev), hostMs: median(hostMs), uploadMs: median(upMs), target: c.target, parityImages: parity.images.filter((i) => i.ok).length, counts: Array.from(last.padded.counts), torchvisionCounts: t.counts });
   }
   const gpu = devices.devices[0];
   console.log(`bench/gpu: ${gpu.name} (sm_${gpu.sm.replace(".", "")}, ${(gpu.memoryBytes / 2 ** 30).toFixed(0)} GiB), torch ${tv.torch}, torchvision ${tv.torchvision}; ${machine()}`);
   console.log(`800x1333, K = 80, torchvision preset; median of ${iterations} runs (torchvision ${Math.min(iterations, 20)}); floor = device-to-device copy of the head bytes (${(tv.cases[cases[cases.length - 1].name].bytes / 1e6).toFixed(0)} MB for the last case)\n`);
-  console.log(table(["case", "torchvision", "floor (copy)", "project device", "p90", "device wall", "project from host", "vs torchvision", "vs floor", "target", "same as tv"], rows));
+  console.log("read floor = one pass reading the head bytes (torch.amax of each tensor), f32 and the same heads in f16; fp16 = the project on those f16 heads, device-resident\n");
+  console.log(table(["case", "torchvision", "floor (copy)", "read floor", "project device", "vs read", "read fp16", "project fp16", "vs read fp16", "p90", "device wall", "project from host", "vs torchvision", "vs copy", "target", "same as tv"], rows));
   const out = arg("json");
   if (out) fs.writeFileSync(out, JSON.stringify({ gpu, torch: tv.torch, torchvision: tv.torchvision, date: new Date().toISOString(), cases: json }, null, 1));
   fs.rmSync(dir, { recursive: true, force: true });

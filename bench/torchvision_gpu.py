@@ -1,4 +1,5 @@
-"""torchvision's RetinaNet.postprocess_detections on the GPU, and a copy of the same bytes (the floor),
+"""torchvision's RetinaNet.postprocess_detections on the GPU, a copy of the same bytes (the copy floor)
+and one read of them, f32 and f16 (the read floor: torch.amax over each tensor),
 on heads written by bench/gpu (npz in the golden format plus feature_sizes). Called by bench/gpu;
 prints nothing but errors, writes a JSON of timings and an npz of torchvision's detections per case.
 
@@ -74,6 +75,19 @@ def run_case(case, iterations):
 
     result["floor"] = timed(copy, max(iterations, 50))
     result["bytes"] = cls.numel() * cls.element_size() + box.numel() * box.element_size()
+
+    # The read floor: one pass that reads every head byte and writes almost nothing (a max
+    # reduction of each tensor), for f32 and for the same heads in f16.
+    def reader(c, b):
+        def read():
+            torch.amax(c)
+            torch.amax(b)
+        return read
+
+    result["read_floor"] = timed(reader(cls, box), max(iterations, 50))
+    cls16, box16 = cls.half(), box.half()
+    result["read_floor_fp16"] = timed(reader(cls16, box16), max(iterations, 50))
+    del cls16, box16
     del cls_copy, box_copy, cls, box, heads, model
     torch.cuda.empty_cache()
     return result
