@@ -116,6 +116,36 @@ describe("candidate cache: exact within its bounds", function () {
     }
   });
 
+  it("lists in any order, or holding a NaN value, give the reference's detections on the cpu core", async function () {
+    if (!hostBackends().includes("cpu")) this.skip();
+    const c = cases.find((x) => x.name.startsWith("tv_k80_b2"))!;
+    const config = resolveConfig(goldenConfig(c));
+    const heads = normalizeHeads(loadDataset(c.npz), config);
+    const cache = buildCacheFromHeads(path.join(tmp, "shuffled"), heads, config, { minScore: 0.05, maxTopk: 1000 });
+    const b = cacheBatches(cache)[0];
+    // Reverse each (image, level) list but the first (no longer in ranking order), and put a NaN
+    // value in the middle of the first, still in ranking order (another tool's cache could hold one).
+    const L = cache.meta.levels;
+    const perm = new Int32Array(cache.meta.candidates);
+    for (let s = 0; s < 2 * L; s++) {
+      const a = Number(cache.offsets[s]), e = Number(cache.offsets[s + 1]);
+      for (let i = a; i < e; i++) perm[i] = s === 0 ? i : e - 1 - (i - a);
+    }
+    const pick = <T extends Int32Array | Float32Array>(x: T, w: number): T => {
+      const out = new (x.constructor as { new (n: number): T })(x.length);
+      for (let i = 0; i < perm.length; i++) for (let j = 0; j < w; j++) out[i * w + j] = x[perm[i] * w + j];
+      return out;
+    };
+    const values = pick(cache.values, 1);
+    values[1] = NaN; // second in the first list: a wrong early stop would drop the rest of the level
+    const lists = { ...b.lists, rows: pick(cache.rows, 1), labels: pick(cache.labels, 1), values, deltas: pick(cache.deltas, 4) };
+    const batch = { ...b, lists };
+    const cpu = await createPostprocessor(config, { backend: "cpu" }).run(batch);
+    const js = await createPostprocessor(config, { backend: "js" }).run(batch);
+    assert.strictEqual(samePadded(js, cpu), undefined);
+    assert.ok(cpu.padded.counts[0] > 0);
+  });
+
   it("a config outside the bounds, or with other fixed keys, is an error naming the bound", function () {
     const c = cases.find((x) => x.name.startsWith("tv_k80_b2"))!;
     const config = resolveConfig(goldenConfig(c));

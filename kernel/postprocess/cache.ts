@@ -579,7 +579,13 @@ export class CacheWriter {
       old = `${this.tmp}.old`;
       fs.renameSync(target, old);
     }
-    fs.renameSync(this.tmp, target);
+    try {
+      fs.renameSync(this.tmp, target);
+    } catch (e) {
+      if (old) fs.renameSync(old, target); // the previous cache back in place
+      this.abort();
+      throw new CacheError(`Expected to move the new cache into ${target} but the rename failed: ${(e as Error).message}`, "ERR_RK_FILE");
+    }
     if (old) fs.rmSync(old, { recursive: true, force: true });
     this.done = true;
     return meta;

@@ -43,7 +43,8 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
       // Lists stored in ranking order (the cache's) have non-increasing raw values: the scores of
       // the rest of the level are then all <= this one once one fails the threshold.
       bool descending = true;
-      for (int64_t i = begin + 1; i < end && descending; ++i) descending = !(c.values[i] > c.values[i - 1]);
+      // (A NaN anywhere, which such lists never hold, takes the general path.)
+      for (int64_t i = begin; i < end && descending; ++i) descending = c.values[i] == c.values[i] && (i == begin || c.values[i] <= c.values[i - 1]);
       for (int64_t i = begin; i < end; ++i) {
         const float v = c.values[i];
         const float score = p.select.score_input == ScoreInput::kLogits ? SigmoidF32(v) : v;
