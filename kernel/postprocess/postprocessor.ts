@@ -238,7 +238,7 @@ export class Postprocessor {
 
   /**
    * The engine and inputs for candidate lists (a batch of the candidate cache): the native cpu core
-   * (also for a cuda Postprocessor), or the reference for js.
+   * (also for a cuda Postprocessor: the result then says "cpu"), or the reference for js.
    */
   private candidateInputs(b: CandidateBatch): { engine?: NativePostprocessor; inputs: NativeInputs } {
     const k = b.shapes.numClasses;
@@ -272,7 +272,7 @@ export class Postprocessor {
         if (!engine) return this.runCandidatesJs(heads);
         const start = performance.now();
         const r = await engine.run(inputs);
-        return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
+        return toResult("cpu", padded(r), { totalMs: performance.now() - start, ...r.timings });
       }
       const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
       const start = performance.now();
@@ -301,7 +301,7 @@ export class Postprocessor {
       if (!engine) return this.runCandidatesJs(heads);
       const start = performance.now();
       const r = engine.runSync(inputs);
-      return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
+      return toResult("cpu", padded(r), { totalMs: performance.now() - start, ...r.timings });
     }
     const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
     const start = performance.now();
