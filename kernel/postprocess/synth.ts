@@ -115,6 +115,21 @@ function iouPlain(a: ArrayLike<number>, ai: number, b: readonly number[]): numbe
   return inter / (areaA + areaB - inter);
 }
 
+/** Ground-truth boxes of one image (x1, y1, x2, y2; 16 px up to 60% of the image) and their labels. */
+function drawObjects(rng: Rng, objects: number, h: number, w: number, K: number, off: number): { boxes: number[][]; labels: number[] } {
+  const boxes: number[][] = [];
+  const labels: number[] = [];
+  for (let o = 0; o < objects; o++) {
+    const bw = 16 + rng.uniform() * Math.max(1, w * 0.6 - 16);
+    const bh = 16 + rng.uniform() * Math.max(1, h * 0.6 - 16);
+    const x1 = rng.uniform() * Math.max(1, w - bw);
+    const y1 = rng.uniform() * Math.max(1, h - bh);
+    boxes.push([x1, y1, x1 + bw - off, y1 + bh - off]);
+    labels.push(Math.floor(rng.uniform() * K));
+  }
+  return { boxes, labels };
+}
+
 function checkInt(name: string, v: unknown, lo: number, hi: number): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) {
     throw Object.assign(new RangeError(`Expected an integer in [${lo}, ${hi}] for ${name} but received ${describe(v)}`), { code: "ERR_RK_CONFIG" });
@@ -164,16 +179,7 @@ export function synthesize(options: SynthOptions = {}): Dataset {
   const off = config.pixel_offset;
   for (let n = 0; n < N; n++) {
     const [h, w] = sizes[n];
-    const boxes: number[][] = [];
-    const labels: number[] = [];
-    for (let o = 0; o < objects; o++) {
-      const bw = 16 + rng.uniform() * Math.max(1, w * 0.6 - 16);
-      const bh = 16 + rng.uniform() * Math.max(1, h * 0.6 - 16);
-      const x1 = rng.uniform() * Math.max(1, w - bw);
-      const y1 = rng.uniform() * Math.max(1, h - bh);
-      boxes.push([x1, y1, x1 + bw - off, y1 + bh - off]);
-      labels.push(Math.floor(rng.uniform() * K));
-    }
+    const { boxes, labels } = drawObjects(rng, objects, h, w, K, off);
     gt.push({ boxes: Float32Array.from(boxes.flat()), labels: Int32Array.from(labels) });
     if (boxes.length === 0) continue;
     // Anchors matching an object (IoU > 0.4) get its class and its encoded box.
@@ -313,16 +319,7 @@ export function synthesizeCache(dir: string, options: SynthCacheOptions = {}): i
     const gtImages: { boxes: number[][]; labels: number[] }[] = [];
     for (let n = 0; n < N; n++) {
       if (options.stop?.stopped) throw new CacheError(`Interrupted: the synthetic cache ${dir} was not written (${n} of ${N} images drawn)`, "ERR_RK_INTERRUPTED");
-      const boxes: number[][] = [];
-      const labels: number[] = [];
-      for (let o = 0; o < objects; o++) {
-        const bw = 16 + rng.uniform() * Math.max(1, w * 0.6 - 16);
-        const bh = 16 + rng.uniform() * Math.max(1, h * 0.6 - 16);
-        const x1 = rng.uniform() * Math.max(1, w - bw);
-        const y1 = rng.uniform() * Math.max(1, h - bh);
-        boxes.push([x1, y1, x1 + bw - off, y1 + bh - off]);
-        labels.push(Math.floor(rng.uniform() * K));
-      }
+      const { boxes, labels } = drawObjects(rng, objects, h, w, K, off);
       gtImages.push({ boxes, labels });
       const levels = featureSizes.map(([fh, fw], l) => {
         const M = levelAnchors[l] * K;

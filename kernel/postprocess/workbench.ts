@@ -177,6 +177,29 @@ function artifactChecksum(a: Omit<OptimizedArtifact, "checksum"> | OptimizedArti
   return createHash("sha256").update(JSON.stringify(rest)).digest("hex");
 }
 
+/** The saveable artifact of a configuration on a backend, with what it was checked and timed on. */
+function makeArtifact(
+  config: PostprocessConfig,
+  run: { backend: BackendName; precision: "fp32" | "fp16"; threads?: number; graph?: boolean },
+  parity: OptimizedArtifact["parity"],
+  source?: string,
+): OptimizedArtifact {
+  const art: Omit<OptimizedArtifact, "checksum"> = {
+    format: "retinanet-kernel/optimized",
+    version: 1,
+    created: new Date().toISOString(),
+    config,
+    backend: run.backend,
+    precision: run.precision,
+    ...(run.threads !== undefined ? { threads: run.threads } : {}),
+    ...(run.graph !== undefined ? { graph: run.graph } : {}),
+    versions: { package: PACKAGE_VERSION, addon: loadNative()?.buildInfo.version, node: process.version },
+    parity,
+    ...(source !== undefined ? { source } : {}),
+  };
+  return { ...art, checksum: artifactChecksum(art) };
+}
+
 /** The first `n` images of a dataset (views, no copy). */
 export function sliceImages(ds: Dataset, n: number): HeadOutputs {
   const sizes = ds.image_sizes;
@@ -559,19 +582,11 @@ export class Workbench {
       winner.winner = true;
       report.postprocessor = built.get(winner);
       const ref = reference.get(winner.precision)!;
-      const art: Omit<OptimizedArtifact, "checksum"> = {
-        format: "retinanet-kernel/optimized",
-        version: 1,
-        created: new Date().toISOString(),
+      report.artifact = makeArtifact(
         config,
-        backend: winner.backend as BackendName,
-        precision: winner.precision,
-        ...(winner.threads !== undefined ? { threads: winner.threads } : {}),
-        ...(winner.graph !== undefined ? { graph: winner.graph } : {}),
-        versions: { package: PACKAGE_VERSION, addon: loadNative()?.buildInfo.version, node: process.version },
-        parity: { dataset: ds.name, images: heads32.batch, checksum: detectionsChecksum(ref), medianMs: winner.medianMs! },
-      };
-      report.artifact = { ...art, checksum: artifactChecksum(art) };
+        { backend: winner.backend as BackendName, precision: winner.precision, threads: winner.threads, graph: winner.graph },
+        { dataset: ds.name, images: heads32.batch, checksum: detectionsChecksum(ref), medianMs: winner.medianMs! },
+      );
     }
     return report;
   }
@@ -639,18 +654,11 @@ export class Workbench {
     if (winner) {
       winner.winner = true;
       report.postprocessor = built.get(winner);
-      const art: Omit<OptimizedArtifact, "checksum"> = {
-        format: "retinanet-kernel/optimized",
-        version: 1,
-        created: new Date().toISOString(),
+      report.artifact = makeArtifact(
         config,
-        backend: winner.backend as BackendName,
-        precision: winner.precision,
-        ...(winner.threads !== undefined ? { threads: winner.threads } : {}),
-        versions: { package: PACKAGE_VERSION, addon: loadNative()?.buildInfo.version, node: process.version },
-        parity: { dataset: ds.name, images: sample, checksum: detectionsChecksum(reference), medianMs: winner.medianMs! },
-      };
-      report.artifact = { ...art, checksum: artifactChecksum(art) };
+        { backend: winner.backend as BackendName, precision: winner.precision, threads: winner.threads },
+        { dataset: ds.name, images: sample, checksum: detectionsChecksum(reference), medianMs: winner.medianMs! },
+      );
     }
     return report;
   }
@@ -908,19 +916,13 @@ export class Workbench {
   /** A Postprocessor and the saveable artifact for a tuned config (as %optimize's winner). */
   private bindTuned(config: PostprocessConfig, ds: AnyDataset, backend: BackendName | "auto", what: string): { postprocessor: Postprocessor; artifact: OptimizedArtifact } {
     const pp = createPostprocessor(config, { backend });
-    const art: Omit<OptimizedArtifact, "checksum"> = {
-      format: "retinanet-kernel/optimized",
-      version: 1,
-      created: new Date().toISOString(),
+    const artifact = makeArtifact(
       config,
-      backend: pp.backend,
-      precision: "fp32",
-      ...(pp.backend === "cpu" ? { threads: pp.threads } : {}),
-      versions: { package: PACKAGE_VERSION, addon: loadNative()?.buildInfo.version, node: process.version },
-      parity: { dataset: ds.name, images: this.shapesOf(ds).batch, checksum: "", medianMs: 0 },
-      source: what,
-    };
-    return { postprocessor: pp, artifact: { ...art, checksum: artifactChecksum(art) } };
+      { backend: pp.backend, precision: "fp32", threads: pp.backend === "cpu" ? pp.threads : undefined },
+      { dataset: ds.name, images: this.shapesOf(ds).batch, checksum: "", medianMs: 0 },
+      what,
+    );
+    return { postprocessor: pp, artifact };
   }
 }
 

@@ -26,23 +26,22 @@ export const synth: Magic = {
   },
   async run(ctx, args) {
     const v = args.values;
+    // What both forms take: the size of the set and how its heads are drawn.
+    const common = {
+      size: v.size as [number, number],
+      classes: v.classes as number,
+      ...(v.density !== undefined ? { density: v.density as number } : {}),
+      ...(v.bgMean !== undefined ? { bgMean: v.bgMean as number } : {}),
+      objects: v.objects as number,
+      seed: v.seed as number,
+    };
     if (v.cache !== undefined) {
       if (v.fp16) throw new WorkflowArgError("Expected --fp16 without --cache (a cache stores the values widened to f32) but received both");
       const total = v.images as number;
       const ds = wf().workbench.synthCache(
         String(v.NAME),
         String(v.cache),
-        {
-          images: total,
-          size: v.size as [number, number],
-          classes: v.classes as number,
-          ...(v.density !== undefined ? { density: v.density as number } : {}),
-          ...(v.bgMean !== undefined ? { bgMean: v.bgMean as number } : {}),
-          objects: v.objects as number,
-          seed: v.seed as number,
-          minScore: v.minScore as number,
-          maxTopk: v.maxTopk as number,
-        },
+        { ...common, images: total, minScore: v.minScore as number, maxTopk: v.maxTopk as number },
         ctx.display.progress(total, { label: "images" }),
         stopSignal(ctx),
       );
@@ -51,16 +50,7 @@ export const synth: Magic = {
       return {};
     }
     if ((v.images as number) > 64) throw new WorkflowArgError(`Expected --images <= 64 for heads in memory (an 800x1333 image with K = 80 is 68 MB) but received ${v.images}: add --cache DIR for a validation set of any size`);
-    const ds = wf().workbench.synth(String(v.NAME), {
-      images: v.images as number,
-      size: v.size as [number, number],
-      classes: v.classes as number,
-      ...(v.density !== undefined ? { density: v.density as number } : {}),
-      ...(v.bgMean !== undefined ? { bgMean: v.bgMean as number } : {}),
-      objects: v.objects as number,
-      seed: v.seed as number,
-      fp16: !!v.fp16,
-    });
+    const ds = wf().workbench.synth(String(v.NAME), { ...common, images: v.images as number, fp16: !!v.fp16 });
     ctx.executor.bind(ds.name, ds, `import("${modulePath("postprocess/api")}").Dataset`);
     showDatasets(ctx, [ds.name]);
     return {};
