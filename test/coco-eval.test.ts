@@ -5,7 +5,8 @@
  */
 import * as assert from "assert";
 
-import { evaluateCoco, EvalImage } from "../kernel/postprocess/eval";
+import { accumulateCoco, evaluateCocoBoxes, matchCoco } from "../kernel/eval/coco";
+import { detectionsToCoco, evaluateCoco, EvalImage, gtFromArrays } from "../kernel/postprocess/eval";
 
 const img = (gt: number[][], gl: number[], dt: number[][], ds: number[], dl: number[]): EvalImage => ({
   gt: { boxes: gt.flat(), labels: gl },
@@ -76,5 +77,48 @@ describe("COCO evaluation (pycocotools definitions)", function () {
     ]);
     // order: TP (image 0) then FP (image 1): precision 1 at recall 0.5, recall never reaches 1.
     close(m.AP, 51 / 101, "AP");
+  });
+  it("metrics above a score cut from one matching equal evaluating only the detections above it (ties at the cut, maxDets binding, crowds, areas)", function () {
+    let s = 12345;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const images: EvalImage[] = [];
+    for (let i = 0; i < 12; i++) {
+      const gt: number[][] = [], gl: number[] = [], dt: number[][] = [], ds: number[] = [], dl: number[] = [];
+      for (let g = 0; g < 6; g++) {
+        const x = rand() * 400, y = rand() * 400, w = 5 + rand() * 150, h = 5 + rand() * 150;
+        gt.push([x, y, x + w, y + h]);
+        gl.push(g % 3);
+        // Detections near each object, and far more than maxDets (100) of one class in image 0.
+        for (let d = 0; d < (i === 0 && g === 0 ? 150 : 6); d++) {
+          const j = () => (rand() - 0.5) * w * 0.4;
+          dt.push([x + j(), y + j(), x + w + j(), y + h + j()]);
+          // Scores on a coarse grid: many ties, some exactly at the cuts below.
+          ds.push(Math.fround(Math.round(rand() * 20) / 20));
+          dl.push(rand() < 0.8 ? g % 3 : 3);
+        }
+      }
+      images.push({ gt: { boxes: gt.flat(), labels: gl }, dt: { boxes: dt.flat(), scores: ds, labels: dl } });
+    }
+    const gt = gtFromArrays(images);
+    gt.iscrowd[3] = 1;
+    gt.iscrowd[20] = 1;
+    const ids = images.map((_, i) => i + 1);
+    const { dt } = detectionsToCoco(images.map((im) => im.dt), ids);
+    const matching = matchCoco(gt, dt);
+    for (const cut of [-Infinity, 0, 0.05, 0.3, Math.fround(0.5), 0.75, 0.95, 1]) {
+      const keep = (v: number) => v > cut;
+      const above = detectionsToCoco(images.map((im) => {
+        const idx = Array.from(im.dt.scores, (_, j) => j).filter((j) => keep(Number(im.dt.scores[j])));
+        return { boxes: idx.flatMap((j) => Array.from(im.dt.boxes).slice(4 * j, 4 * j + 4)), scores: idx.map((j) => im.dt.scores[j]), labels: idx.map((j) => im.dt.labels[j]) };
+      }), ids).dt;
+      const want = evaluateCocoBoxes(gt, above);
+      const got = accumulateCoco(matching, cut);
+      assert.deepStrictEqual(got.stats, want.stats, `stats above ${cut}`);
+      assert.deepStrictEqual(got.precision, want.precision, `precision above ${cut}`);
+      assert.deepStrictEqual(got.recall, want.recall, `recall above ${cut}`);
+      assert.deepStrictEqual(got.perCategory, want.perCategory, `per category above ${cut}`);
+      assert.deepStrictEqual(got.counts, want.counts, `counts above ${cut}`);
+    }
+    assert.notDeepStrictEqual(accumulateCoco(matching, 0.5).stats, accumulateCoco(matching).stats);
   });
 });

@@ -5,7 +5,9 @@
  */
 import * as assert from "assert";
 
+import { loadNative } from "../kernel/native";
 import { resolveConfig } from "../kernel/postprocess/config";
+import { Box, nms } from "../kernel/postprocess/reference";
 import { HeadOutputs, normalizeHeads } from "../kernel/postprocess/heads";
 import { NdArray } from "../kernel/postprocess/ndarray";
 import { createPostprocessor } from "../kernel/postprocess/postprocessor";
@@ -74,5 +76,48 @@ describe("native equals the reference on random inputs", function () {
         assert.deepStrictEqual(got.padded, want.padded, `${device} topk ${topk}`);
       }
     }
+  });
+  it("NMS with IoUs within a few ulps of the threshold: the native greedy loop (8 lanes, decided by the cut's bounds) equals the reference", function () {
+    const addon = loadNative()!;
+    let rng = (seed * 7919 + 13) >>> 0;
+    const rand = () => ((rng = (Math.imul(rng, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const f = Math.fround;
+    let checked = 0;
+    for (let trial = 0; trial < 120; trial++) {
+      const thresh = [0.5, 0.3, 0.45, 0.7, 0.6000000000000001, 0.33333334][trial % 6];
+      const off = trial % 5 === 4 ? 1 : 0;
+      // One cluster per class: boxes shifted from a base so that the IoU with it is t within ulps.
+      const boxes: Box[] = [];
+      const scores: number[] = [];
+      const labels: number[] = [];
+      for (let c = 0; c < 3; c++) {
+        const x = f(rand() * 500), y = f(rand() * 500), w = f(4 + rand() * 200), h = f(4 + rand() * 200);
+        boxes.push([x, y, f(x + w), f(y + h)]);
+        scores.push(f(0.99 - c * 0.01));
+        labels.push(c);
+        for (let k = 0; k < 40; k++) {
+          // IoU of [x, x + w] with [x + d, x + w + d] (same h): (w - d) / (w + d) = t  =>  d = w (1 - t) / (1 + t).
+          const d = (w * (1 - thresh)) / (1 + thresh);
+          const jitter = (rand() - 0.5) * 8 * 2 ** -23 * (w + d);
+          const dx = f(d + jitter);
+          const b: Box = k % 7 === 6 ? [f(x + dx), y, f(x + w + dx), f(y + h + (k % 2 ? 1e-6 : 0))] : [f(x + dx), y, f(x + w + dx), f(y + h)];
+          if (k === 13) b[2] = NaN;
+          if (k === 17) b.splice(0, 4, x, y, f(x + 1e-30), f(y + 1e-30));
+          boxes.push(b);
+          scores.push(f(0.5 + rand() * 0.4));
+          labels.push(c);
+        }
+      }
+      for (const compareInDouble of [true, false]) {
+        for (const algorithm of ["torchvision_batched", "greedy_per_class"] as const) {
+          const o = { iouThresh: thresh, algorithm, torchvisionDevice: "cpu" as const, compareInDouble, pixelOffset: off };
+          const want = nms(boxes, scores, labels, o);
+          const got = addon.nms(Float32Array.from(boxes.flat()), Float32Array.from(scores), Int32Array.from(labels), o);
+          assert.deepStrictEqual(Array.from(got), want, `trial ${trial}, thresh ${thresh}, offset ${off}, compare in double ${compareInDouble}, ${algorithm}`);
+          checked++;
+        }
+      }
+    }
+    assert.strictEqual(checked, 480);
   });
 });

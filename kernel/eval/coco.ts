@@ -105,13 +105,65 @@ function stableDescendingOrder(score: Float64Array, s0: number, s1: number): Int
   return out;
 }
 
+/**
+ * The matching of pycocotools' evaluate(): per kept detection (each (image, category) group
+ * score-sorted and cut at maxDets), its score, rank and per area a tp and fp bit per IoU threshold;
+ * what accumulate() needs and nothing that depends on the order of categories' passes.
+ */
+export interface CocoMatching {
+  useCats: boolean;
+  imgIds: number[];
+  catIds: number[];
+  names: Map<number, string>;
+  dims: { T: number; R: number; K: number; A: number; M: number };
+  kScore: Float64Array;
+  kRank: Uint16Array;
+  kTp: Uint16Array;
+  kFp: Uint16Array;
+  /** Per category k: [catKeptStart[k], catKeptStart[k + 1]) of the kept detections, in image order. */
+  catKeptStart: Int32Array;
+  /** Per (category, area): non-ignored ground truth. */
+  npig: Float64Array;
+  hasEval: Uint8Array;
+  gtPerCat: Float64Array;
+  /** Per category, filled on first use: its kept detections by descending score, ties by position. */
+  orders: (Int32Array | undefined)[];
+}
+
+/** A lookup of ids to their positions: a table when the ids are small integers (COCO's), else a Map. */
+function indexOf(ids: number[]): (id: number) => number | undefined {
+  let max = -1;
+  for (const id of ids) max = Number.isInteger(id) && id >= 0 && max >= -1 ? Math.max(max, id) : -2;
+  if (max >= -1 && max <= Math.max(1_000_000, 8 * ids.length)) {
+    const table = new Int32Array(max + 1).fill(-1);
+    ids.forEach((id, i) => (table[id] = i));
+    return (id) => {
+      const i = id >= 0 && id <= max ? table[id] : -1;
+      return i >= 0 && i === i ? i : undefined;
+    };
+  }
+  const map = new Map(ids.map((id, i) => [id, i]));
+  return (id) => map.get(id);
+}
+
+/** pycocotools' COCOeval (bbox): evaluate(), accumulate() and summarize() of `dt` against `gt`. */
 export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, options: CocoEvalOptions = {}): CocoEvalResult {
+  return accumulateCoco(matchCoco(gt, dt, options));
+}
+
+/**
+ * pycocotools' evaluate(): the matching of every kept detection. accumulateCoco() of it gives the
+ * metrics; with a score cut, the metrics of the detections scoring above it, exactly as if only
+ * those had been evaluated (each (image, category) group's kept detections are score-sorted, so
+ * the ones above a score are a prefix of the group, matched before any other).
+ */
+export function matchCoco(gt: CocoGroundTruth, dt: CocoDetections, options: CocoEvalOptions = {}): CocoMatching {
   const useCats = options.useCats !== false;
   const imgIds = [...new Set(options.imgIds ?? gt.images.map((i) => i.id))].sort((a, b) => a - b);
   const catIdsAll = [...new Set(gt.categories.map((c) => c.id))].sort((a, b) => a - b);
   const I = imgIds.length;
-  const imgIndex = new Map(imgIds.map((id, i) => [id, i]));
-  const catIndex = new Map(catIdsAll.map((id, i) => [id, i]));
+  const imgIndex = indexOf(imgIds);
+  const catIndex = indexOf(catIdsAll);
   const C = catIdsAll.length;
   const K = useCats ? C : 1;
   const T = IOU_THRS.length;
@@ -124,8 +176,8 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
   // useCats off, category order first, as pycocotools concatenates per category).
   const groups = K * I;
   const keyOf = (imgId: number, catId: number, out: Int32Array, i: number) => {
-    const ii = imgIndex.get(imgId);
-    const ci = catIndex.get(catId);
+    const ii = imgIndex(imgId);
+    const ci = catIndex(catId);
     out[i] = ii === undefined || ci === undefined ? -1 : useCats ? ci * I + ii : ii;
   };
   const gtKeys = new Int32Array(gt.count);
@@ -136,7 +188,7 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
     if (useCats) return groupBy(keys, n, groups);
     // Stable by category first, then stable by image: category order within each image.
     const catKeys = new Int32Array(n);
-    for (let i = 0; i < n; i++) catKeys[i] = keys[i] < 0 ? -1 : catIndex.get(catIds[i])!;
+    for (let i = 0; i < n; i++) catKeys[i] = keys[i] < 0 ? -1 : (catIndex(catIds[i]) ?? -1);
     const byCat = groupBy(catKeys, n, C);
     const keys2 = new Int32Array(byCat.order.length);
     for (let j = 0; j < byCat.order.length; j++) keys2[j] = keys[byCat.order[j]];
@@ -172,7 +224,6 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
   /** Per category: whether any image had ground truth or detections (pycocotools' E non-empty). */
   const hasEval = new Uint8Array(K);
   const gtPerCat = new Float64Array(K);
-  const dtPerCat = new Float64Array(K);
 
   // Scratch, grown as needed: the group's detections (score-sorted), its ground truth's fields.
   let ious = new Float64Array(maxDet * 16);
@@ -207,7 +258,6 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
         dts[p] = v;
       }
       const nD = Math.min(nAll, maxDet);
-      dtPerCat[k] += nD;
       if (gX.length < nG) {
         const c = nG * 2;
         [gX, gY, gW, gH, gArea] = [new Float64Array(c), new Float64Array(c), new Float64Array(c), new Float64Array(c), new Float64Array(c)];
@@ -314,6 +364,35 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
     }
   }
   catKeptStart[K] = kept;
+  const names = new Map(gt.categories.map((c) => [c.id, c.name]));
+  return {
+    useCats,
+    imgIds,
+    catIds: catIdsAll,
+    names,
+    dims: { T, R, K, A, M },
+    kScore: kScore.subarray(0, kept),
+    kRank: kRank.subarray(0, kept),
+    kTp: kTp.subarray(0, kept * A),
+    kFp: kFp.subarray(0, kept * A),
+    catKeptStart,
+    npig,
+    hasEval,
+    gtPerCat,
+    orders: new Array<Int32Array | undefined>(K),
+  };
+}
+
+/**
+ * pycocotools' accumulate() and summarize() of a matching. With `above`, only the detections whose
+ * score is above it count: the metrics are those of evaluating just them (see matchCoco).
+ */
+export function accumulateCoco(m: CocoMatching, above = -Infinity): CocoEvalResult {
+  const { useCats, imgIds, catIds: catIdsAll, kScore, kRank, kTp, kFp, catKeptStart, npig, hasEval, gtPerCat } = m;
+  const { T, R, K, A, M } = m.dims;
+  const I = imgIds.length;
+  const dtPerCat = new Float64Array(K);
+  let kept = 0;
 
   // Accumulate.
   const precision = new Float64Array(T * R * K * A * M).fill(-1);
@@ -334,8 +413,12 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
   for (let k = 0; k < K; k++) {
     if (!hasEval[k]) continue;
     const s0 = catKeptStart[k], s1 = catKeptStart[k + 1];
-    // Stable by descending score over the concatenation (already in image order).
-    const order = stableDescendingOrder(kScore, s0, s1);
+    // Stable by descending score over the concatenation (already in image order); with a cut, the
+    // detections above it in the same order.
+    const all = (m.orders[k] ??= stableDescendingOrder(kScore, s0, s1));
+    const order = above === -Infinity ? all : all.filter((e) => kScore[e] > above);
+    dtPerCat[k] = order.length;
+    kept += order.length;
     for (let a = 0; a < A; a++) {
       const np = npig[k * A + a];
       if (np === 0) continue;
@@ -432,7 +515,7 @@ export function evaluateCocoBoxes(gt: CocoGroundTruth, dt: CocoDetections, optio
     meanOf(false, undefined, 2, 2),
     meanOf(false, undefined, 3, 2),
   ];
-  const names = new Map(gt.categories.map((c) => [c.id, c.name]));
+  const names = m.names;
   const perCategory = useCats
     ? catIdsAll.map((id, k) => {
         const ap = meanOf(true, undefined, 0, 2, k);

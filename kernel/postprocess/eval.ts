@@ -5,7 +5,7 @@
  * ground truth's area = w * h, no crowds, labels as category ids).
  */
 import type { CocoDetections, CocoGroundTruth } from "../data/coco";
-import { CocoEvalResult, evaluateCocoBoxes } from "../eval/coco";
+import { accumulateCoco, CocoEvalResult, CocoMatching, matchCoco } from "../eval/coco";
 
 export interface EvalImage {
   gt: { boxes: Float32Array | number[]; labels: Int32Array | number[] };
@@ -125,10 +125,39 @@ export function gtFromArrays(images: { gt: EvalImage["gt"]; dt?: EvalImage["dt"]
 }
 
 export function evaluateCoco(images: EvalImage[]): CocoMetrics {
+  return metricsOf(accumulateCoco(matchCocoArrays(images)));
+}
+
+/** The matching of evaluateCoco (accumulateCoco gives its metrics, or those above a score). */
+export function matchCocoArrays(images: EvalImage[]): CocoMatching {
   const gt = gtFromArrays(images);
   const { dt } = detectionsToCoco(
     images.map((im) => im.dt),
     images.map((_, i) => i + 1),
   );
-  return metricsOf(evaluateCocoBoxes(gt, dt));
+  return matchCoco(gt, dt);
+}
+
+/**
+ * Whether `child` holds, image by image and in the same order, exactly the detections of `parent`
+ * whose score is above `cut` (same boxes, scores and labels, bit for bit). When it does, the COCO
+ * metrics of `child` are accumulateCoco(matching of `parent`, cut): the matching is not redone.
+ */
+export function isScoreCut(parent: readonly EvalImage["dt"][], child: readonly EvalImage["dt"][], cut: number): boolean {
+  if (parent.length !== child.length) return false;
+  const same = (a: number, b: number) => a === b || (a !== a && b !== b);
+  for (let i = 0; i < parent.length; i++) {
+    const p = parent[i];
+    const c = child[i];
+    let k = 0;
+    const nc = c.labels.length;
+    for (let j = 0; j < p.labels.length; j++) {
+      if (!(p.scores[j] > cut)) continue;
+      if (k >= nc || !same(p.scores[j], c.scores[k]) || p.labels[j] !== c.labels[k]) return false;
+      for (let q = 0; q < 4; q++) if (!same(p.boxes[4 * j + q], c.boxes[4 * k + q])) return false;
+      k++;
+    }
+    if (k !== nc) return false;
+  }
+  return true;
 }

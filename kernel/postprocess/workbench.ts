@@ -17,9 +17,9 @@ import { AnyDataset, CacheDataset, Dataset, isCacheDataset, loadDataset } from "
 import { buildCache, cacheBoxes, CandidateCache, checkConfigForCache, isCacheDir, isShardFolder, openCache } from "./cache";
 import { runCache } from "./cache-run";
 import { CocoDetections, CocoGroundTruth, readCocoAnnotations, writeCocoResults } from "../data/coco";
-import { evaluateCocoBoxes } from "../eval/coco";
+import { accumulateCoco, CocoMatching, matchCoco } from "../eval/coco";
 import { labelMapFor } from "../eval/labels";
-import { CocoMetrics, detectionsToCoco, evaluateCoco, metricsOf } from "./eval";
+import { CocoMetrics, detectionsToCoco, isScoreCut, matchCocoArrays, metricsOf } from "./eval";
 import { HeadOutputs, NormalizedHeads, normalizeHeads, toHalfHeads } from "./heads";
 import { ndarray, NdArray } from "./ndarray";
 import { availableBackends, BackendName, createPostprocessor, Postprocessor, PostprocessResult } from "./postprocessor";
@@ -699,12 +699,18 @@ export class Workbench {
    * dataset has them (only its own images), else against its gt{i}_* arrays.
    */
   evaluate(ds: AnyDataset, result: PostprocessResult): CocoMetrics {
+    const { matching, unmapped } = this.matchResult(ds, result);
+    return metricsOf(accumulateCoco(matching), unmapped === undefined ? {} : { unmapped });
+  }
+
+  /** The COCO matching of a result (what evaluate() accumulates), and the detections no category takes. */
+  matchResult(ds: AnyDataset, result: PostprocessResult): { matching: CocoMatching; unmapped?: number } {
     if (ds.coco) {
       const { dt, unmapped } = this.cocoDetections(ds, result);
-      return metricsOf(evaluateCocoBoxes(ds.coco.gt, dt, { imgIds: ds.coco.imageIds }), { unmapped });
+      return { matching: matchCoco(ds.coco.gt, dt, { imgIds: ds.coco.imageIds }), unmapped };
     }
     if (!ds.gt) throw new WorkflowError(`Expected ground truth (gt{i}_boxes, gt{i}_labels, or %load --annotations GT.json) in dataset ${ds.name} for --eval but it has none`, "ERR_RK_DATASET");
-    return evaluateCoco(result.detections.map((d, i) => ({ gt: ds.gt![i], dt: { boxes: d.boxes, scores: d.scores, labels: d.labels } })));
+    return { matching: matchCocoArrays(result.detections.map((d, i) => ({ gt: ds.gt![i], dt: { boxes: d.boxes, scores: d.scores, labels: d.labels } }))) };
   }
 
   /** A result as COCO detections: image ids and categories from the bound annotations, else 1..N and the labels. */
@@ -739,8 +745,16 @@ export class Workbench {
     return grid;
   }
 
-  /** Runs every grid point (latency and metric); rows done so far are kept when stopped. */
-  async sweep(axes: Record<string, unknown[]>, options: { data?: string; metric?: string; iterations?: number; backend?: BackendName | "auto" } = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<{ rows: SweepRow[]; metric: string; interrupted: boolean; perImage: boolean }> {
+  /**
+   * Runs every grid point (latency and metric); rows done so far are kept when stopped.
+   *
+   * Points that differ only in score_thresh share their COCO matching: they run in ascending
+   * score_thresh, and when a point's detections are, image by image, exactly those of a lower
+   * threshold's point scoring above its threshold (checked on the arrays, bit for bit), its metrics
+   * are accumulated from that point's matching instead of matching again (evalShared counts them).
+   * Every point still runs, for its latency and for that check; rows come back in grid order.
+   */
+  async sweep(axes: Record<string, unknown[]>, options: { data?: string; metric?: string; iterations?: number; backend?: BackendName | "auto"; shareMatching?: boolean } = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<{ rows: SweepRow[]; metric: string; interrupted: boolean; perImage: boolean; evalShared: number }> {
     const grid = this.sweepGrid(axes);
     const ds = this.dataset(options.data);
     // Every point must be one the cache serves exactly: checked before any runs.
@@ -749,14 +763,24 @@ export class Workbench {
     const metrics = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "detections"];
     if (!metrics.includes(metric)) throw new WorkflowError(`Expected --metric one of ${metrics.join(", ")} but received ${JSON.stringify(metric)}`, "ERR_RK_MAGIC_ARGS");
     if (metric !== "detections" && !ds.gt && !ds.coco) throw new WorkflowError(`Expected ground truth in dataset ${ds.name} for --metric ${metric} but it has none (use --metric detections)`, "ERR_RK_DATASET");
-    const rows: SweepRow[] = [];
+    const configs = grid.map((g) => resolveConfig({ ...this.overrides, ...g }));
+    // Ascending score_thresh (stable): each group's lowest threshold is matched first.
+    const runOrder = grid.map((_, i) => i).sort((a, b) => configs[a].score_thresh - configs[b].score_thresh || a - b);
+    // Per group (every key but score_thresh), the matched point of the lowest threshold so far.
+    const shared = new Map<string, { result: PostprocessResult; matching: CocoMatching }>();
+    const share = options.shareMatching !== false && metric !== "detections";
+    const groupOf = (i: number) => JSON.stringify(Object.entries(grid[i]).filter(([k]) => k !== "score_thresh"));
+    const done: (SweepRow | undefined)[] = new Array(grid.length);
+    let count = 0;
+    let evalShared = 0;
     let interrupted = false;
-    for (const point of grid) {
+    for (const i of runOrder) {
       if (stop.stopped) {
         interrupted = true;
         break;
       }
-      const config = resolveConfig({ ...this.overrides, ...point });
+      const point = grid[i];
+      const config = configs[i];
       if (isCacheDataset(ds)) checkConfigForCache(config, ds.cache);
       // On a cache the stages after selection run on the CPU core (cuda too), or js.
       const backend = isCacheDataset(ds) && (options.backend ?? "auto") !== "js" ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : (options.backend ?? "auto");
@@ -775,15 +799,33 @@ export class Workbench {
       }
       const { stats, result } = run;
       const detections = result.detections.reduce((s, d) => s + d.count, 0);
-      const value = metric === "detections" ? detections : (this.evaluate(ds, result) as unknown as Record<string, number>)[metric];
-      rows.push({ values: point, medianMs: stats.medianMs, metric: value, detections });
-      progress.update(rows.length, Object.entries(point).map(([k, v]) => `${k}=${v}`).join(" "));
+      let value: number;
+      if (metric === "detections") {
+        value = detections;
+      } else {
+        // Uniform thresholds only: with per-class ones a point is matched on its own.
+        const key = share && config.score_thresh_per_class == null ? groupOf(i) : undefined;
+        const parent = key === undefined ? undefined : shared.get(key);
+        const cut = Math.fround(config.score_thresh);
+        if (parent && isScoreCut(parent.result.detections, result.detections, cut)) {
+          value = (metricsOf(accumulateCoco(parent.matching, cut)) as unknown as Record<string, number>)[metric];
+          evalShared++;
+        } else {
+          const { matching } = this.matchResult(ds, result);
+          value = (metricsOf(accumulateCoco(matching)) as unknown as Record<string, number>)[metric];
+          if (key !== undefined && !parent) shared.set(key, { result, matching });
+        }
+      }
+      done[i] = { values: point, medianMs: stats.medianMs, metric: value, detections };
+      count++;
+      progress.update(count, Object.entries(point).map(([k, v]) => `${k}=${v}`).join(" "));
     }
+    const rows = done.filter((r): r is SweepRow => r !== undefined);
     if (stop.stopped && rows.length < grid.length) interrupted = true;
     progress.finish(interrupted ? `interrupted: ${rows.length} of ${grid.length} points` : `${rows.length} points`);
     markPareto(rows);
     this.lastSweep = { dataset: ds.name, metric, rows, interrupted };
-    return { rows, metric, interrupted, perImage: isCacheDataset(ds) };
+    return { rows, metric, interrupted, perImage: isCacheDataset(ds), evalShared };
   }
 
   /**

@@ -69,40 +69,66 @@ void GreedyScalar(const int32_t* idx, int32_t m, const Box* boxes, const float* 
 }
 
 #if defined(RK_HAVE_AVX2_PATH)
-// The same with the intersection test on 8 later boxes at a time (structure of arrays of the group).
+// The same, 8 later boxes at a time (structure of arrays of the group). Each lane's test is decided
+// in f32 by the bounds of the IoU cut (QuickRatio, math.h: a lane is decided only when its union is
+// a finite normal float above the cut's floor, so no coordinate is NaN and the intersection and
+// union are the scalar path's values); the lanes it leaves open take the scalar test above.
 __attribute__((target("avx2"))) void GreedyAvx2(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
-                                                double thresh, bool in_double, uint8_t* suppressed) {
-  std::vector<float> soa(static_cast<size_t>(m + 8) * 4);
+                                                double thresh, bool in_double, const IouCut& cut, uint8_t* suppressed) {
+  thread_local std::vector<float> soa;
+  const size_t stride = static_cast<size_t>(m) + 8;
+  if (soa.size() < stride * 5) soa.resize(stride * 5);
   float* x1 = soa.data();
-  float* y1 = x1 + m + 8;
-  float* x2 = y1 + m + 8;
-  float* y2 = x2 + m + 8;
+  float* y1 = x1 + stride;
+  float* x2 = y1 + stride;
+  float* y2 = x2 + stride;
+  float* ar = y2 + stride;
   for (int32_t b = 0; b < m; ++b) {
     const Box& bx = boxes[idx[b]];
     x1[b] = bx.x1;
     y1[b] = bx.y1;
     x2[b] = bx.x2;
     y2[b] = bx.y2;
+    ar[b] = area[idx[b]];
   }
   const __m256 zero = _mm256_setzero_ps();
   const __m256 voff = _mm256_set1_ps(off);
+  const __m256 up = _mm256_set1_ps(cut.up), down = _mm256_set1_ps(cut.down);
+  const __m256 min_uni = _mm256_set1_ps(cut.min_uni), inf = _mm256_set1_ps(INFINITY);
   for (int32_t a = 0; a < m; ++a) {
     const int32_t i = idx[a];
     if (suppressed[i]) continue;
     const Box bi = boxes[i];
     const float ai = area[i];
     const __m256 ix1 = _mm256_set1_ps(bi.x1), iy1 = _mm256_set1_ps(bi.y1), ix2 = _mm256_set1_ps(bi.x2), iy2 = _mm256_set1_ps(bi.y2);
+    const __m256 vai = _mm256_set1_ps(ai);
     for (int32_t b = a + 1; b < m; b += 8) {
-      const __m256 w = _mm256_add_ps(_mm256_sub_ps(_mm256_min_ps(ix2, _mm256_loadu_ps(x2 + b)), _mm256_max_ps(ix1, _mm256_loadu_ps(x1 + b))), voff);
-      const __m256 h = _mm256_add_ps(_mm256_sub_ps(_mm256_min_ps(iy2, _mm256_loadu_ps(y2 + b)), _mm256_max_ps(iy1, _mm256_loadu_ps(y1 + b))), voff);
-      unsigned hits = static_cast<unsigned>(_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(w, zero, _CMP_GT_OQ), _mm256_cmp_ps(h, zero, _CMP_GT_OQ))));
-      if (b + 8 > m) hits &= (1u << (m - b)) - 1u;
+      const __m256 w = _mm256_max_ps(_mm256_add_ps(_mm256_sub_ps(_mm256_min_ps(ix2, _mm256_loadu_ps(x2 + b)), _mm256_max_ps(ix1, _mm256_loadu_ps(x1 + b))), voff), zero);
+      const __m256 h = _mm256_max_ps(_mm256_add_ps(_mm256_sub_ps(_mm256_min_ps(iy2, _mm256_loadu_ps(y2 + b)), _mm256_max_ps(iy1, _mm256_loadu_ps(y1 + b))), voff), zero);
+      const __m256 inter = _mm256_mul_ps(w, h);
+      const __m256 uni = _mm256_sub_ps(_mm256_add_ps(vai, _mm256_loadu_ps(ar + b)), inter);
+      const __m256 sure = _mm256_and_ps(_mm256_cmp_ps(uni, min_uni, _CMP_GE_OQ), _mm256_cmp_ps(uni, inf, _CMP_LT_OQ));
+      const __m256 pass = _mm256_cmp_ps(inter, _mm256_mul_ps(up, uni), _CMP_GT_OQ);
+      const __m256 fail = _mm256_cmp_ps(inter, _mm256_mul_ps(down, uni), _CMP_LT_OQ);
+      const unsigned valid = b + 8 > m ? (1u << (m - b)) - 1u : 0xFFu;
+      unsigned hits = static_cast<unsigned>(_mm256_movemask_ps(_mm256_and_ps(sure, pass))) & valid;
+      unsigned open = ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_and_ps(sure, _mm256_or_ps(pass, fail)))) & valid;
       while (hits) {
         const int32_t lane = __builtin_ctz(hits);
         hits &= hits - 1;
+        suppressed[idx[b + lane]] = 1;
+      }
+      while (open) {
+        const int32_t lane = __builtin_ctz(open);
+        open &= open - 1;
         const int32_t j = idx[b + lane];
         if (suppressed[j]) continue;
-        if (Suppresses(Iou(bi, ai, boxes[j], area[j], off), thresh, in_double)) suppressed[j] = 1;
+        const Box& bj = boxes[j];
+        if (!(MinLikeStd(bi.x2, bj.x2) - MaxLikeStd(bi.x1, bj.x1) + off > 0.0f) ||
+            !(MinLikeStd(bi.y2, bj.y2) - MaxLikeStd(bi.y1, bj.y1) + off > 0.0f)) {
+          continue;
+        }
+        if (Suppresses(Iou(bi, ai, bj, area[j], off), thresh, in_double)) suppressed[j] = 1;
       }
     }
   }
@@ -111,9 +137,11 @@ const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
 #endif
 
 void Greedy(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
-            double thresh, bool in_double, uint8_t* suppressed) {
+            double thresh, bool in_double, const IouCut& cut, uint8_t* suppressed) {
 #if defined(RK_HAVE_AVX2_PATH)
-  if (kHaveAvx2 && m > 16) return GreedyAvx2(idx, m, boxes, area, off, thresh, in_double, suppressed);
+  if (kHaveAvx2 && m > 8) return GreedyAvx2(idx, m, boxes, area, off, thresh, in_double, cut, suppressed);
+#else
+  (void)cut;
 #endif
   GreedyScalar(idx, m, boxes, area, off, thresh, in_double, suppressed);
 }
@@ -139,9 +167,10 @@ int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const fl
   NmsScratch w = Carve(workspace, n);
   {
     // Score order by one integer sort of packed keys.
-    std::vector<uint64_t> keys(static_cast<size_t>(n));
+    thread_local std::vector<uint64_t> keys;
+    keys.resize(static_cast<size_t>(n));
     for (int32_t i = 0; i < n; ++i) keys[static_cast<size_t>(i)] = RankKey(scores[i], i);
-    std::sort(keys.begin(), keys.end());
+    std::sort(keys.begin(), keys.begin() + n);
     for (int32_t r = 0; r < n; ++r) w.order[r] = static_cast<int32_t>(keys[static_cast<size_t>(r)] & 0xFFFFFFFFu);
   }
   for (int32_t r = 0; r < n; ++r) w.rank[w.order[r]] = r;
@@ -174,6 +203,7 @@ int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const fl
     }
   }
   for (int32_t i = 0; i < n; ++i) w.area[i] = BoxArea(nms_boxes[i], off);
+  const IouCut cut = MakeIouCut(p.iou_thresh, p.compare_in_double);
 
   if (per_class) {
     // Group by label, score order kept within a label: a counting sort of `order` by label.
@@ -193,11 +223,11 @@ int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const fl
       int32_t end = start + 1;
       while (end < n && labels[w.byclass[end]] == labels[w.byclass[start]]) ++end;
       Greedy(w.byclass + start, end - start, nms_boxes, w.area, off, p.iou_thresh,
-             p.compare_in_double, w.suppressed);
+             p.compare_in_double, cut, w.suppressed);
       start = end;
     }
   } else {
-    Greedy(w.order, n, nms_boxes, w.area, off, p.iou_thresh, p.compare_in_double, w.suppressed);
+    Greedy(w.order, n, nms_boxes, w.area, off, p.iou_thresh, p.compare_in_double, cut, w.suppressed);
   }
 
   int32_t kept = 0;

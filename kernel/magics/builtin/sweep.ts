@@ -30,12 +30,12 @@ export const sweep: Magic = {
     const points = wf().workbench.sweepGrid(axes).length;
     const bar = ctx.display.progress(points, { label: "sweep" });
     const v = args.values;
-    const { rows, metric, interrupted } = await wf().workbench.sweep(axes, { data: v.data as string | undefined, metric: v.metric as string | undefined, iterations: v.iterations as number, backend: v.backend as never }, bar, stopSignal(ctx));
+    const { rows, metric, interrupted, evalShared } = await wf().workbench.sweep(axes, { data: v.data as string | undefined, metric: v.metric as string | undefined, iterations: v.iterations as number, backend: v.backend as never }, bar, stopSignal(ctx));
     const keys = Object.keys(axes);
     const table = tableBundle(
       [...keys, "median", metric, "detections", "Pareto"],
       rows.map((r) => [...keys.map((k) => show(r.values[k])), fmt(r.medianMs), metric === "detections" ? String(r.metric) : r.metric.toFixed(4), String(r.detections), r.pareto ? "yes" : ""]),
-      { caption: `%sweep: ${rows.length} of ${points} points${interrupted ? " (interrupted)" : ""}`, highlight: new Set(rows.flatMap((r, i) => (r.pareto ? [i] : []))), numeric: new Set([keys.length, keys.length + 1, keys.length + 2]) },
+      { caption: `%sweep: ${rows.length} of ${points} points${interrupted ? " (interrupted)" : ""}${evalShared > 0 ? `; ${evalShared} evaluated from the matching of a lower score_thresh (their detections are exactly its detections above the threshold)` : ""}`, highlight: new Set(rows.flatMap((r, i) => (r.pareto ? [i] : []))), numeric: new Set([keys.length, keys.length + 1, keys.length + 2]) },
     );
     ctx.display(table);
     if (rows.length > 0) {
