@@ -127,7 +127,60 @@ export interface CocoMatching {
   hasEval: Uint8Array;
   gtPerCat: Float64Array;
   /** Per category, filled on first use: its kept detections by descending score, ties by position. */
-  orders: (Int32Array | undefined)[];
+  sorted: (SortedCategory | undefined)[];
+}
+
+/** A category's kept detections in accumulate's order: score, rank, and per area [a * stride + j] the tp and fp bits. */
+interface SortedCategory {
+  len: number;
+  stride: number;
+  score: Float64Array;
+  rank: Uint16Array;
+  tp: Uint16Array;
+  fp: Uint16Array;
+  /** No NaN score: the detections above a score are then a prefix. */
+  ordered: boolean;
+}
+
+function sortCategory(m: CocoMatching, k: number): SortedCategory {
+  const A = m.dims.A;
+  const order = stableDescendingOrder(m.kScore, m.catKeptStart[k], m.catKeptStart[k + 1]);
+  const n = order.length;
+  const c: SortedCategory = { len: n, stride: n, score: new Float64Array(n), rank: new Uint16Array(n), tp: new Uint16Array(n * A), fp: new Uint16Array(n * A), ordered: true };
+  for (let j = 0; j < n; j++) {
+    const e = order[j];
+    c.score[j] = m.kScore[e];
+    if (c.score[j] !== c.score[j]) c.ordered = false;
+    c.rank[j] = m.kRank[e];
+    for (let a = 0; a < A; a++) {
+      c.tp[a * n + j] = m.kTp[e * A + a];
+      c.fp[a * n + j] = m.kFp[e * A + a];
+    }
+  }
+  return c;
+}
+
+/** The detections of a sorted category scoring above `above`, in the same order. */
+function cutCategory(c: SortedCategory, above: number, A: number): SortedCategory {
+  if (above === -Infinity) return c;
+  if (c.ordered) {
+    let len = 0;
+    while (len < c.len && c.score[len] > above) len++;
+    return { ...c, len };
+  }
+  const keep: number[] = [];
+  for (let j = 0; j < c.len; j++) if (c.score[j] > above) keep.push(j);
+  const n = keep.length;
+  const out: SortedCategory = { len: n, stride: n, score: new Float64Array(n), rank: new Uint16Array(n), tp: new Uint16Array(n * A), fp: new Uint16Array(n * A), ordered: true };
+  keep.forEach((j, q) => {
+    out.score[q] = c.score[j];
+    out.rank[q] = c.rank[j];
+    for (let a = 0; a < A; a++) {
+      out.tp[a * n + q] = c.tp[a * c.stride + j];
+      out.fp[a * n + q] = c.fp[a * c.stride + j];
+    }
+  });
+  return out;
 }
 
 /** A lookup of ids to their positions: a table when the ids are small integers (COCO's), else a Map. */
@@ -379,7 +432,7 @@ export function matchCoco(gt: CocoGroundTruth, dt: CocoDetections, options: Coco
     npig,
     hasEval,
     gtPerCat,
-    orders: new Array<Int32Array | undefined>(K),
+    sorted: new Array<SortedCategory | undefined>(K),
   };
 }
 
@@ -388,7 +441,7 @@ export function matchCoco(gt: CocoGroundTruth, dt: CocoDetections, options: Coco
  * score is above it count: the metrics are those of evaluating just them (see matchCoco).
  */
 export function accumulateCoco(m: CocoMatching, above = -Infinity): CocoEvalResult {
-  const { useCats, imgIds, catIds: catIdsAll, kScore, kRank, kTp, kFp, catKeptStart, npig, hasEval, gtPerCat } = m;
+  const { useCats, imgIds, catIds: catIdsAll, npig, hasEval, gtPerCat } = m;
   const { T, R, K, A, M } = m.dims;
   const I = imgIds.length;
   const dtPerCat = new Float64Array(K);
@@ -412,13 +465,11 @@ export function accumulateCoco(m: CocoMatching, above = -Infinity): CocoEvalResu
   const evN = new Int32Array(T);
   for (let k = 0; k < K; k++) {
     if (!hasEval[k]) continue;
-    const s0 = catKeptStart[k], s1 = catKeptStart[k + 1];
     // Stable by descending score over the concatenation (already in image order); with a cut, the
     // detections above it in the same order.
-    const all = (m.orders[k] ??= stableDescendingOrder(kScore, s0, s1));
-    const order = above === -Infinity ? all : all.filter((e) => kScore[e] > above);
-    dtPerCat[k] = order.length;
-    kept += order.length;
+    const c = cutCategory((m.sorted[k] ??= sortCategory(m, k)), above, A);
+    dtPerCat[k] = c.len;
+    kept += c.len;
     for (let a = 0; a < A; a++) {
       const np = npig[k * A + a];
       if (np === 0) continue;
@@ -433,12 +484,12 @@ export function accumulateCoco(m: CocoMatching, above = -Infinity): CocoEvalResu
         evN.fill(0);
         let common = 0;
         let nd = 0;
-        for (let j = 0; j < order.length; j++) {
-          const e = order[j];
-          if (kRank[e] >= md) continue;
+        const base = a * c.stride;
+        for (let j = 0; j < c.len; j++) {
+          if (c.rank[j] >= md) continue;
           nd++;
-          const f = kFp[e * A + a];
-          const tpm = kTp[e * A + a];
+          const f = c.fp[base + j];
+          const tpm = c.tp[base + j];
           if (f === FULL) {
             common++;
             continue;

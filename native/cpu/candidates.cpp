@@ -31,9 +31,10 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
   const int32_t topk = p.select.topk_candidates;
   std::vector<Status> statuses(static_cast<size_t>(s.batch));
   pool->ParallelFor(s.batch, [&](int n) {
-    // Scratch per task: a few thousand candidates at most (L * top-k after the cut).
-    std::vector<Entry> level;
-    std::vector<Entry> cands;
+    // Scratch of this thread (a few thousand candidates at most: L * top-k after the cut).
+    thread_local std::vector<Entry> level;
+    thread_local std::vector<Entry> cands;
+    cands.clear();
     for (int l = 0; l < L; ++l) {
       const int64_t begin = c.offsets[static_cast<size_t>(n) * L + l];
       const int64_t end = c.offsets[static_cast<size_t>(n) * L + l + 1];
@@ -86,10 +87,15 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
       cands.insert(cands.end(), level.begin(), level.begin() + static_cast<std::ptrdiff_t>(keep));
     }
     const int32_t num = static_cast<int32_t>(cands.size());
-    std::vector<Box> boxes(cands.size());
-    std::vector<float> scores(cands.size());
-    std::vector<int32_t> labels(cands.size()), keep(cands.size());
-    std::vector<uint8_t> nms_ws(NmsWorkspaceSize(std::max(num, 1)));
+    // Scratch of this thread, grown as needed and reused by its next images.
+    thread_local std::vector<Box> boxes;
+    thread_local std::vector<float> scores;
+    thread_local std::vector<int32_t> labels, keep;
+    thread_local std::vector<uint8_t> nms_ws;
+    for (auto* v : {&labels, &keep}) v->resize(std::max(v->size(), cands.size()));
+    boxes.resize(std::max(boxes.size(), cands.size()));
+    scores.resize(std::max(scores.size(), cands.size()));
+    nms_ws.resize(std::max(nms_ws.size(), NmsWorkspaceSize(std::max(num, 1))));
     const int32_t image_h = image_sizes[2 * n], image_w = image_sizes[2 * n + 1];
     for (int32_t i = 0; i < num; ++i) {
       const Candidate& cand = cands[static_cast<size_t>(i)].cand;

@@ -170,7 +170,23 @@ int32_t Nms(const NmsParams& p, int32_t pixel_offset, const Box* boxes, const fl
     thread_local std::vector<uint64_t> keys;
     keys.resize(static_cast<size_t>(n));
     for (int32_t i = 0; i < n; ++i) keys[static_cast<size_t>(i)] = RankKey(scores[i], i);
-    std::sort(keys.begin(), keys.begin() + n);
+    // The keys are distinct (the index is in them), so any correct sort gives the same order. Lists
+    // that arrive as a few runs already in this order (the levels of an image, each in ranking
+    // order) are merged run by run; others are sorted.
+    int32_t runs = 1;
+    for (int32_t i = 1; i < n && runs <= 8; ++i) runs += keys[static_cast<size_t>(i)] < keys[static_cast<size_t>(i) - 1];
+    if (runs <= 8) {
+      int32_t end = 1;
+      while (end < n && keys[static_cast<size_t>(end)] > keys[static_cast<size_t>(end) - 1]) ++end;
+      while (end < n) {
+        int32_t next = end + 1;
+        while (next < n && keys[static_cast<size_t>(next)] > keys[static_cast<size_t>(next) - 1]) ++next;
+        std::inplace_merge(keys.begin(), keys.begin() + end, keys.begin() + next);
+        end = next;
+      }
+    } else {
+      std::sort(keys.begin(), keys.begin() + n);
+    }
     for (int32_t r = 0; r < n; ++r) w.order[r] = static_cast<int32_t>(keys[static_cast<size_t>(r)] & 0xFFFFFFFFu);
   }
   for (int32_t r = 0; r < n; ++r) w.rank[w.order[r]] = r;
