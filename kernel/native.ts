@@ -126,6 +126,8 @@ export interface NativeAddon {
     nvinfer?: string;
   }) => { outputs: { shape: number[]; dtype: string; data: ArrayBufferView }[]; timesMs: number[] };
   pluginFieldSpecs(): { name: string; type: string; required: Record<PluginKind, boolean>; meaning: string }[];
+  /** Present on Unix: the file's pages as an ArrayBuffer (copy on write), unmapped when collected. */
+  mapFile?: (path: string) => ArrayBuffer;
   /** Present when the addon was built with CUDA. */
   devices?: () => { devices: CudaDevice[]; reason?: string; driverVersion: number };
   /** Present when the addon was built with CUDA: copies a TypedArray to device memory. */

@@ -204,4 +204,28 @@ describe("candidate cache files: CLI, shards, memory, bad input", function () {
     assert.ok(fs.existsSync(path.join(notCache, "precious.txt")));
     assert.deepStrictEqual(leftovers(tmp), []);
   });
+  it("a cache opens by mapping its columns: views over whole files, writes stay in the process, a replaced cache leaves the open one intact", async function () {
+    if (!nativeAvailable()) {
+      console.log("      (skipped: mapping needs the native addon; without it the columns are read)");
+      this.skip();
+    }
+    const dir = path.join(tmp, "mapped");
+    const wb = new Workbench();
+    wb.synthCache("m", dir, { images: 6, density: 0.02, seed: 4 });
+    const before = fs.readFileSync(path.join(dir, "values.npy"));
+    const cache = openCache(dir);
+    // The view's buffer is the whole file (header included), not a copy of the data.
+    assert.strictEqual(cache.values.buffer.byteLength, before.length);
+    const pp = createPostprocessor(resolveConfig({}), { backend: "cpu" });
+    const want = await pp.run(cacheBatches(cache)[0]);
+    const first = cache.values[0];
+    cache.values[0] = -1000;
+    assert.ok(fs.readFileSync(path.join(dir, "values.npy")).equals(before), "the file is unchanged by a write to the view");
+    cache.values[0] = first;
+    // Replaced on disk (a new folder renamed over it): the open cache still reads its own data.
+    wb.synthCache("m", dir, { images: 6, density: 0.02, seed: 5 });
+    const again = await pp.run(cacheBatches(cache)[0]);
+    assert.deepStrictEqual(again.padded, want.padded);
+    assert.ok(!fs.readFileSync(path.join(dir, "values.npy")).equals(before), "the new cache differs");
+  });
 });

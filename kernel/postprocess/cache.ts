@@ -23,6 +23,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
+import { loadNative } from "../native";
 import { classThresholds, describe, resolveConfig } from "./config";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { NdArray, toInt32 } from "./ndarray";
@@ -631,11 +632,15 @@ export function openCache(dir: string): CandidateCache {
   if (meta.version !== CACHE_VERSION) {
     throw new CacheError(`Expected version ${CACHE_VERSION} of the candidate cache format in ${metaFile} but received ${describe(meta.version)} (written by retinanet-kernel ${meta.package}): rebuild it with retinanet-kernel cache`);
   }
+  // Columns are mapped, not read, when the addon can (pages come in as they are first read): a
+  // cache of any size opens in milliseconds. Cache files are only ever replaced whole (a new folder
+  // renamed over the old), never rewritten in place, so a mapping always sees a whole file.
+  const mapFile = loadNative()?.mapFile;
   const read = (name: string, dtype: string, shape: (number | undefined)[]): NdArray => {
     const file = path.join(dir, `${name}.npy`);
     let a: NdArray;
     try {
-      a = parseNpy(fs.readFileSync(file), file);
+      a = parseNpy(mapFile ? Buffer.from(mapFile(file)) : fs.readFileSync(file), file);
     } catch (e) {
       throw new CacheError(`Expected a whole .npy file at ${file} but reading it failed: ${(e as Error).message}`, "ERR_RK_FILE");
     }

@@ -2,7 +2,9 @@
 // (anchor generation, NMS), plus build information.
 #include <napi.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +19,12 @@
 #endif
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__unix__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #endif
 
 #ifndef RK_VERSION
@@ -178,6 +186,39 @@ Napi::Object BuildInfo(Napi::Env env) {
   return info;
 }
 
+#if defined(__unix__)
+// mapFile(path) -> ArrayBuffer over the file's pages (copy on write: writes never reach the file),
+// unmapped when the buffer is collected. Opening a candidate cache maps its columns instead of
+// reading them: pages come in as they are first read.
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) ThrowTypeError(env, "Expected mapFile(path: string)");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    Napi::Error e = Napi::Error::New(env, "Expected a readable file at " + path + " but open failed: " + std::strerror(err));
+    e.Set("code", Napi::String::New(env, err == ENOENT ? "ENOENT" : "ERR_RK_FILE"));
+    throw e;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    throw Napi::Error::New(env, "Expected a regular file at " + path);
+  }
+  const size_t len = static_cast<size_t>(st.st_size);
+  if (len == 0) {
+    close(fd);
+    return Napi::ArrayBuffer::New(env, 0);
+  }
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  const int err = errno;
+  close(fd);
+  if (p == MAP_FAILED) throw Napi::Error::New(env, "Mapping " + path + " failed: " + std::strerror(err));
+  return Napi::ArrayBuffer::New(env, p, len, [len](Napi::Env, void* data) { munmap(data, len); });
+}
+#endif
+
 #if defined(RK_WITH_CUDA)
 Napi::Value Devices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -250,6 +291,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nms", Napi::Function::New<Nms>(env, "nms"));
   exports.Set("streamMax", Napi::Function::New<StreamMax>(env, "streamMax"));
   exports.Set("buildInfo", BuildInfo(env));
+#if defined(__unix__)
+  exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
+#endif
   DefinePluginFields(env, exports);
   DefineTensorrt(env, exports);
 #if defined(RK_WITH_CUDA)
