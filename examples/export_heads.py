@@ -17,11 +17,21 @@ candidate exactly (its own f32 sigmoid, threshold and tie order) when it runs on
         [--cache 0.05 [--max-topk 1000]] [--limit N]
     python3 examples/export_heads.py --synthetic 16 --out OUT ...   (generated images, no files)
 
-Frameworks: torchvision (torch, torchvision; weights from --weights, random when none). Detectron2
-and ODTK models are not run by this script: their packages are not installed on the machines this
-project is checked on. Export their heads with their own code into the same .npz layout
-(cls_p3..cls_p7 / box_p3..box_p7 per level, image_sizes, image_ids) and use `retinanet-kernel cache
---preset detectron2|odtk`.
+Frameworks (--framework):
+  torchvision (default): torch and torchvision; weights from --weights (a state dict), random when
+    none. Heads are written concatenated (cls_logits [N, R, K]); --cache selects in torch.
+  detectron2: the detectron2 package (built for this torch) and --d2-config (a RetinaNet config such
+    as configs/COCO-Detection/retinanet_R_50_FPN_1x.yaml); weights from --weights through
+    DetectionCheckpointer, random when none. Heads per level (cls_p3..cls_p7 [N, A*K, H, W],
+    box_p3..box_p7), det{i}_* from Detectron2's own forward_inference + detector_postprocess at the
+    input size. Use them with %config preset=detectron2 (or --preset detectron2).
+  odtk: NVIDIA retinanet-examples (the odtk package with its CUDA extension) and --weights (an ODTK
+    checkpoint; Model.load reads backbone, classes and anchors from it). Heads per level as the model
+    exports them (sigmoid probabilities: %config preset=odtk score_input=probabilities), det{i}_*
+    from ODTK's own decode + NMS (rows with score > 0).
+  For detectron2 and odtk, --cache writes the shards to a temporary folder and builds the cache with
+  `retinanet-kernel cache` (the kernel's own selection: exact by construction).
+When a framework's package is not installed the script says what is needed and exits with 2.
 """
 import argparse
 import datetime
@@ -29,7 +39,9 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -50,6 +62,7 @@ TORCHVISION_FIXED = {
 
 
 def build_model(weights, num_classes, min_size, max_size, device):
+    torch.manual_seed(0)  # random weights are the same on every run
     kwargs = dict(weights=None, weights_backbone=None, num_classes=num_classes, min_size=min_size, max_size=max_size)
     try:
         model = torchvision.models.detection.retinanet_resnet50_fpn(**kwargs)
@@ -58,12 +71,19 @@ def build_model(weights, num_classes, min_size, max_size, device):
     if weights:
         state = torch.load(weights, map_location="cpu")
         model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-    else:
-        torch.manual_seed(0)
-        # Random weights: a bias that puts most scores low and a few high, as a trained head does.
-        with torch.no_grad():
-            model.head.classification_head.cls_logits.bias.fill_(-4.0)
     return model.eval().to(device)
+
+
+def calibrate(model, batch):
+    """Random weights: the class bias set so that about 1 score in 1000 is above 0.1 on these images
+    (a trained head's share), whatever the torch version's initialisation gives the features."""
+    with torch.no_grad():
+        model.head.classification_head.cls_logits.bias.zero_()
+        _, _, cls_logits, _, _ = head_outputs(model, batch)
+        flat = cls_logits.flatten()
+        sample = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000].to(flat.device)]
+        q = torch.quantile(sample.float(), 0.999)
+        model.head.classification_head.cls_logits.bias.fill_(float(math.log(0.1 / 0.9) - q))
 
 
 def image_list(args, annotations):
@@ -221,6 +241,154 @@ class CacheWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def write_meta(folder, settings, shard=None):
+    """The settings the framework ran with, for `retinanet-kernel run` / `cache` (meta.json, SHARD.json)."""
+    text = json.dumps(settings, indent=1)
+    for name in ["meta.json"] + ([os.path.basename(shard)[:-4] + ".json"] if shard else []):
+        with open(os.path.join(folder, name + ".partial"), "w") as f:
+            f.write(text)
+        os.replace(os.path.join(folder, name + ".partial"), os.path.join(folder, name))
+
+
+def need(framework, what, err):
+    print(f"export_heads.py: --framework {framework} needs {what}; importing it failed: {err}", file=sys.stderr)
+    sys.exit(2)
+
+
+def d2_exporter(args):
+    """Detectron2: (model, per-batch function) giving per-level heads and Detectron2's own detections."""
+    try:
+        from detectron2.config import get_cfg
+        from detectron2.modeling import build_model
+        from detectron2.checkpoint import DetectionCheckpointer
+        from detectron2.modeling.postprocessing import detector_postprocess
+        import detectron2.data.transforms as T
+    except ImportError as e:
+        need("detectron2", f"the detectron2 package (facebookresearch/detectron2, built against torch {torch.__version__})", e)
+    if not args.d2_config:
+        sys.exit("export_heads.py: expected --d2-config FILE (a Detectron2 RetinaNet config, e.g. configs/COCO-Detection/retinanet_R_50_FPN_1x.yaml) with --framework detectron2 but received none")
+    cfg = get_cfg()
+    cfg.merge_from_file(args.d2_config)
+    cfg.MODEL.DEVICE = args.device
+    if args.num_classes_given:
+        cfg.MODEL.RETINANET.NUM_CLASSES = args.num_classes
+    cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = args.min_size, args.max_size
+    model = build_model(cfg).eval()
+    if args.weights:
+        DetectionCheckpointer(model).load(args.weights)
+    aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
+    settings = {"score_thresh": cfg.MODEL.RETINANET.SCORE_THRESH_TEST, "topk_candidates": cfg.MODEL.RETINANET.TOPK_CANDIDATES_TEST,
+                "nms_thresh": cfg.MODEL.RETINANET.NMS_THRESH_TEST, "detections_per_img": cfg.TEST.DETECTIONS_PER_IMAGE}
+
+    def run(chunk):
+        inputs = []
+        for (i, f, s) in chunk:
+            hwc = (load_image(f, s, i).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            if cfg.INPUT.FORMAT == "BGR":
+                hwc = hwc[:, :, ::-1]
+            hwc = aug.get_transform(hwc).apply_image(hwc)
+            inputs.append({"image": torch.as_tensor(np.ascontiguousarray(hwc.transpose(2, 0, 1))).float(), "height": hwc.shape[0], "width": hwc.shape[1]})
+        images = model.preprocess_image(inputs)
+        features = model.backbone(images.tensor)
+        features = [features[f] for f in model.head_in_features]
+        logits, deltas = model.head(features)
+        arrays = {}
+        for l, (c, b) in enumerate(zip(logits, deltas)):
+            arrays[f"cls_p{l + 3}"] = c.float().cpu().numpy()
+            arrays[f"box_p{l + 3}"] = b.float().cpu().numpy()
+        dets = []
+        for r, (h, w) in zip(model.forward_inference(images, features, [logits, deltas]), images.image_sizes):
+            r = detector_postprocess(r, h, w)
+            dets.append({"boxes": r.pred_boxes.tensor, "scores": r.scores, "labels": r.pred_classes})
+        return arrays, [tuple(x) for x in images.image_sizes], [(c.size(2), c.size(3)) for c in logits], tuple(images.tensor.shape[-2:]), dets
+
+    return run, settings
+
+
+def odtk_exporter(args):
+    """ODTK: per-level heads as the model exports them (probabilities) and ODTK's own decode + NMS."""
+    try:
+        from odtk.model import Model
+    except ImportError as e:
+        need("odtk", "NVIDIA retinanet-examples (the odtk package, with its CUDA extension built for this torch)", e)
+    if not args.weights:
+        sys.exit("export_heads.py: expected --weights CHECKPOINT (an ODTK model: Model.load reads backbone, classes and anchors from it) with --framework odtk but received none")
+    model, _ = Model.load(args.weights)
+    model = model.to(args.device).eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    settings = {"score_thresh": model.threshold, "topk_candidates": model.top_n, "nms_thresh": model.nms, "detections_per_img": model.detections, "score_input": "probabilities"}
+
+    def run(chunk):
+        ims, sizes = [], []
+        for (i, f, s) in chunk:
+            im = load_image(f, s, i)
+            ratio = min(args.min_size / min(im.shape[1:]), args.max_size / max(im.shape[1:]))
+            im = torch.nn.functional.interpolate(im[None], size=[int(ratio * d) for d in im.shape[1:]], mode="bilinear", align_corners=False)[0]
+            ims.append((im - mean) / std)
+            sizes.append(tuple(im.shape[1:]))
+        H = max(h for h, _ in sizes)
+        W = max(w for _, w in sizes)
+        H, W = (H + model.stride - 1) // model.stride * model.stride, (W + model.stride - 1) // model.stride * model.stride
+        x = torch.zeros(len(ims), 3, H, W)
+        for n, im in enumerate(ims):
+            x[n, :, : im.shape[1], : im.shape[2]] = im
+        x = x.to(args.device)
+        model.exporting = True
+        cls_heads, box_heads = model(x)
+        model.exporting = False
+        scores, boxes, classes = model(x)
+        arrays = {}
+        for l, (c, b) in enumerate(zip(cls_heads, box_heads)):
+            arrays[f"cls_p{l + 3}"] = c.float().cpu().numpy()
+            arrays[f"box_p{l + 3}"] = b.float().cpu().numpy()
+        dets = []
+        for n in range(len(ims)):
+            keep = scores[n] > 0
+            dets.append({"boxes": boxes[n].view(-1, 4)[keep], "scores": scores[n][keep], "labels": classes[n][keep].long()})
+        return arrays, sizes, [(c.size(2), c.size(3)) for c in cls_heads], (H, W), dets
+
+    return run, settings
+
+
+def export_framework(args, images):
+    """Detectron2 or ODTK: shards of per-level heads (and, with --cache, the kernel's cache of them)."""
+    run, settings = (d2_exporter if args.framework == "detectron2" else odtk_exporter)(args)
+    shards = tempfile.mkdtemp(prefix="rk-export-") if args.cache is not None else args.out
+    os.makedirs(shards, exist_ok=True)
+    total = 0
+    try:
+        with torch.no_grad():
+            for b in range(0, len(images), args.batch):
+                chunk = images[b : b + args.batch]
+                arrays, image_sizes, feature_sizes, padded, dets = run(chunk)
+                arrays.update({
+                    "image_sizes": np.array(image_sizes, dtype=np.int32),
+                    "feature_sizes": np.array(feature_sizes, dtype=np.int32),
+                    "padded_size": np.array(padded, dtype=np.int32),
+                    "image_ids": np.array([i for (i, _, _) in chunk], dtype=np.int64),
+                })
+                for n, d in enumerate(dets):
+                    arrays[f"det{n}_boxes"] = d["boxes"].float().cpu().numpy()
+                    arrays[f"det{n}_scores"] = d["scores"].float().cpu().numpy()
+                    arrays[f"det{n}_labels"] = d["labels"].cpu().numpy().astype(np.int64)
+                final = os.path.join(shards, f"shard-{b // args.batch:05d}.npz")
+                np.savez(final + ".partial.npz", **arrays)
+                os.replace(final + ".partial.npz", final)
+                write_meta(shards, {"preset": args.framework, **settings}, final)
+                total += len(chunk)
+                print(f"\r{total}/{len(images)} images", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        config = " ".join(f"{k}={v}" for k, v in settings.items())
+        if args.cache is not None:
+            cli = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bin", "retinanet-kernel")
+            subprocess.run([cli, "cache", "--data", shards, "--out", args.out, "--min-score", str(args.cache), "--max-topk", str(args.max_topk)], check=True)
+        print(f"export_heads.py: {total} images -> {args.out} ({args.framework}); to tune on it: %config preset={args.framework} {config}")
+    finally:
+        if args.cache is not None:
+            shutil.rmtree(shards, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -229,7 +397,9 @@ def main():
     ap.add_argument("--annotations", help="COCO annotation file: image ids by file_name")
     ap.add_argument("--out", required=True, help="folder of shards, or the cache folder with --cache")
     ap.add_argument("--weights", help="torchvision RetinaNet state dict (random weights when absent)")
-    ap.add_argument("--num-classes", type=int, default=91)
+    ap.add_argument("--framework", choices=["torchvision", "detectron2", "odtk"], default="torchvision")
+    ap.add_argument("--d2-config", help="--framework detectron2: the model's config file")
+    ap.add_argument("--num-classes", type=int, default=None, help="classes of a model with random weights (torchvision default 91)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--min-size", type=int, default=800)
@@ -249,7 +419,15 @@ def main():
     images = image_list(args, annotations)
     if not images:
         sys.exit(f"export_heads.py: expected images in {args.images} but found none (.jpg, .jpeg, .png)")
+    args.num_classes_given = args.num_classes is not None
+    if args.num_classes is None:
+        args.num_classes = 91
+    if args.framework != "torchvision":
+        return export_framework(args, images)
     model = build_model(args.weights, args.num_classes, args.min_size, args.max_size, args.device)
+    if not args.weights:
+        (i, f, sz) = images[0]
+        calibrate(model, [load_image(f, sz, i).to(args.device)])
     writer = None
     if args.cache is None:
         os.makedirs(args.out, exist_ok=True)
@@ -286,6 +464,8 @@ def main():
                     tmp = final + ".partial.npz"
                     np.savez(tmp, **arrays)
                     os.replace(tmp, final)
+                    write_meta(args.out, {"preset": "torchvision", "score_thresh": model.score_thresh, "nms_thresh": model.nms_thresh,
+                                          "topk_candidates": model.topk_candidates, "detections_per_img": model.detections_per_img}, final)
                 total += len(chunk)
                 print(f"\r{total}/{len(images)} images", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)

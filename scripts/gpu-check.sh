@@ -131,6 +131,9 @@ for step in "${steps[@]}"; do
       n_bad=$(grep -c "MISMATCH\|Error\|error" "$OUT/export.log")
       echo "export check: $n_ok exact, $n_bad not"
       [ "$n_bad" -eq 0 ] && [ "$n_ok" -gt 0 ] || status=1
+      # The exporter's own test with this machine's torch 2 (bit for bit against torchvision on its CPU path).
+      RK_PYTHON=$(command -v python3) node scripts/test.js export-heads 2>&1 | tee "$OUT/export-test.log" | tail -8
+      tail -1 "$OUT/export-test.log" | grep -q ", 0 failed" || status=1
       ;;
     bench)
       setup_node

@@ -27,6 +27,7 @@ export const RUN_SCHEMA: ArgSchema = {
     { name: "topk-candidates", type: "int", min: 1, max: 100000, help: "candidates per level before NMS" },
     { name: "detections-per-img", type: "int", min: 1, max: 100000, help: "detections kept per image" },
     { name: "num-classes", type: "int", min: 1, max: 100000, help: "K (default: from the data)" },
+    { name: "score-input", type: "choice", choices: ["logits", "probabilities"], help: "what the class head holds (default: the case's .json, else the preset's)" },
     { name: "backend", type: "choice", choices: ["auto", "cpu", "cuda", "js"], default: "auto", help: "implementation" },
     { name: "threads", type: "int", min: 1, max: 1024, help: "CPU threads (default: every core)" },
     { name: "layout", type: "choice", choices: ["concatenated", "per_level"], help: "which head arrays to read when the file has both" },
@@ -47,6 +48,7 @@ export const CACHE_SCHEMA: ArgSchema = {
     { name: "out", type: "string", required: true, help: "the cache folder to write (replaced if it is a cache)" },
     { name: "preset", type: "choice", choices: PRESET_NAMES, help: "framework semantics (default: the case's .json, else torchvision)" },
     { name: "num-classes", type: "int", min: 1, max: 100000, help: "K, checked against the data" },
+    { name: "score-input", type: "choice", choices: ["logits", "probabilities"], help: "what the class head holds (default: the case's .json, else the preset's)" },
     { name: "min-score", type: "number", min: 0, max: 1, default: 0.05, help: "lowest score_thresh the cache serves" },
     { name: "max-topk", type: "int", min: 1, max: 100000, default: 1000, help: "largest topk_candidates the cache serves" },
     { name: "help", alias: "h", type: "bool", help: "show this help" },
@@ -67,13 +69,16 @@ export function cacheCommand(argv: string[], out: (s: string) => void = console.
   }
   const args = parseArgs(argv, CACHE_SCHEMA).values;
   const data = args.data as string;
+  // A case's .json beside an .npz, or meta.json in a folder (examples/export_heads.py writes one).
   const caseJson = data.endsWith(".npz") ? data.replace(/\.npz$/, ".json") : path.join(data, "meta.json");
   let preset = args.preset as PostprocessConfig["preset"] | undefined;
-  if (preset === undefined && fs.existsSync(caseJson)) {
-    const meta = JSON.parse(fs.readFileSync(caseJson, "utf8")) as { preset?: string };
-    if ((PRESET_NAMES as readonly string[]).includes(meta.preset ?? "")) preset = meta.preset as PostprocessConfig["preset"];
+  let scoreInput = args.scoreInput as PostprocessConfig["score_input"] | undefined;
+  if (fs.existsSync(caseJson)) {
+    const meta = JSON.parse(fs.readFileSync(caseJson, "utf8")) as { preset?: string; score_input?: string };
+    if (preset === undefined && (PRESET_NAMES as readonly string[]).includes(meta.preset ?? "")) preset = meta.preset as PostprocessConfig["preset"];
+    if (scoreInput === undefined && (meta.score_input === "logits" || meta.score_input === "probabilities")) scoreInput = meta.score_input;
   }
-  const config = resolveConfig({ preset: preset ?? "torchvision", ...(args.numClasses !== undefined ? { num_classes: args.numClasses as number } : {}) });
+  const config = resolveConfig({ preset: preset ?? "torchvision", ...(scoreInput ? { score_input: scoreInput } : {}), ...(args.numClasses !== undefined ? { num_classes: args.numClasses as number } : {}) });
   const start = performance.now();
   const meta = buildCache(data, args.out as string, config, { minScore: args.minScore as number, maxTopk: args.maxTopk as number }, {
     update: (done, note) => process.stderr.write(`\r  shard ${done}: ${note ?? ""}   `),
@@ -105,14 +110,16 @@ export async function runCommand(argv: string[], out: (s: string) => void = cons
     if (meta[key] !== undefined) (config as Record<string, unknown>)[key] = meta[key];
   };
   if (typeof meta.preset === "string" && (PRESET_NAMES as readonly string[]).includes(meta.preset)) config.preset = meta.preset as PostprocessConfig["preset"];
-  (["score_thresh", "nms_thresh", "topk_candidates", "detections_per_img"] as const).forEach(fromMeta);
+  (["score_thresh", "nms_thresh", "topk_candidates", "detections_per_img", "score_input"] as const).forEach(fromMeta);
   if (args.preset !== undefined) config.preset = args.preset as PostprocessConfig["preset"];
   if (args.scoreThresh !== undefined) config.score_thresh = args.scoreThresh as number;
   if (args.nmsThresh !== undefined) config.nms_thresh = args.nmsThresh as number;
   if (args.topkCandidates !== undefined) config.topk_candidates = args.topkCandidates as number;
   if (args.detectionsPerImg !== undefined) config.detections_per_img = args.detectionsPerImg as number;
   if (args.numClasses !== undefined) config.num_classes = args.numClasses as number;
+  if (args.scoreInput !== undefined) config.score_input = args.scoreInput as PostprocessConfig["score_input"];
   if (cache && args.preset === undefined) config.preset = cache.meta.config.preset;
+  if (cache && args.scoreInput === undefined) config.score_input = cache.meta.config.score_input;
 
   const pp = createPostprocessor(config, { backend: args.backend as "auto", threads: args.threads as number | undefined });
   let result;
