@@ -4,7 +4,7 @@
 # Inputs carried from the build machine by scripts/gpu-pack.sh: .carry/ (Node, its headers, mocha),
 # dist/ (the compiled TypeScript), .carry-golden/golden or RK_GOLDEN_DIR (the golden data).
 #   bash scripts/gpu-check.sh [prepare] [build] [test] [sanitize] [bench]   (default: all five)
-#   also: export (examples/export_heads.py on the GPU: shards and a torch-written cache, checked
+#   also: cachebench (bench/cache on the GPU machine), export (examples/export_heads.py on the GPU: shards and a torch-written cache, checked
 #         against torchvision's own postprocess_detections by the kernel's parity report)
 #   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1),
 #         trace (a timeline of the kernels from a diagnostic build, chained launches on and off)
@@ -93,9 +93,10 @@ for step in "${steps[@]}"; do
         extra=()
         [ "$tool" = memcheck ] && extra=(--leak-check full)
         # The sanitizers slow kernels 10-100x: the golden parity and the exact-path tests, not the big shapes.
-        RK_TEST_GREP="${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident|ranks by counting}" \
+        # (and the candidate cache's device path: its lists in ranking order, and out of it, left to the host)
+        RK_TEST_GREP="${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident|ranks by counting|lists in any order}" \
           compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
-          node scripts/test.js cuda > "$OUT/sanitize-$tool.log" 2>&1
+          node scripts/test.js cuda candidate-cache > "$OUT/sanitize-$tool.log" 2>&1
         rc=$?
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed, .* failed|LEAK SUMMARY" "$OUT/sanitize-$tool.log" | tail -3
         # Clean: the tests passed and the tool's summary reports no error (or hazard).
@@ -139,6 +140,12 @@ for step in "${steps[@]}"; do
       setup_node
       say "bench/gpu"
       node dist/bench/gpu.js --json "$OUT/bench-gpu.json" 2>&1 | tee "$OUT/bench-gpu.txt" || status=1
+      ;;
+    cachebench)
+      # bench/cache on this machine: the sweep and %optimize on a 5,000-image cache run on the GPU ("auto").
+      setup_node
+      say "bench/cache (5000 images, density 0.02)"
+      node dist/bench/cache.js --images ${RK_CACHE_IMAGES:-5000} --density 0.02 --shards 0 --out "$OUT/bench-cache.txt" 2>&1 | tail -40 || status=1
       ;;
     profile)
       setup_node

@@ -89,7 +89,7 @@ describe("candidate cache: exact within its bounds", function () {
     }
   }
 
-  it("cuda: detections of the cuda backend on the heads = those of the cache, every golden case, fp32 and fp16", async function () {
+  it("cuda: the cuda backend on the cache (its device path) = on the heads, every golden case, fp32 and fp16, per-class thresholds too", async function () {
     if (!availableBackends().available.includes("cuda")) {
       console.log(`      (skipped: ${availableBackends().unavailable.cuda}; scripts/gpu-check.sh runs it on the GPU machine)`);
       this.skip();
@@ -101,22 +101,31 @@ describe("candidate cache: exact within its bounds", function () {
         let heads = normalizeHeads(loadDataset(c.npz), config);
         if (dtype === "fp16") heads = toHalfHeads(heads);
         const cache = buildCacheFromHeads(path.join(tmp, `cuda-${c.name}-${dtype}`), heads, config, { minScore: config.score_thresh / 2, maxTopk: 40 });
-        for (const score_thresh of [config.score_thresh / 2, config.score_thresh]) {
-          for (const topk_candidates of [7, 40]) {
-            const point = resolveConfig({ ...gc, score_thresh, topk_candidates });
-            const gpu = createPostprocessor(point, { backend: "cuda" });
-            const fromHeads = await gpu.run(heads);
-            const fromCache = await gpu.run(cacheBatches(cache)[0]);
-            await gpu.dispose();
-            const diff = samePadded(fromHeads, fromCache);
-            assert.strictEqual(diff, undefined, `${c.name} ${dtype} t=${score_thresh} k=${topk_candidates}: ${diff}`);
+        const K = heads.numClasses;
+        const points = [];
+        for (const score_thresh of [config.score_thresh / 2, config.score_thresh, config.score_thresh * 1.5]) {
+          for (const topk_candidates of [1, 7, 40]) {
+            for (const nms_thresh of [0.3, 0.5]) {
+              for (const detections_per_img of [5, config.detections_per_img]) points.push({ score_thresh, topk_candidates, nms_thresh, detections_per_img });
+            }
           }
+        }
+        points.push({ score_thresh: config.score_thresh / 2, score_thresh_per_class: Array.from({ length: K }, (_, k) => (k % 3 === 0 ? config.score_thresh * 2 : config.score_thresh / 2)) });
+        for (const values of points) {
+          const point = resolveConfig({ ...gc, ...values });
+          const gpu = createPostprocessor(point, { backend: "cuda" });
+          const fromHeads = await gpu.run(heads);
+          const fromCache = await gpu.run(cacheBatches(cache)[0]);
+          await gpu.dispose();
+          assert.strictEqual(fromCache.backend, "cuda");
+          const diff = samePadded(fromHeads, fromCache);
+          assert.strictEqual(diff, undefined, `${c.name} ${dtype} ${JSON.stringify(values)}: ${diff}`);
         }
       }
     }
   });
 
-  it("lists in any order, or holding a NaN value, give the reference's detections on the cpu core", async function () {
+  it("lists in any order, or holding a NaN value, give the reference's detections on the cpu core (and on cuda, which leaves them to it)", async function () {
     if (!hostBackends().includes("cpu")) this.skip();
     const c = cases.find((x) => x.name.startsWith("tv_k80_b2"))!;
     const config = resolveConfig(goldenConfig(c));
@@ -144,6 +153,13 @@ describe("candidate cache: exact within its bounds", function () {
     const js = await createPostprocessor(config, { backend: "js" }).run(batch);
     assert.strictEqual(samePadded(js, cpu), undefined);
     assert.ok(cpu.padded.counts[0] > 0);
+    if (availableBackends().available.includes("cuda")) {
+      const gpu = createPostprocessor(config, { backend: "cuda" });
+      assert.strictEqual(samePadded(js, await gpu.run(batch)), undefined, "cuda, lists out of order");
+      // And the same cache in order on the device path, after the host fallback.
+      assert.strictEqual(samePadded(await createPostprocessor(config, { backend: "cpu" }).run(b), await gpu.run(b)), undefined, "cuda, lists in order");
+      await gpu.dispose();
+    }
   });
 
   it("a config outside the bounds, or with other fixed keys, is an error naming the bound", function () {

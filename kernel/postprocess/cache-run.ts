@@ -44,6 +44,5 @@ export async function runCache(pp: Postprocessor, cache: CandidateCache, options
     options.progress?.(done, N);
   }
   const ms = performance.now() - start;
-  // The stages after selection run on the CPU core (also for a cuda Postprocessor), or js.
-  return { ...toResult(pp.backend === "js" ? "js" : "cpu", out, { totalMs: ms, uploadMs: 0, computeMs: compute, downloadMs: 0, graphReplayed: false }), interrupted };
+  return { ...toResult(pp.backend, out, { totalMs: ms, uploadMs: 0, computeMs: compute, downloadMs: 0, graphReplayed: false }), interrupted };
 }

@@ -141,7 +141,6 @@ export class Postprocessor {
   /** Native engines by class count (a config with num_classes null adapts to the data). */
   private readonly engines = new Map<number, NativePostprocessor>();
   /** CPU engines for candidate lists when this Postprocessor's backend is cuda (the stages after selection run on the CPU core). */
-  private readonly candidateEngines = new Map<number, NativePostprocessor>();
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -237,20 +236,12 @@ export class Postprocessor {
   }
 
   /**
-   * The engine and inputs for candidate lists (a batch of the candidate cache): the native cpu core
-   * (also for a cuda Postprocessor: the result then says "cpu"), or the reference for js.
+   * The engine and inputs for candidate lists (a batch of the candidate cache): the backend's own
+   * engine (the CPU core, or the CUDA engine, which leaves a list out of ranking order to the CPU
+   * core), or the reference for js.
    */
   private candidateInputs(b: CandidateBatch): { engine?: NativePostprocessor; inputs: NativeInputs } {
-    const k = b.shapes.numClasses;
-    let engine: NativePostprocessor | undefined;
-    if (this.backend === "cpu") engine = this.engine(k);
-    else if (this.backend === "cuda") {
-      engine = this.candidateEngines.get(k);
-      if (!engine) {
-        engine = new (loadNative()!.Postprocessor)(toNativeParams(this.config, k), { backend: "cpu", threads: os.availableParallelism() });
-        this.candidateEngines.set(k, engine);
-      }
-    }
+    const engine = this.backend === "js" ? undefined : this.engine(b.shapes.numClasses);
     const inputs: NativeInputs = { ...b.shapes, layout: "concatenated", dtype: "float32", cls: [], box: [], candidates: b.lists };
     return { engine, inputs };
   }
@@ -272,7 +263,7 @@ export class Postprocessor {
         if (!engine) return this.runCandidatesJs(heads);
         const start = performance.now();
         const r = await engine.run(inputs);
-        return toResult("cpu", padded(r), { totalMs: performance.now() - start, ...r.timings });
+        return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
       }
       const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
       const start = performance.now();
@@ -301,7 +292,7 @@ export class Postprocessor {
       if (!engine) return this.runCandidatesJs(heads);
       const start = performance.now();
       const r = engine.runSync(inputs);
-      return toResult("cpu", padded(r), { totalMs: performance.now() - start, ...r.timings });
+      return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
     }
     const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
     const start = performance.now();
@@ -320,9 +311,8 @@ export class Postprocessor {
     if (this.disposed) return;
     this.disposed = true;
     await this.tail;
-    for (const e of [...this.engines.values(), ...this.candidateEngines.values()]) e.dispose();
+    for (const e of this.engines.values()) e.dispose();
     this.engines.clear();
-    this.candidateEngines.clear();
   }
 }
 

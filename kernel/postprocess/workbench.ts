@@ -600,7 +600,10 @@ export class Workbench {
     if ((want === "auto" || want === "cpu" || want === "cuda") && available.includes("cpu")) {
       for (const threads of [...new Set([1, cores])]) cands.push({ name: `cpu ${threads}T (cache)`, backend: "cpu", precision: "fp32", threads });
     }
-    if (want === "cuda") cands.push({ name: "cuda (cache)", backend: "cuda", precision: "fp32", unavailable: "on a candidate cache the stages after selection run on the CPU core; the GPU path for caches is not built" });
+    if (want === "auto" || want === "cuda") {
+      if (available.includes("cuda")) cands.push({ name: "cuda (cache)", backend: "cuda", precision: "fp32" });
+      else if (want === "cuda") cands.push({ name: "cuda (cache)", backend: "cuda", precision: "fp32", unavailable: availableBackends().unavailable.cuda ?? "no CUDA device" });
+    }
     if (want === "tensorrt") cands.push({ name: "tensorrt (cache)", backend: "tensorrt", precision: "fp32", unavailable: "a TensorRT engine reads head tensors, not a candidate cache: %optimize on the heads" });
     if (want === "auto" || want === "js") cands.push({ name: "js (cache)", backend: "js", precision: "fp32" });
     return cands;
@@ -782,9 +785,8 @@ export class Workbench {
       const point = grid[i];
       const config = configs[i];
       if (isCacheDataset(ds)) checkConfigForCache(config, ds.cache);
-      // On a cache the stages after selection run on the CPU core (cuda too), or js.
-      const backend = isCacheDataset(ds) && (options.backend ?? "auto") !== "js" ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : (options.backend ?? "auto");
-      const pp = createPostprocessor(config, { backend });
+      // On a cache only the stages after selection run, on the backend asked for ("auto": cuda where a device is).
+      const pp = createPostprocessor(config, { backend: options.backend ?? "auto" });
       let run;
       try {
         run = await this.runDataset(pp, ds, options.iterations ?? 5, stop);
@@ -850,7 +852,7 @@ export class Workbench {
   private async tunePoint(ds: AnyDataset, values: Record<string, unknown>, metric: string, backend: BackendName | "auto", iterations: number, stop: StopSignal): Promise<{ metric: number; ms: number; detections: number }> {
     const config = resolveConfig({ ...this.overrides, ...values });
     if (isCacheDataset(ds)) checkConfigForCache(config, ds.cache);
-    const pp = createPostprocessor(config, { backend: isCacheDataset(ds) ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : backend });
+    const pp = createPostprocessor(config, { backend });
     try {
       const { stats, result } = await this.runDataset(pp, ds, iterations, stop);
       const value = (this.evaluate(ds, result) as unknown as Record<string, number>)[metric];
@@ -866,7 +868,7 @@ export class Workbench {
   /** The latency of a config again: the best of `runs` passes (a cache) or of `runs` medians of timed runs (heads). */
   private async tuneTime(ds: AnyDataset, values: Record<string, unknown>, backend: BackendName | "auto", iterations: number, runs: number, stop: StopSignal): Promise<number> {
     const config = resolveConfig({ ...this.overrides, ...values });
-    const pp = createPostprocessor(config, { backend: isCacheDataset(ds) ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : backend });
+    const pp = createPostprocessor(config, { backend });
     try {
       const times: number[] = [];
       for (let i = 0; i < runs && !stop.stopped; i++) times.push((await this.runDataset(pp, ds, iterations, stop)).stats.medianMs);
@@ -923,7 +925,7 @@ export class Workbench {
     const base = resolveConfig({ ...this.overrides, score_thresh_per_class: null });
     if (isCacheDataset(ds)) checkConfigForCache(base, ds.cache);
     const backend = options.backend ?? "auto";
-    const pp = createPostprocessor(base, { backend: isCacheDataset(ds) ? (availableBackends().available.includes("cpu") ? "cpu" : "js") : backend });
+    const pp = createPostprocessor(base, { backend });
     let result: PostprocessResult;
     try {
       result = (await this.runDataset(pp, ds, 1, stop, progress)).result;

@@ -517,6 +517,79 @@ Status AllowSharedBytes(Kernel kernel, size_t smem) {
 
 size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(SortSlots(static_cast<uint32_t>(k))) * (sizeof(uint64_t) + sizeof(uint32_t)); }
 
+// The candidate path: thread 0 of the block walks the level's list as the host core does (the same
+// tests in the same order, and whether the kept ones are in ranking order), the block decodes them.
+__global__ void __launch_bounds__(kTopkThreads) CandidateDecodeKernel(SelectParams sp, DecodeArgs args, DeviceCandidateLists c,
+                                                                      DeviceCandidates out, int32_t* positions, int32_t* error) {
+  __shared__ uint32_t kept;
+  const int l = blockIdx.x, n = blockIdx.y;
+  const HeadArgs& h = args.heads;
+  const int s = n * h.levels + l;
+  const uint32_t k = static_cast<uint32_t>(out.topk);
+  int32_t* pos = positions + static_cast<size_t>(s) * k;
+  if (threadIdx.x == 0) {
+    const int64_t begin = c.offsets[s], end = c.offsets[s + 1];
+    const uint32_t K = static_cast<uint32_t>(h.classes), A = static_cast<uint32_t>(h.anchors);
+    const int64_t hw = static_cast<int64_t>(h.height[l]) * h.width[l];
+    const int64_t level_anchors = hw * A;
+    const float thresh = static_cast<float>(sp.score_thresh);
+    const bool logits = sp.score_input == ScoreInput::kLogits;
+    bool descending = true;
+    for (int64_t i = begin; i < end && descending; ++i) descending = c.values[i] == c.values[i] && (i == begin || c.values[i] <= c.values[i - 1]);
+    uint32_t m = 0;
+    bool ordered = true, valid = true;
+    float prev_score = 0.0f;
+    int64_t prev_order = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = c.values[i];
+      const float score = logits ? SigmoidF32(v) : v;
+      if (!(score > thresh)) {
+        if (descending) break;
+        continue;
+      }
+      const int32_t row = c.rows[i], label = c.labels[i];
+      if (row < 0 || row >= level_anchors || label < 0 || label >= static_cast<int32_t>(K)) {
+        valid = false;  // the host path reports it
+        break;
+      }
+      if (sp.class_thresh != nullptr && !(score > sp.class_thresh[label])) continue;
+      const int64_t order = sp.candidate_order == CandidateOrder::kAnchorMajor
+                                ? static_cast<int64_t>(row) * K + label
+                                : (static_cast<int64_t>(row % A) * K + label) * hw + row / A;
+      // Ranking order within a level: score descending, then order ascending (RanksBefore).
+      if (m > 0 && !(prev_score > score || (prev_score == score && prev_order < order))) ordered = false;
+      if (m < k) pos[m] = static_cast<int32_t>(i);
+      ++m;
+      prev_score = score;
+      prev_order = order;
+    }
+    if (!ordered || !valid) atomicExch(&error[kErrorHostWord], 1);
+    kept = m < k ? m : k;
+    out.level_counts[s] = static_cast<int32_t>(kept);
+  }
+  __syncthreads();
+  for (uint32_t r = threadIdx.x; r < kept; r += blockDim.x) {
+    const int64_t i = pos[r];
+    Pending pd;
+    pd.row = static_cast<uint32_t>(c.rows[i]);
+    pd.label = static_cast<uint32_t>(c.labels[i]);
+    pd.anchor = c.anchors != nullptr ? Box{c.anchors[4 * i], c.anchors[4 * i + 1], c.anchors[4 * i + 2], c.anchors[4 * i + 3]}
+                                     : DeviceGridAnchor(args.grid, h, l, pd.row);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) pd.d[j] = c.deltas[4 * i + j];
+    const float v = c.values[i];
+    const float score = sp.score_input == ScoreInput::kLogits ? SigmoidF32(v) : v;
+    FinishDecode(args, n, l, pd, RankKey(score, 0u), static_cast<size_t>(n) * out.slots_per_image + static_cast<size_t>(l) * k + r, out, error);
+  }
+}
+
+Status LaunchCandidateDecode(const SelectParams& sp, const DecodeArgs& args, const DeviceCandidateLists& lists,
+                             const DeviceCandidates& out, int32_t* positions, int32_t* error, cudaStream_t stream) {
+  if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
+  CandidateDecodeKernel<<<dim3(args.heads.levels, args.heads.batch), kTopkThreads, 0, stream>>>(sp, args, lists, out, positions, error);
+  return LastError("candidate lists: select + decode");
+}
+
 Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
                         cudaStream_t stream) {
   const size_t smem = TopkSharedBytes(out.topk);

@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.cuh"
@@ -190,6 +192,7 @@ class CudaEngine final : public Engine {
       e = cudaMalloc(&class_thresh_, bytes);
       if (e == cudaSuccess) e = cudaMemcpy(class_thresh_, params_.select.class_thresh, bytes, cudaMemcpyHostToDevice);
       if (e != cudaSuccess) return Status(Code::kCudaError, "cuda backend, uploading the per-class thresholds: " + ErrorText(e));
+      host_class_thresh_.assign(params_.select.class_thresh, params_.select.class_thresh + params_.num_classes);
       params_.select.class_thresh = class_thresh_;
     }
     return Status::Ok();
@@ -214,7 +217,120 @@ class CudaEngine final : public Engine {
     return st;
   }
 
+  // Candidate lists (the candidate cache): copied in, then the stages after selection on the device.
+  Status RunCandidates(const HeadShapes& shapes, const CandidateLists& lists, const int32_t* image_sizes,
+                       const int32_t* output_sizes, Detections* out, RunTimings* timings) override {
+    if (!broken_.empty()) return Status(Code::kCudaError, broken_);
+    Status st = RunCandidatesOnce(shapes, lists, image_sizes, output_sizes, out, timings);
+    if (st.code() == Code::kCudaError) {
+      const cudaError_t e = cudaGetLastError();
+      if (IsSticky(e) || IsSticky(last_error_)) {
+        broken_ = st.message() +
+                  " (the CUDA context of this process is now unusable: rebuild the Postprocessor after restarting the kernel)";
+        return Status(Code::kCudaError, broken_);
+      }
+    }
+    return st;
+  }
+
  private:
+  Status RunCandidatesOnce(const HeadShapes& s, const CandidateLists& c, const int32_t* image_sizes, const int32_t* output_sizes,
+                           Detections* out, RunTimings* timings) {
+    cudaError_t e = cudaSetDevice(device_);
+    if (e != cudaSuccess) return Fail("set device", e);
+    RK_RETURN_IF_ERROR(ValidateShapes(params_, s));
+    if (image_sizes == nullptr) return Status(Code::kInvalidArgument, "Expected image_sizes but received none");
+    if (c.offsets == nullptr || c.rows == nullptr || c.labels == nullptr || c.values == nullptr || c.deltas == nullptr) {
+      return Status(Code::kInvalidArgument, "Expected offsets, rows, labels, values and deltas for the candidate lists but one is missing");
+    }
+    AnchorGrid grid;
+    RK_RETURN_IF_ERROR(MakeAnchorGrid(params_.anchors, s, &grid));
+    const int N = s.batch;
+    const int D = params_.output.detections_per_img;
+    const size_t slices = static_cast<size_t>(N) * s.num_levels;
+    const int64_t C = c.offsets[slices];
+    if (C < 0 || C > (int64_t{1} << 40)) return Status(Code::kInvalidArgument, "Expected a candidate count in the last offset but received " + std::to_string(C));
+    const size_t cn = static_cast<size_t>(C);
+    auto al = [](size_t b) { return (b + 255) & ~size_t{255}; };
+    const size_t o_off = 0, o_rows = o_off + al((slices + 1) * 8), o_labels = o_rows + al(cn * 4), o_values = o_labels + al(cn * 4),
+                 o_deltas = o_values + al(cn * 4), o_anchors = o_deltas + al(cn * 16), o_sizes = o_anchors + (c.anchors ? al(cn * 16) : 0),
+                 total = o_sizes + al(static_cast<size_t>(N) * 16);
+    if (cudaEventRecord(events_[0], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+    if ((e = inputs_.Reserve(total)) != cudaSuccess) return Fail("allocating the candidate lists", e);
+    uint8_t* base = inputs_.as<uint8_t>();
+    struct Copy { size_t at; const void* from; size_t bytes; };
+    const Copy copies[] = {{o_off, c.offsets, (slices + 1) * 8}, {o_rows, c.rows, cn * 4}, {o_labels, c.labels, cn * 4}, {o_values, c.values, cn * 4},
+                           {o_deltas, c.deltas, cn * 16}, {o_anchors, c.anchors, c.anchors ? cn * 16 : 0},
+                           {o_sizes, image_sizes, static_cast<size_t>(N) * 8}, {o_sizes + static_cast<size_t>(N) * 8, output_sizes, output_sizes ? static_cast<size_t>(N) * 8 : 0}};
+    for (const Copy& cp : copies) {
+      if (cp.bytes == 0) continue;
+      if ((e = cudaMemcpyAsync(base + cp.at, cp.from, cp.bytes, cudaMemcpyHostToDevice, stream_)) != cudaSuccess) return Fail("copying the candidate lists in", e);
+    }
+    cuda::DeviceCandidateLists dl;
+    dl.offsets = reinterpret_cast<const int64_t*>(base + o_off);
+    dl.rows = reinterpret_cast<const int32_t*>(base + o_rows);
+    dl.labels = reinterpret_cast<const int32_t*>(base + o_labels);
+    dl.values = reinterpret_cast<const float*>(base + o_values);
+    dl.deltas = reinterpret_cast<const float*>(base + o_deltas);
+    dl.anchors = c.anchors ? reinterpret_cast<const float*>(base + o_anchors) : nullptr;
+    const int32_t* d_sizes = reinterpret_cast<const int32_t*>(base + o_sizes);
+    const int32_t* d_out_sizes = output_sizes ? d_sizes + 2 * N : nullptr;
+
+    const size_t out_bytes = (static_cast<size_t>(N) * (1 + static_cast<size_t>(D) * 6) + cuda::kErrorWords) * 4;
+    if ((e = outputs_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating outputs", e);
+    if ((e = host_out_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating pinned outputs", e);
+    cuda::DeviceDetections det;
+    det.max_detections = D;
+    det.dtype = DType::kFloat32;
+    det.counts = outputs_.as<int32_t>();
+    det.boxes = outputs_.as<float>() + N;
+    det.scores = outputs_.as<float>() + N + static_cast<size_t>(N) * D * 4;
+    det.labels = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 5;
+    int32_t* error = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 6;
+    const size_t ws = cuda::CandidatePostprocessWorkspaceSize(params_, s);
+    if ((e = workspace_.Reserve(ws)) != cudaSuccess) return Fail("allocating the workspace", e);
+    if (cudaEventRecord(events_[1], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+    RK_RETURN_IF_ERROR(cuda::LaunchCandidatePostprocess(params_, grid, s, dl, d_sizes, d_out_sizes, det, error, workspace_.get(), workspace_.bytes(), stream_));
+    if (cudaEventRecord(events_[2], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+    if ((e = cudaMemcpyAsync(host_out_.get(), outputs_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_)) != cudaSuccess) return Fail("copying detections out", e);
+    if (cudaEventRecord(events_[3], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
+    if ((e = cudaStreamSynchronize(stream_)) != cudaSuccess) return Fail("running the candidate stages", e);
+    const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
+    const int32_t* err = h + N + static_cast<size_t>(N) * D * 6;
+    if (err[cuda::kErrorHostWord] != 0) {
+      // A list out of ranking order (or with a bad row or label): the host core's general path.
+      if (!host_engine_) {
+        PostprocessParams hp = params_;
+        hp.select.class_thresh = host_class_thresh_.empty() ? nullptr : host_class_thresh_.data();
+        const unsigned threads = std::thread::hardware_concurrency();
+        host_engine_ = MakeCpuEngine(hp, threads == 0 ? 1 : static_cast<int>(threads));
+      }
+      return host_engine_->RunCandidates(s, c, image_sizes, output_sizes, out, timings);
+    }
+    if (err[0] != 0) {
+      return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : "deltas") +
+                                          " for a selected candidate but received NaN at image " + std::to_string(err[1]) +
+                                          ", level P" + std::to_string(err[2] + 3) + ", anchor row " + std::to_string(err[3]) +
+                                          " (class " + std::to_string(err[4]) + "): the box cannot be decoded");
+    }
+    std::memcpy(out->counts, h, sizeof(int32_t) * N);
+    std::memcpy(out->boxes, h + N, sizeof(float) * N * D * 4);
+    std::memcpy(out->scores, h + N + static_cast<size_t>(N) * D * 4, sizeof(float) * N * D);
+    std::memcpy(out->labels, h + N + static_cast<size_t>(N) * D * 5, sizeof(int32_t) * N * D);
+    if (timings != nullptr) {
+      float up = 0, compute = 0, down = 0;
+      cudaEventElapsedTime(&up, events_[0], events_[1]);
+      cudaEventElapsedTime(&compute, events_[1], events_[2]);
+      cudaEventElapsedTime(&down, events_[2], events_[3]);
+      timings->upload_ms = up;
+      timings->compute_ms = compute;
+      timings->decode_nms_ms = compute;
+      timings->download_ms = down;
+      timings->graph_replayed = false;
+    }
+    return Status::Ok();
+  }
+
   Status Fail(const char* what, cudaError_t e) {
     last_error_ = e;
     return Status(Code::kCudaError, std::string("cuda backend, ") + what + ": " + ErrorText(e));
@@ -399,6 +515,8 @@ class CudaEngine final : public Engine {
 
   PostprocessParams params_;  // select.class_thresh: device memory (class_thresh_) after Init
   float* class_thresh_ = nullptr;
+  std::vector<float> host_class_thresh_;  // the same thresholds in host memory (the host path)
+  std::unique_ptr<Engine> host_engine_;   // candidate lists the device path leaves to the host core
   int device_;
   bool use_graph_;
   cudaStream_t stream_ = nullptr;

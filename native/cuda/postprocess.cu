@@ -285,5 +285,48 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
   return LaunchNmsStages(p, cands, batch, in.image_sizes, in.output_sizes, out, sc, /*ranked=*/false, /*chained=*/true, stream);
 }
 
+size_t CandidatePostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
+  const int32_t slots = s.num_levels * p.select.topk_candidates;
+  const size_t positions = static_cast<size_t>(s.batch) * static_cast<size_t>(slots) * 4;
+  return CandidateBytes(p, s) + Align(positions) + NmsScratchBytes(s.batch, slots, RankRangeParts(slots));
+}
+
+Status LaunchCandidatePostprocess(const PostprocessParams& p, const AnchorGrid& grid, const HeadShapes& s,
+                                  const DeviceCandidateLists& lists, const int32_t* image_sizes, const int32_t* output_sizes,
+                                  const DeviceDetections& out, int32_t* error, void* workspace, size_t workspace_bytes,
+                                  cudaStream_t stream) {
+  RK_RETURN_IF_ERROR(ValidateParams(p));
+  RK_RETURN_IF_ERROR(ValidateShapes(p, s));
+  if (p.select.topk_candidates > kMaxCudaTopk) {
+    return Status(Code::kInvalidArgument, "Expected topk_candidates <= " + std::to_string(kMaxCudaTopk) + " for the cuda backend but received " +
+                                              std::to_string(p.select.topk_candidates));
+  }
+  const size_t need = CandidatePostprocessWorkspaceSize(p, s);
+  if (workspace_bytes < need) {
+    return Status(Code::kInvalidArgument, "Expected a workspace of at least " + std::to_string(need) + " bytes but received " + std::to_string(workspace_bytes));
+  }
+  if (s.batch == 0) {
+    if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
+    return Status::Ok();
+  }
+  uint8_t* q = static_cast<uint8_t*>(workspace);
+  const DeviceCandidates cands = CarveCandidates(q, p, s);
+  int32_t* positions = reinterpret_cast<int32_t*>(q);
+  q += Align(static_cast<size_t>(s.batch) * static_cast<size_t>(cands.slots_per_image) * 4);
+  const NmsScratch sc = CarveNmsScratch(q, s.batch, cands.slots_per_image, RankRangeParts(cands.slots_per_image));
+  DeviceHeads heads;  // shapes only: the lists hold the values
+  heads.shapes = s;
+  heads.layout = Layout::kConcatenated;
+  DecodeArgs args;
+  args.heads = MakeHeadArgs(heads);
+  args.grid = grid;
+  args.decode = p.decode;
+  args.anchors = nullptr;
+  args.anchors_per_image = false;
+  args.image_sizes = image_sizes;
+  RK_RETURN_IF_ERROR(LaunchCandidateDecode(p.select, args, lists, cands, positions, error, stream));
+  return LaunchNmsStages(p, cands, s.batch, image_sizes, output_sizes, out, sc, /*ranked=*/false, /*chained=*/false, stream);
+}
+
 }  // namespace cuda
 }  // namespace rk

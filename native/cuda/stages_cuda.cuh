@@ -118,6 +118,33 @@ int32_t CountRangeParts(int32_t slots);
 Status LaunchCountRank(const DecodeArgs& args, const TakenKeys& tk, const DeviceCandidates& out, const NmsScratch* ranks,
                        int32_t* error, cudaStream_t stream);
 
+// Candidate lists (rk::CandidateLists: the candidate cache) in device memory.
+struct DeviceCandidateLists {
+  const int64_t* offsets = nullptr;  // [N * L + 1]
+  const int32_t* rows = nullptr;
+  const int32_t* labels = nullptr;
+  const float* values = nullptr;
+  const float* deltas = nullptr;   // [., 4]
+  const float* anchors = nullptr;  // [., 4] or null: the grid
+};
+
+// Word of the error record set when a list is not in ranking order, or holds a row or label out of
+// range: the device path then leaves the batch to the host's rk::PostprocessCandidates.
+constexpr int kErrorHostWord = 7;
+
+// The selection of rk::PostprocessCandidates for lists in ranking order, one block per (image,
+// level): the candidates that pass (the prefix up to the first that fails when the level's values
+// are non-increasing), each class's own threshold, then the first k, decoded into `out` (slot
+// level * k + r). `positions` holds [N * L, k] list positions. Zeroes the error record first.
+Status LaunchCandidateDecode(const SelectParams& sp, const DecodeArgs& args, const DeviceCandidateLists& lists,
+                             const DeviceCandidates& out, int32_t* positions, int32_t* error, cudaStream_t stream);
+// Workspace of the whole candidate path (candidates, positions, NMS scratch) and its launcher.
+size_t CandidatePostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s);
+Status LaunchCandidatePostprocess(const PostprocessParams& p, const AnchorGrid& grid, const HeadShapes& s,
+                                  const DeviceCandidateLists& lists, const int32_t* image_sizes, const int32_t* output_sizes,
+                                  const DeviceDetections& out, int32_t* error, void* workspace, size_t workspace_bytes,
+                                  cudaStream_t stream);
+
 // Rank (unless `ranked`: the count path left the ranks in sc), greedy and write, on candidates `in`.
 Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
                        const int32_t* output_sizes, const DeviceDetections& out, const NmsScratch& sc, bool ranked,
