@@ -110,9 +110,10 @@ describe("candidate cache: exact within its bounds", function () {
             }
           }
         }
-        points.push({ score_thresh: config.score_thresh / 2, score_thresh_per_class: Array.from({ length: K }, (_, k) => (k % 3 === 0 ? config.score_thresh * 2 : config.score_thresh / 2)) });
+        points.push({ score_thresh: config.score_thresh / 2, topk_candidates: 7, score_thresh_per_class: Array.from({ length: K }, (_, k) => (k % 3 === 0 ? config.score_thresh * 2 : config.score_thresh / 2)) });
         for (const values of points) {
           const point = resolveConfig({ ...gc, ...values });
+          checkConfigForCache(point, cache);
           const gpu = createPostprocessor(point, { backend: "cuda" });
           const fromHeads = await gpu.run(heads);
           const fromCache = await gpu.run(cacheBatches(cache)[0]);
@@ -159,6 +160,30 @@ describe("candidate cache: exact within its bounds", function () {
       // And the same cache in order on the device path, after the host fallback.
       assert.strictEqual(samePadded(await createPostprocessor(config, { backend: "cpu" }).run(b), await gpu.run(b)), undefined, "cuda, lists in order");
       await gpu.dispose();
+    }
+  });
+
+  it("per-class thresholds on lists the cache cut at max_topk: exact while top-k of a cut level pass, else an error naming both (js, cpu, cuda)", async function () {
+    const c = cases.find((x) => x.name.startsWith("tv_k80_b2"))!;
+    const gc = goldenConfig(c);
+    const config = resolveConfig(gc);
+    const heads = normalizeHeads(loadDataset(c.npz), config);
+    const cache = buildCacheFromHeads(path.join(tmp, "cut"), heads, config, { minScore: config.score_thresh, maxTopk: 30 });
+    const b = cacheBatches(cache)[0];
+    const L = cache.meta.levels;
+    const cut = Array.from({ length: 2 * L }, (_, s) => Number(cache.offsets[s + 1] - cache.offsets[s])).filter((n) => n >= 30).length;
+    assert.ok(cut > 0, "some level is cut at max_topk");
+    // Every class but 0 at the bound, class 0 high: a cut level keeps most of its 30.
+    const K = heads.numClasses;
+    const perClass = Array.from({ length: K }, (_, k) => (k === 0 ? 0.9 : config.score_thresh));
+    for (const backend of [...hostBackends(), ...(availableBackends().available.includes("cuda") ? ["cuda" as const] : [])]) {
+      const ok = resolveConfig({ ...gc, topk_candidates: 10, score_thresh_per_class: perClass });
+      const pp = createPostprocessor(ok, { backend });
+      assert.strictEqual(samePadded(pp.runSync(heads), await pp.run(b)), undefined, `${backend}: top-k 10 of 30`);
+      await pp.dispose();
+      const tooMany = createPostprocessor(resolveConfig({ ...gc, topk_candidates: 30, score_thresh_per_class: Array.from({ length: K }, (_, k) => (k % 2 ? 0.9 : config.score_thresh)) }), { backend });
+      await assert.rejects(tooMany.run(b), /Expected topk_candidates \(30\) candidates passing score_thresh_per_class in image \d, level P\d of the candidate cache, which holds only the best 30 \(max_topk\) of the level, but \d+ of them pass.*--max-topk/, backend);
+      await tooMany.dispose();
     }
   });
 

@@ -4,10 +4,11 @@
  * torchvision RetinaNet with random weights on generated images, written as shards and as a
  * torch-selected cache. The kernel's detections from every shard, from the cache it builds from the
  * shards and from the torch-written cache are torchvision's own postprocess_detections of the same
- * head outputs: the same count, order and labels; scores and boxes bit for bit with torch >= 2 (the
- * GPU machine's 2.11), within 2 ulp with torch 1.x, whose vectorised CPU sigmoid and exp differ from
- * the correctly rounded ones by up to 2 ulp (Debian's 1.13: a few percent of the values). Detectron2
- * and ODTK are not installed here: the script says what they need.
+ * head outputs: the same count, order (ties aside: torchvision sorts them unstably) and labels;
+ * scores and boxes within 2 ulp: torch's vectorised CPU sigmoid and exp round differently from the
+ * kernel's by up to 2 ulp on some values (a few percent of them, with Debian's torch 1.13 here and
+ * with torch 2.11 on the GPU machine's CPU); the goldens, made on another CPU, match bit for bit.
+ * Detectron2 and ODTK are not installed here: the script says what they need.
  */
 import * as assert from "assert";
 import { spawnSync } from "child_process";
@@ -75,8 +76,8 @@ function dets(file: string): Map<string, unknown[]> {
 
 describe("examples/export_heads.py (torchvision RetinaNet, random weights, generated images)", function () {
   const torchCheck = spawnSync(PY, ["-c", "import torch, torchvision; print(torch.__version__, torchvision.__version__)"], { encoding: "utf8" });
-  // torch 2's CPU sigmoid and exp round as the kernel does; torch 1's vectorised ones may not.
-  const allowed = /^1\./.test(torchCheck.stdout) ? 2 : 0;
+  // torch's vectorised CPU sigmoid and exp may round differently from the kernel's IEEE ones.
+  const allowed = 2;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rk-export-"));
   const common = ["--synthetic", "6", "--batch", "3", "--device", "cpu", "--min-size", "320", "--max-size", "480", "--num-classes", "12"];
   before(function () {
@@ -91,7 +92,7 @@ describe("examples/export_heads.py (torchvision RetinaNet, random weights, gener
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it(`every shard: the kernel's detections on cpu and js are torchvision's (torch, torchvision ${torchCheck.stdout.trim()}: bit for bit from torch 2, within 2 ulp before)`, function () {
+  it(`every shard: the kernel's detections on cpu and js are torchvision's within 2 ulp (torch, torchvision ${torchCheck.stdout.trim()})`, function () {
     const files = fs.readdirSync(path.join(dir, "shards")).filter((f) => f.endsWith(".npz")).sort();
     assert.deepStrictEqual(files, ["shard-00000.npz", "shard-00001.npz"]);
     let detections = 0;

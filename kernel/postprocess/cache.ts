@@ -734,6 +734,7 @@ export function cacheBatches(cache: CandidateCache, begin = 0, end = cache.meta.
         values: cache.values,
         deltas: cache.deltas,
         ...(cache.anchors ? { anchors: cache.anchors } : {}),
+        listCap: cache.meta.max_topk,
       },
     });
     i = j;

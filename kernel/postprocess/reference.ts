@@ -485,6 +485,11 @@ export interface CandidateLists {
   deltas: Float32Array;
   /** [count * 4] the anchor of each candidate; absent: the grid of the shapes. */
   anchors?: Float32Array;
+  /**
+   * Lists of at least this many entries may have been cut there (the cache's max_topk; absent or 0:
+   * never). With per-class thresholds such a level must still hold topk_candidates that pass.
+   */
+  listCap?: number;
 }
 
 /** Shapes of the heads a batch of candidate lists came from. */
@@ -527,6 +532,16 @@ export function runCandidatesReference(config: PostprocessConfig, shapes: Candid
         if (classT && !(score > classT[label])) continue;
         const order = config.candidate_order === "anchor_major" ? row * K + label : ((row % A) * K + label) * H * W + Math.floor(row / A);
         level.push({ score, level: l, label, row, order, at: i });
+      }
+      const cap = lists.listCap ?? 0;
+      if (classT && cap > 0 && end - begin >= cap && level.length < config.topk_candidates) {
+        throw Object.assign(
+          new RangeError(
+            `Expected topk_candidates (${config.topk_candidates}) candidates passing score_thresh_per_class in image ${n}, level P${l + 3} of the candidate cache, which holds only the best ${cap} (max_topk) of the level, but ${level.length} of them pass: ` +
+              `the class thresholds remove candidates the cache kept, and the ones it cut could be selected. Lower topk_candidates to ${level.length} or rebuild the cache with a larger --max-topk`,
+          ),
+          { code: "ERR_RK_CACHE_BOUNDS" },
+        );
       }
       level.sort(ranksBefore);
       selected.push(...level.slice(0, config.topk_candidates));

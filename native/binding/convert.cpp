@@ -327,6 +327,13 @@ RunInputs InputsFromJs(const Napi::Object& obj, const rk::PostprocessParams& par
     const Napi::Value deltas = Field(c, "deltas", "candidates.deltas");
     cl.deltas = static_cast<const float*>(TypedData(deltas, napi_float32_array, count * 4, "candidates.deltas", "Float32Array"));
     in.buffers.insert(in.buffers.end(), {offsets, rows, labels, values, deltas});
+    const Napi::Value cap = c.Get("listCap");
+    if (!cap.IsUndefined() && !cap.IsNull()) {
+      if (!cap.IsNumber() || !(cap.As<Napi::Number>().DoubleValue() >= 0) || cap.As<Napi::Number>().DoubleValue() > 2147483647.0) {
+        ThrowRangeError(env, "Expected a count >= 0 for candidates.listCap but received " + Describe(cap));
+      }
+      cl.list_cap = cap.As<Napi::Number>().Int32Value();
+    }
     const Napi::Value anchors = c.Get("anchors");
     if (!anchors.IsUndefined() && !anchors.IsNull()) {
       cl.anchors = static_cast<const float*>(TypedData(anchors, napi_float32_array, count * 4, "candidates.anchors", "Float32Array"));

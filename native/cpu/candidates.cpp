@@ -18,6 +18,15 @@ struct Entry {
 
 }  // namespace
 
+Status CutListError(int n, int l, int32_t cap, int64_t passing, int32_t topk) {
+  return Status(Code::kInvalidArgument,
+                "Expected topk_candidates (" + std::to_string(topk) + ") candidates passing score_thresh_per_class in image " +
+                    std::to_string(n) + ", level P" + std::to_string(l + 3) + " of the candidate cache, which holds only the best " +
+                    std::to_string(cap) + " (max_topk) of the level, but " + std::to_string(passing) +
+                    " of them pass: the class thresholds remove candidates the cache kept, and the ones it cut could be selected. "
+                    "Lower topk_candidates to " + std::to_string(passing) + " or rebuild the cache with a larger --max-topk");
+}
+
 Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, const CandidateLists& c,
                              const AnchorGrid& grid, const int32_t* image_sizes, const int32_t* output_sizes,
                              Detections* out, ThreadPool* pool) {
@@ -73,6 +82,10 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
                          ? static_cast<int64_t>(row) * K + label
                          : (static_cast<int64_t>(row % A) * K + label) * hw + row / A;
         level.push_back(Entry{cand, i});
+      }
+      if (p.select.class_thresh != nullptr && c.list_cap > 0 && end - begin >= c.list_cap && level.size() < static_cast<size_t>(std::max(topk, 0))) {
+        statuses[static_cast<size_t>(n)] = CutListError(n, l, c.list_cap, static_cast<int64_t>(level.size()), topk);
+        return;
       }
       const size_t keep = std::min(level.size(), static_cast<size_t>(std::max(topk, 0)));
       const auto ranks = [](const Entry& a, const Entry& b) { return RanksBefore(a.cand, b.cand); };

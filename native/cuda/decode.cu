@@ -528,7 +528,7 @@ __global__ void __launch_bounds__(kTopkThreads) CandidateDecodeKernel(SelectPara
   const uint32_t k = static_cast<uint32_t>(out.topk);
   int32_t* pos = positions + static_cast<size_t>(s) * k;
   if (threadIdx.x == 0) {
-    const int64_t begin = c.offsets[s], end = c.offsets[s + 1];
+    const int64_t begin = c.offsets[s] - c.first, end = c.offsets[s + 1] - c.first;
     const uint32_t K = static_cast<uint32_t>(h.classes), A = static_cast<uint32_t>(h.anchors);
     const int64_t hw = static_cast<int64_t>(h.height[l]) * h.width[l];
     const int64_t level_anchors = hw * A;
@@ -563,7 +563,9 @@ __global__ void __launch_bounds__(kTopkThreads) CandidateDecodeKernel(SelectPara
       prev_score = score;
       prev_order = order;
     }
-    if (!ordered || !valid) atomicExch(&error[kErrorHostWord], 1);
+    // A cut list whose class thresholds leave fewer than k: the host path reports it.
+    const bool cut_short = sp.class_thresh != nullptr && c.list_cap > 0 && end - begin >= c.list_cap && m < k;
+    if (!ordered || !valid || cut_short) atomicExch(&error[kErrorHostWord], 1);
     kept = m < k ? m : k;
     out.level_counts[s] = static_cast<int32_t>(kept);
   }

@@ -248,9 +248,11 @@ class CudaEngine final : public Engine {
     const int N = s.batch;
     const int D = params_.output.detections_per_img;
     const size_t slices = static_cast<size_t>(N) * s.num_levels;
-    const int64_t C = c.offsets[slices];
-    if (C < 0 || C > (int64_t{1} << 40)) return Status(Code::kInvalidArgument, "Expected a candidate count in the last offset but received " + std::to_string(C));
+    // Only this batch's part of the lists is copied: candidates offsets[0] .. offsets[N * L].
+    const int64_t first = c.offsets[0], C = c.offsets[slices] - first;
+    if (first < 0 || C < 0 || C > (int64_t{1} << 40)) return Status(Code::kInvalidArgument, "Expected non-decreasing candidate offsets but received " + std::to_string(first) + " .. " + std::to_string(c.offsets[slices]));
     const size_t cn = static_cast<size_t>(C);
+    const size_t f = static_cast<size_t>(first);
     auto al = [](size_t b) { return (b + 255) & ~size_t{255}; };
     const size_t o_off = 0, o_rows = o_off + al((slices + 1) * 8), o_labels = o_rows + al(cn * 4), o_values = o_labels + al(cn * 4),
                  o_deltas = o_values + al(cn * 4), o_anchors = o_deltas + al(cn * 16), o_sizes = o_anchors + (c.anchors ? al(cn * 16) : 0),
@@ -259,8 +261,8 @@ class CudaEngine final : public Engine {
     if ((e = inputs_.Reserve(total)) != cudaSuccess) return Fail("allocating the candidate lists", e);
     uint8_t* base = inputs_.as<uint8_t>();
     struct Copy { size_t at; const void* from; size_t bytes; };
-    const Copy copies[] = {{o_off, c.offsets, (slices + 1) * 8}, {o_rows, c.rows, cn * 4}, {o_labels, c.labels, cn * 4}, {o_values, c.values, cn * 4},
-                           {o_deltas, c.deltas, cn * 16}, {o_anchors, c.anchors, c.anchors ? cn * 16 : 0},
+    const Copy copies[] = {{o_off, c.offsets, (slices + 1) * 8}, {o_rows, c.rows + f, cn * 4}, {o_labels, c.labels + f, cn * 4}, {o_values, c.values + f, cn * 4},
+                           {o_deltas, c.deltas + 4 * f, cn * 16}, {o_anchors, c.anchors ? c.anchors + 4 * f : nullptr, c.anchors ? cn * 16 : 0},
                            {o_sizes, image_sizes, static_cast<size_t>(N) * 8}, {o_sizes + static_cast<size_t>(N) * 8, output_sizes, output_sizes ? static_cast<size_t>(N) * 8 : 0}};
     for (const Copy& cp : copies) {
       if (cp.bytes == 0) continue;
@@ -273,6 +275,8 @@ class CudaEngine final : public Engine {
     dl.values = reinterpret_cast<const float*>(base + o_values);
     dl.deltas = reinterpret_cast<const float*>(base + o_deltas);
     dl.anchors = c.anchors ? reinterpret_cast<const float*>(base + o_anchors) : nullptr;
+    dl.list_cap = c.list_cap;
+    dl.first = first;
     const int32_t* d_sizes = reinterpret_cast<const int32_t*>(base + o_sizes);
     const int32_t* d_out_sizes = output_sizes ? d_sizes + 2 * N : nullptr;
 

@@ -126,6 +126,8 @@ struct DeviceCandidateLists {
   const float* values = nullptr;
   const float* deltas = nullptr;   // [., 4]
   const float* anchors = nullptr;  // [., 4] or null: the grid
+  int32_t list_cap = 0;            // rk::CandidateLists::list_cap
+  int64_t first = 0;               // offsets[0]: the arrays hold candidates first.. (a batch's own part)
 };
 
 // Word of the error record set when a list is not in ranking order, or holds a row or label out of

@@ -150,7 +150,12 @@ struct CandidateLists {
   const float* values = nullptr;     // the class head's raw value (logit or probability), widened to f32
   const float* deltas = nullptr;     // [., 4] the box head's raw deltas, widened to f32
   const float* anchors = nullptr;    // [., 4] the anchor of each candidate, or null: the grid of the shapes
+  // Lists of at least this many entries may have been cut there (the cache's max_topk; 0: never).
+  // With per-class thresholds a level of such a list must still hold topk_candidates that pass.
+  int32_t list_cap = 0;
 };
+// The error of a cut list (list_cap) in which fewer than top-k candidates pass the class thresholds.
+Status CutListError(int n, int l, int32_t cap, int64_t passing, int32_t topk);
 Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, const CandidateLists& c,
                              const AnchorGrid& grid, const int32_t* image_sizes, const int32_t* output_sizes,
                              Detections* out, ThreadPool* pool);
