@@ -534,7 +534,16 @@ export function runCandidatesReference(config: PostprocessConfig, shapes: Candid
         level.push({ score, level: l, label, row, order, at: i });
       }
       const cap = lists.listCap ?? 0;
-      if (classT && cap > 0 && end - begin >= cap && level.length < config.topk_candidates) {
+      // What the cache cut scores below its lowest kept score: it could pass only a class threshold below that.
+      const lowest = () => {
+        let m = Infinity;
+        for (let i = begin; i < end; i++) {
+          const s = config.score_input === "logits" ? sigmoidF32(lists.values[i]) : lists.values[i];
+          if (s < m) m = s;
+        }
+        return m;
+      };
+      if (classT && cap > 0 && end - begin >= cap && level.length < config.topk_candidates && thresh < lowest()) {
         throw Object.assign(
           new RangeError(
             `Expected topk_candidates (${config.topk_candidates}) candidates passing score_thresh_per_class in image ${n}, level P${l + 3} of the candidate cache, which holds only the best ${cap} (max_topk) of the level, but ${level.length} of them pass: ` +

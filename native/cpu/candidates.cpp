@@ -1,6 +1,7 @@
 // The stages after selection on candidate lists (the candidate cache, kernel/postprocess/cache.ts):
 // the same decisions as the class-head pass, on the few elements a cache keeps.
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -84,8 +85,17 @@ Status PostprocessCandidates(const PostprocessParams& p, const HeadShapes& s, co
         level.push_back(Entry{cand, i});
       }
       if (p.select.class_thresh != nullptr && c.list_cap > 0 && end - begin >= c.list_cap && level.size() < static_cast<size_t>(std::max(topk, 0))) {
-        statuses[static_cast<size_t>(n)] = CutListError(n, l, c.list_cap, static_cast<int64_t>(level.size()), topk);
-        return;
+        // What the cache cut scores below its lowest kept score: it could pass only a class
+        // threshold below that score (thresh is the lowest class threshold).
+        float lowest = INFINITY;
+        for (int64_t i = begin; i < end; ++i) {
+          const float sc = p.select.score_input == ScoreInput::kLogits ? SigmoidF32(c.values[i]) : c.values[i];
+          if (sc < lowest) lowest = sc;
+        }
+        if (thresh < lowest) {
+          statuses[static_cast<size_t>(n)] = CutListError(n, l, c.list_cap, static_cast<int64_t>(level.size()), topk);
+          return;
+        }
       }
       const size_t keep = std::min(level.size(), static_cast<size_t>(std::max(topk, 0)));
       const auto ranks = [](const Entry& a, const Entry& b) { return RanksBefore(a.cand, b.cand); };

@@ -564,7 +564,12 @@ __global__ void __launch_bounds__(kTopkThreads) CandidateDecodeKernel(SelectPara
       prev_order = order;
     }
     // A cut list whose class thresholds leave fewer than k: the host path reports it.
-    const bool cut_short = sp.class_thresh != nullptr && c.list_cap > 0 && end - begin >= c.list_cap && m < k;
+    bool cut_short = sp.class_thresh != nullptr && c.list_cap > 0 && end - begin >= c.list_cap && m < k;
+    if (cut_short) {  // as the host core: only when a cut candidate (below the lowest kept) could pass
+      float lowest = INFINITY;
+      for (int64_t i = begin; i < end; ++i) lowest = fminf(lowest, logits ? SigmoidF32(c.values[i]) : c.values[i]);
+      cut_short = thresh < lowest;
+    }
     if (!ordered || !valid || cut_short) atomicExch(&error[kErrorHostWord], 1);
     kept = m < k ? m : k;
     out.level_counts[s] = static_cast<int32_t>(kept);
