@@ -280,17 +280,10 @@ class CudaEngine final : public Engine {
     const int32_t* d_sizes = reinterpret_cast<const int32_t*>(base + o_sizes);
     const int32_t* d_out_sizes = output_sizes ? d_sizes + 2 * N : nullptr;
 
-    const size_t out_bytes = (static_cast<size_t>(N) * (1 + static_cast<size_t>(D) * 6) + cuda::kErrorWords) * 4;
-    if ((e = outputs_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating outputs", e);
-    if ((e = host_out_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating pinned outputs", e);
     cuda::DeviceDetections det;
-    det.max_detections = D;
-    det.dtype = DType::kFloat32;
-    det.counts = outputs_.as<int32_t>();
-    det.boxes = outputs_.as<float>() + N;
-    det.scores = outputs_.as<float>() + N + static_cast<size_t>(N) * D * 4;
-    det.labels = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 5;
-    int32_t* error = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 6;
+    int32_t* error = nullptr;
+    size_t out_bytes = 0;
+    RK_RETURN_IF_ERROR(ReserveOutputs(N, D, &det, &error, &out_bytes));
     const size_t ws = cuda::CandidatePostprocessWorkspaceSize(params_, s);
     if ((e = workspace_.Reserve(ws)) != cudaSuccess) return Fail("allocating the workspace", e);
     if (cudaEventRecord(events_[1], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
@@ -299,8 +292,7 @@ class CudaEngine final : public Engine {
     if ((e = cudaMemcpyAsync(host_out_.get(), outputs_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_)) != cudaSuccess) return Fail("copying detections out", e);
     if (cudaEventRecord(events_[3], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
     if ((e = cudaStreamSynchronize(stream_)) != cudaSuccess) return Fail("running the candidate stages", e);
-    const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
-    const int32_t* err = h + N + static_cast<size_t>(N) * D * 6;
+    const int32_t* err = reinterpret_cast<const int32_t*>(host_out_.get()) + N + static_cast<size_t>(N) * D * 6;
     if (err[cuda::kErrorHostWord] != 0) {
       // A list out of ranking order (or with a bad row or label): the host core's general path.
       if (!host_engine_) {
@@ -311,8 +303,35 @@ class CudaEngine final : public Engine {
       }
       return host_engine_->RunCandidates(s, c, image_sizes, output_sizes, out, timings);
     }
+    RK_RETURN_IF_ERROR(ReadOutputs(N, D, "deltas", out, timings, /*replayed=*/false));
+    if (timings != nullptr) timings->decode_nms_ms = timings->compute_ms;
+    return Status::Ok();
+  }
+
+  // The device outputs of a run (counts, boxes, scores, labels, then the error record) and their
+  // pinned host copy, grown as needed; `det` and `error` point into the device buffer.
+  Status ReserveOutputs(int N, int D, cuda::DeviceDetections* det, int32_t** error, size_t* bytes) {
+    cudaError_t e;
+    *bytes = (static_cast<size_t>(N) * (1 + static_cast<size_t>(D) * 6) + cuda::kErrorWords) * 4;
+    if ((e = outputs_.Reserve(*bytes)) != cudaSuccess) return Fail("allocating outputs", e);
+    if ((e = host_out_.Reserve(*bytes)) != cudaSuccess) return Fail("allocating pinned outputs", e);
+    det->max_detections = D;
+    det->dtype = DType::kFloat32;
+    det->counts = outputs_.as<int32_t>();
+    det->boxes = outputs_.as<float>() + N;
+    det->scores = outputs_.as<float>() + N + static_cast<size_t>(N) * D * 4;
+    det->labels = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 5;
+    *error = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 6;
+    return Status::Ok();
+  }
+
+  // After the copy out has been synchronised: the error record's NaN box (naming `box_input`), else
+  // the detections into `out` and the event times into `timings`.
+  Status ReadOutputs(int N, int D, const char* box_input, Detections* out, RunTimings* timings, bool replayed) {
+    const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
+    const int32_t* err = h + N + static_cast<size_t>(N) * D * 6;
     if (err[0] != 0) {
-      return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : "deltas") +
+      return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : box_input) +
                                           " for a selected candidate but received NaN at image " + std::to_string(err[1]) +
                                           ", level P" + std::to_string(err[2] + 3) + ", anchor row " + std::to_string(err[3]) +
                                           " (class " + std::to_string(err[4]) + "): the box cannot be decoded");
@@ -328,9 +347,8 @@ class CudaEngine final : public Engine {
       cudaEventElapsedTime(&down, events_[2], events_[3]);
       timings->upload_ms = up;
       timings->compute_ms = compute;
-      timings->decode_nms_ms = compute;
       timings->download_ms = down;
-      timings->graph_replayed = false;
+      timings->graph_replayed = replayed;
     }
     return Status::Ok();
   }
@@ -421,17 +439,10 @@ class CudaEngine final : public Engine {
     heads.anchors_per_image = t.anchors_per_image;
 
     // Outputs: device, then one copy into pinned memory.
-    const size_t out_bytes = (static_cast<size_t>(N) * (1 + static_cast<size_t>(D) * 6) + cuda::kErrorWords) * 4;
-    if ((e = outputs_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating outputs", e);
-    if ((e = host_out_.Reserve(out_bytes)) != cudaSuccess) return Fail("allocating pinned outputs", e);
     cuda::DeviceDetections det;
-    det.max_detections = D;
-    det.dtype = DType::kFloat32;
-    det.counts = outputs_.as<int32_t>();
-    det.boxes = outputs_.as<float>() + N;
-    det.scores = outputs_.as<float>() + N + static_cast<size_t>(N) * D * 4;
-    det.labels = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 5;
-    int32_t* error = outputs_.as<int32_t>() + N + static_cast<size_t>(N) * D * 6;
+    int32_t* error = nullptr;
+    size_t out_bytes = 0;
+    RK_RETURN_IF_ERROR(ReserveOutputs(N, D, &det, &error, &out_bytes));
 
     const size_t ws = cuda::PostprocessWorkspaceSize(params_, s);
     if ((e = workspace_.Reserve(ws)) != cudaSuccess) return Fail("allocating the workspace", e);
@@ -469,29 +480,7 @@ class CudaEngine final : public Engine {
 #ifdef RK_CUDA_TRACE
     cuda::trace::Print();
 #endif
-    const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
-    const int32_t* err = h + N + static_cast<size_t>(N) * D * 6;
-    if (err[0] != 0) {
-      return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : "bbox_regression") +
-                                          " for a selected candidate but received NaN at image " + std::to_string(err[1]) +
-                                          ", level P" + std::to_string(err[2] + 3) + ", anchor row " + std::to_string(err[3]) +
-                                          " (class " + std::to_string(err[4]) + "): the box cannot be decoded");
-    }
-    std::memcpy(out->counts, h, sizeof(int32_t) * N);
-    std::memcpy(out->boxes, h + N, sizeof(float) * N * D * 4);
-    std::memcpy(out->scores, h + N + static_cast<size_t>(N) * D * 4, sizeof(float) * N * D);
-    std::memcpy(out->labels, h + N + static_cast<size_t>(N) * D * 5, sizeof(int32_t) * N * D);
-    if (timings != nullptr) {
-      float up = 0, compute = 0, down = 0;
-      cudaEventElapsedTime(&up, events_[0], events_[1]);
-      cudaEventElapsedTime(&compute, events_[1], events_[2]);
-      cudaEventElapsedTime(&down, events_[2], events_[3]);
-      timings->upload_ms = up;
-      timings->compute_ms = compute;
-      timings->download_ms = down;
-      timings->graph_replayed = replayed;
-    }
-    return Status::Ok();
+    return ReadOutputs(N, D, "bbox_regression", out, timings, replayed);
   }
 
   Status Capture(const AnchorGrid& grid, const cuda::DeviceHeads& heads, const cuda::DeviceDetections& det, int32_t* error,
