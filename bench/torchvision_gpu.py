@@ -88,6 +88,20 @@ def run_case(case, iterations):
     cls16, box16 = cls.half(), box.half()
     result["read_floor_fp16"] = timed(reader(cls16, box16), max(iterations, 50))
     del cls16, box16
+    # The link: the same head bytes copied in from pinned host memory (what the copy engine can do),
+    # and from pageable memory (torch's plain .copy_ from numpy-backed tensors).
+    pinned_cls, pinned_box = cls.cpu().pin_memory(), box.cpu().pin_memory()
+    page_cls, page_box = cls.cpu(), box.cpu()
+
+    def link(c, b):
+        def copy_in():
+            cls_copy.copy_(c, non_blocking=True)
+            box_copy.copy_(b, non_blocking=True)
+        return copy_in
+
+    result["link_pinned"] = timed(link(pinned_cls, pinned_box), 10)
+    result["link_pageable"] = timed(link(page_cls, page_box), 5)
+    del pinned_cls, pinned_box, page_cls, page_box
     del cls_copy, box_copy, cls, box, heads, model
     torch.cuda.empty_cache()
     return result

@@ -123,6 +123,38 @@ describe("cuda backend", function () {
     }
   });
 
+  it("fp16 heads of every half bit pattern (subnormals, infinities, NaN) give the same bits as the cpu backend", async function () {
+    // The device widens halves with its own conversion instruction, the host bit by bit: scores
+    // given as probabilities keep the widened value itself, so any difference shows in the output.
+    const ds = synthesize({ images: 1, size: [512, 640], classes: 16, density: 0.01, seed: 21 });
+    const cls = toHalf(ds.cls_logits as NdArray);
+    const box = toHalf(ds.bbox_regression as NdArray);
+    const h = cls.data as Uint16Array;
+    let seed = 5;
+    for (let i = 0; i < h.length; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      h[i] = i < 65536 ? i : seed >>> 16;  // every pattern once, then random ones
+    }
+    const d = box.data as Uint16Array;
+    for (let i = 0; i < d.length; i++) if (i % 4 < 2) d[i] = i % 2047;  // subnormal and small dx, dy
+    const heads: HeadOutputs = { ...ds, cls_logits: cls, bbox_regression: box };
+    for (const config of [
+      { num_classes: 16, score_input: "probabilities", score_thresh: 0.0, topk_candidates: 1000 },
+      { num_classes: 16, score_input: "logits", score_thresh: 0.05 },
+    ] as Partial<PostprocessConfig>[]) {
+      const gpu = createPostprocessor(config, { backend: "cuda" });
+      const cpu = createPostprocessor(config, { backend: "cpu" });
+      assertSame(await gpu.run(heads), await cpu.run(heads), `all halves ${JSON.stringify(config)}`);
+      // Only subnormals and zeros above the threshold: their order decides the top-k.
+      const tiny = new Uint16Array(h.length);
+      for (let i = 0; i < tiny.length; i++) tiny[i] = (i * 7919) % 0x400;
+      const small: HeadOutputs = { ...heads, cls_logits: ndarray("float16", cls.shape, tiny) };
+      assertSame(await gpu.run(small), await cpu.run(small), `subnormal halves ${JSON.stringify(config)}`);
+      await gpu.dispose();
+      await cpu.dispose();
+    }
+  });
+
   it("device-resident heads (upload) give the same detections as host arrays, with no upload time", async function () {
     const ds = synthesize({ images: 2, size: [512, 640], classes: 80, density: 0.01, seed: 3 });
     const pp = createPostprocessor({ num_classes: 80 }, { backend: "cuda" });

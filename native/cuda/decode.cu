@@ -17,6 +17,8 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "common.cuh"
@@ -505,12 +507,25 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
 }  // namespace
 
 // Lets a top-k kernel use `smem` bytes of dynamic shared memory (more than the default 48 KB needs
-// the device's consent).
+// the device's consent). The consent is asked when a kernel first needs more on a device than it was
+// granted before (a new top-k), not at every launch: runs without a graph (and TensorRT's enqueue)
+// call this each time.
 template <typename Kernel>
 Status AllowSharedBytes(Kernel kernel, size_t smem) {
   if (smem <= 48 * 1024) return Status::Ok();
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, size_t> granted;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return LastError("current device");
+  std::lock_guard<std::mutex> lock(mu);
+  size_t& have = granted[{reinterpret_cast<const void*>(kernel), device}];
+  if (smem <= have) return Status::Ok();
   const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e == cudaSuccess) return Status::Ok();
+  if (e == cudaSuccess) {
+    have = smem;
+    return Status::Ok();
+  }
+  cudaGetLastError();
   return Status(Code::kInvalidArgument, "Expected topk_candidates whose top-k fits in shared memory on this device (" +
                                             std::to_string(smem) + " bytes asked) but the device refused: " + cudaGetErrorString(e));
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.cuh"
+#include "host_copy.cuh"
 #include "rk/cuda_engine.h"
 #include "rk/stages.h"
 #include "stages_cuda.cuh"
@@ -243,8 +244,8 @@ class CudaEngine final : public Engine {
     if (c.offsets == nullptr || c.rows == nullptr || c.labels == nullptr || c.values == nullptr || c.deltas == nullptr) {
       return Status(Code::kInvalidArgument, "Expected offsets, rows, labels, values and deltas for the candidate lists but one is missing");
     }
-    AnchorGrid grid;
-    RK_RETURN_IF_ERROR(MakeAnchorGrid(params_.anchors, s, &grid));
+    const AnchorGrid* grid = nullptr;
+    RK_RETURN_IF_ERROR(GridFor(s, &grid));
     const int N = s.batch;
     const int D = params_.output.detections_per_img;
     const size_t slices = static_cast<size_t>(N) * s.num_levels;
@@ -261,13 +262,15 @@ class CudaEngine final : public Engine {
     if ((e = inputs_.Reserve(total)) != cudaSuccess) return Fail("allocating the candidate lists", e);
     uint8_t* base = inputs_.as<uint8_t>();
     struct Copy { size_t at; const void* from; size_t bytes; };
-    const Copy copies[] = {{o_off, c.offsets, (slices + 1) * 8}, {o_rows, c.rows + f, cn * 4}, {o_labels, c.labels + f, cn * 4}, {o_values, c.values + f, cn * 4},
+    const Copy parts[] = {{o_off, c.offsets, (slices + 1) * 8}, {o_rows, c.rows + f, cn * 4}, {o_labels, c.labels + f, cn * 4}, {o_values, c.values + f, cn * 4},
                            {o_deltas, c.deltas + 4 * f, cn * 16}, {o_anchors, c.anchors ? c.anchors + 4 * f : nullptr, c.anchors ? cn * 16 : 0},
                            {o_sizes, image_sizes, static_cast<size_t>(N) * 8}, {o_sizes + static_cast<size_t>(N) * 8, output_sizes, output_sizes ? static_cast<size_t>(N) * 8 : 0}};
-    for (const Copy& cp : copies) {
-      if (cp.bytes == 0) continue;
-      if ((e = cudaMemcpyAsync(base + cp.at, cp.from, cp.bytes, cudaMemcpyHostToDevice, stream_)) != cudaSuccess) return Fail("copying the candidate lists in", e);
+    cuda::HostCopy copies[8];
+    int count = 0;
+    for (const Copy& cp : parts) {
+      if (cp.bytes != 0) copies[count++] = {base + cp.at, cp.from, cp.bytes};
     }
+    if ((e = cuda::CopyFromHost(device_, copies, count, stream_)) != cudaSuccess) return Fail("copying the candidate lists in", e);
     cuda::DeviceCandidateLists dl;
     dl.offsets = reinterpret_cast<const int64_t*>(base + o_off);
     dl.rows = reinterpret_cast<const int32_t*>(base + o_rows);
@@ -287,7 +290,7 @@ class CudaEngine final : public Engine {
     const size_t ws = cuda::CandidatePostprocessWorkspaceSize(params_, s);
     if ((e = workspace_.Reserve(ws)) != cudaSuccess) return Fail("allocating the workspace", e);
     if (cudaEventRecord(events_[1], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
-    RK_RETURN_IF_ERROR(cuda::LaunchCandidatePostprocess(params_, grid, s, dl, d_sizes, d_out_sizes, det, error, workspace_.get(), workspace_.bytes(), stream_));
+    RK_RETURN_IF_ERROR(cuda::LaunchCandidatePostprocess(params_, *grid, s, dl, d_sizes, d_out_sizes, det, error, workspace_.get(), workspace_.bytes(), stream_));
     if (cudaEventRecord(events_[2], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
     if ((e = cudaMemcpyAsync(host_out_.get(), outputs_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_)) != cudaSuccess) return Fail("copying detections out", e);
     if (cudaEventRecord(events_[3], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
@@ -353,6 +356,18 @@ class CudaEngine final : public Engine {
     return Status::Ok();
   }
 
+  // The anchor grid of a shape, made when the shape changes rather than at every run.
+  Status GridFor(const HeadShapes& s, const AnchorGrid** grid) {
+    if (!grid_ready_ || std::memcmp(&s, &grid_shapes_, sizeof(HeadShapes)) != 0) {  // int32 fields only
+      grid_ready_ = false;
+      RK_RETURN_IF_ERROR(MakeAnchorGrid(params_.anchors, s, &grid_));
+      grid_shapes_ = s;
+      grid_ready_ = true;
+    }
+    *grid = &grid_;
+    return Status::Ok();
+  }
+
   Status Fail(const char* what, cudaError_t e) {
     last_error_ = e;
     return Status(Code::kCudaError, std::string("cuda backend, ") + what + ": " + ErrorText(e));
@@ -383,8 +398,8 @@ class CudaEngine final : public Engine {
     if (e != cudaSuccess) return Fail("set device", e);
     RK_RETURN_IF_ERROR(ValidateShapes(params_, s));
     if (t.image_sizes == nullptr) return Status(Code::kInvalidArgument, "Expected image_sizes but received none");
-    AnchorGrid grid;
-    RK_RETURN_IF_ERROR(MakeAnchorGrid(params_.anchors, s, &grid));
+    const AnchorGrid* grid = nullptr;
+    RK_RETURN_IF_ERROR(GridFor(s, &grid));
     const int N = s.batch;
     const int D = params_.output.detections_per_img;
     const int inputs = t.layout == Layout::kConcatenated ? 1 : s.num_levels;
@@ -406,16 +421,18 @@ class CudaEngine final : public Engine {
         total += (anchors * static_cast<size_t>(N) * 4 * elem + 255) & ~size_t{255};
       }
       if ((e = inputs_.Reserve(total)) != cudaSuccess) return Fail("allocating the input copies", e);
+      cuda::HostCopy copies[2 * kMaxLevels];
       for (int i = 0; i < inputs; ++i) {
         const size_t anchors = t.layout == Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors()) : static_cast<size_t>(s.LevelAnchors(i));
         uint8_t* base = inputs_.as<uint8_t>();
         const size_t cls_bytes = anchors * static_cast<size_t>(N) * static_cast<size_t>(s.num_classes) * elem;
         const size_t box_bytes = anchors * static_cast<size_t>(N) * 4 * elem;
-        if ((e = cudaMemcpyAsync(base + offsets[2 * i], t.cls[i], cls_bytes, cudaMemcpyHostToDevice, stream_)) != cudaSuccess) return Fail("copying cls_logits in", e);
-        if ((e = cudaMemcpyAsync(base + offsets[2 * i + 1], t.box[i], box_bytes, cudaMemcpyHostToDevice, stream_)) != cudaSuccess) return Fail("copying bbox_regression in", e);
+        copies[2 * i] = {base + offsets[2 * i], t.cls[i], cls_bytes};
+        copies[2 * i + 1] = {base + offsets[2 * i + 1], t.box[i], box_bytes};
         heads.cls[i] = base + offsets[2 * i];
         heads.box[i] = base + offsets[2 * i + 1];
       }
+      if ((e = cuda::CopyFromHost(device_, copies, 2 * inputs, stream_)) != cudaSuccess) return Fail("copying the heads in", e);
     } else {
       for (int i = 0; i < inputs; ++i) {
         RK_RETURN_IF_ERROR(CheckDevicePointer(t.cls[i], "cls_logits"));
@@ -467,10 +484,10 @@ class CudaEngine final : public Engine {
       replayed = true;
     } else if (use_graph_) {
       DropGraph();
-      RK_RETURN_IF_ERROR(Capture(grid, heads, det, error, key));
+      RK_RETURN_IF_ERROR(Capture(*grid, heads, det, error, key));
       if ((e = cudaGraphLaunch(graph_exec_, stream_)) != cudaSuccess) return Fail("graph launch", e);
     } else {
-      RK_RETURN_IF_ERROR(cuda::LaunchPostprocess(params_, grid, heads, det, error, workspace_.get(), workspace_.bytes(), stream_));
+      RK_RETURN_IF_ERROR(cuda::LaunchPostprocess(params_, *grid, heads, det, error, workspace_.get(), workspace_.bytes(), stream_));
     }
     if (cudaEventRecord(events_[2], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
     if ((e = cudaMemcpyAsync(host_out_.get(), outputs_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_)) != cudaSuccess) return Fail("copying detections out", e);
@@ -518,6 +535,9 @@ class CudaEngine final : public Engine {
   PinnedBuffer staging_, host_out_;
   cudaGraphExec_t graph_exec_ = nullptr;
   GraphKey graph_key_{};
+  AnchorGrid grid_{};
+  HeadShapes grid_shapes_{};
+  bool grid_ready_ = false;
   std::string broken_;
   cudaError_t last_error_ = cudaSuccess;
 };
@@ -591,7 +611,15 @@ Status UploadToDevice(const void* host, size_t bytes, int device, DeviceBuffer* 
   cudaError_t e = cudaSetDevice(device);
   void* p = nullptr;
   if (e == cudaSuccess) e = cudaMalloc(&p, bytes < 1 ? 1 : bytes);
-  if (e == cudaSuccess) e = cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice);
+  cudaStream_t stream = nullptr;
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (e == cudaSuccess) {
+    const cuda::HostCopy copy{p, host, bytes};
+    e = cuda::CopyFromHost(device, &copy, 1, stream);
+    const cudaError_t done = cudaStreamSynchronize(stream);
+    if (e == cudaSuccess) e = done;
+  }
+  if (stream != nullptr) cudaStreamDestroy(stream);
   if (e != cudaSuccess) {
     if (p != nullptr) cudaFree(p);
     cudaGetLastError();

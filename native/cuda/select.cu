@@ -104,6 +104,7 @@ __device__ __forceinline__ void SampleSegment(const E* x, int64_t elements, int 
 }
 
 // The first kernel of the chain (launched plainly): it also zeroes the decode error record.
+template <typename E>
 __global__ void __launch_bounds__(kSampleThreads) SampleKernel(HeadArgs h, SelectParams p, SelectState st, int32_t* error) {
   RK_TRACE_KERNEL(kTraceSample);
   AllowNext();
@@ -114,11 +115,7 @@ __global__ void __launch_bounds__(kSampleThreads) SampleKernel(HeadArgs h, Selec
   if (threadIdx.x == 0) count = 0;
   __syncthreads();
   uint32_t* segment = st.sample + (static_cast<size_t>(s) * kSampleSplit + part) * kSampleSegment;
-  if (h.dtype == DType::kFloat32) {
-    SampleSegment(static_cast<const float*>(h.Slice(n, l)), h.level_elements[l], part, BaseCut(p), segment, &count);
-  } else {
-    SampleSegment(static_cast<const uint16_t*>(h.Slice(n, l)), h.level_elements[l], part, BaseCut(p), segment, &count);
-  }
+  SampleSegment(static_cast<const E*>(h.Slice(n, l)), h.level_elements[l], part, BaseCut(p), segment, &count);
   __syncthreads();
   if (threadIdx.x == 0) st.sample_count[s * kSampleSplit + part] = count;
 }
@@ -354,6 +351,7 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
   }
 }
 
+template <typename E>
 __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
   RK_TRACE_KERNEL_SAMPLED(kTraceSelect, (blockIdx.x & 63) == 0 || blockIdx.x + 1 == gridDim.x);
   AllowNext();
@@ -363,16 +361,12 @@ __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel
   int l = 0;
   while (l + 1 < h.levels && t >= tiles.first[l + 1]) ++l;
   const int s = n * h.levels + l;
-  const int64_t tile_elements = TileElements(h.dtype);
+  constexpr int64_t tile_elements = kTileVectors * Elems<E>::kPer;
   const int64_t t0 = static_cast<int64_t>(t - tiles.first[l]) * tile_elements;
   const int64_t t1 = min(h.level_elements[l], t0 + tile_elements);
   if (threadIdx.x == 0) bc.count = 0;
   __syncthreads();
-  if (h.dtype == DType::kFloat32) {
-    SelectTile(h, p, st, s, l, static_cast<const float*>(h.Slice(n, l)), t0, t1, bc);
-  } else {
-    SelectTile(h, p, st, s, l, static_cast<const uint16_t*>(h.Slice(n, l)), t0, t1, bc);
-  }
+  SelectTile(h, p, st, s, l, static_cast<const E*>(h.Slice(n, l)), t0, t1, bc);
   __syncthreads();
   const uint32_t found = min(bc.count, static_cast<uint32_t>(kBlockCandidates));
   if (found == 0) return;  // the whole block
@@ -391,6 +385,7 @@ __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel
 // Which levels need it is decided at the start by every block alike, from the final counts: a level
 // whose buffer overflowed, or whose estimated start was reached by fewer than k candidates. Every
 // block writes the same flags, so any block's read sees the right value.
+template <typename E>
 __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
   RK_TRACE_KERNEL(kTraceFallback);
   WaitPrevious();
@@ -428,11 +423,11 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
       for (int s = 0; s < slices; ++s) {
         if (!st.need_fallback[s]) continue;
         const int n = s / h.levels, l = s % h.levels;
-        const void* slice = h.Slice(n, l);
+        const E* slice = static_cast<const E*>(h.Slice(n, l));
         const int64_t elements = h.level_elements[l];
         const uint32_t digit_mask = (1u << widths[r]) - 1u;
         for (int64_t i = gtid; i < elements; i += gstride) {
-          const float v = LoadValue(slice, h.dtype, i);
+          const float v = Elems<E>::Load(slice, i);
           if (!(v > base_cut)) continue;
           const float score = ScoreOf(v, p.score_input);
           if (!(score > thresh) || !PassesClass(h, p, l, static_cast<uint32_t>(i), score)) continue;
@@ -495,10 +490,10 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
   for (int s = 0; s < slices; ++s) {
     if (!st.need_fallback[s]) continue;
     const int n = s / h.levels, l = s % h.levels;
-    const void* slice = h.Slice(n, l);
+    const E* slice = static_cast<const E*>(h.Slice(n, l));
     const int64_t elements = h.level_elements[l];
     for (int64_t i = gtid; i < elements; i += gstride) {
-      const float v = LoadValue(slice, h.dtype, i);
+      const float v = Elems<E>::Load(slice, i);
       if (!(v > base_cut)) continue;
       const float score = ScoreOf(v, p.score_input);
       if (!(score > thresh) || !PassesClass(h, p, l, static_cast<uint32_t>(i), score)) continue;
@@ -517,15 +512,37 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
   }
 }
 
+// The cooperative grid of the fallback: up to two blocks per SM, all resident (asked once per element type).
+template <typename E>
 int FallbackGrid() {
-  static int grid = [] {
+  static const int grid = [] {
     int device = 0, sms = 0, per_sm = 0;
     cudaGetDevice(&device);
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FallbackKernel, 256, 0);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FallbackKernel<E>, 256, 0);
     return max(1, sms * max(1, min(per_sm, 2)));
   }();
   return grid;
+}
+
+// The chain of the select pass for heads of element type E (float or binary16 bits): one
+// instantiation of each kernel per type, so that no kernel branches on the type at run time.
+template <typename E>
+Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, int32_t* error,
+                      cudaStream_t stream) {
+  SampleKernel<E><<<dim3(h.levels * kSampleSplit, h.batch), kSampleThreads, 0, stream>>>(h, p, st, error);
+  cudaError_t e = LaunchChained(true, EstimateKernel, dim3(h.levels, h.batch), dim3(kEstimateThreads), 0, stream, h, p, st);
+  if (e == cudaSuccess) {
+    e = LaunchChained(true, SelectKernel<E>, dim3(tiles.tiles, h.batch), dim3(kSelectThreads), 0, stream, h, p, st, tiles);
+  }
+  RK_RETURN_IF_ERROR(CudaStatus("select", e));
+  RK_RETURN_IF_ERROR(LastError("select"));
+  // Cooperative (grid-wide rounds when a level needs the exact path) and chained: its blocks are
+  // resident before the select pass ends and wait for it, so the common case (no level needs it)
+  // costs its check, not a launch after the pass.
+  e = LaunchChainedAs(true, true, FallbackKernel<E>, dim3(FallbackGrid<E>()), dim3(256), 0, stream, h, p, st);
+  RK_RETURN_IF_ERROR(CudaStatus("select fallback", e));
+  return LastError("select fallback");
 }
 
 }  // namespace
@@ -548,19 +565,8 @@ uint32_t SelectCapacity(const SelectParams& p) {
 
 Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, int32_t* error,
                     cudaStream_t stream) {
-  SampleKernel<<<dim3(h.levels * kSampleSplit, h.batch), kSampleThreads, 0, stream>>>(h, p, st, error);
-  cudaError_t e = LaunchChained(true, EstimateKernel, dim3(h.levels, h.batch), dim3(kEstimateThreads), 0, stream, h, p, st);
-  if (e == cudaSuccess) {
-    e = LaunchChained(true, SelectKernel, dim3(tiles.tiles, h.batch), dim3(kSelectThreads), 0, stream, h, p, st, tiles);
-  }
-  RK_RETURN_IF_ERROR(CudaStatus("select", e));
-  RK_RETURN_IF_ERROR(LastError("select"));
-  // Cooperative (grid-wide rounds when a level needs the exact path) and chained: its blocks are
-  // resident before the select pass ends and wait for it, so the common case (no level needs it)
-  // costs its check, not a launch after the pass.
-  e = LaunchChainedAs(true, true, FallbackKernel, dim3(FallbackGrid()), dim3(256), 0, stream, h, p, st);
-  RK_RETURN_IF_ERROR(CudaStatus("select fallback", e));
-  return LastError("select fallback");
+  return h.dtype == DType::kFloat32 ? LaunchSelectAs<float>(p, h, tiles, st, error, stream)
+                                    : LaunchSelectAs<uint16_t>(p, h, tiles, st, error, stream);
 }
 
 }  // namespace cuda

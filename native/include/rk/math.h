@@ -36,6 +36,13 @@ RK_HD uint32_t FloatToBits(float f) {
 
 // IEEE binary16 -> binary32, exact (subnormals, infinities and NaN kept).
 RK_HD float HalfToFloat(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  // The device's own conversion (one cvt instruction, exact like the code below): the select pass
+  // widens every half it reads, and the bit-by-bit version made fp16 heads compute-bound.
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#else
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exponent = (h >> 10) & 0x1Fu;
   uint32_t mantissa = h & 0x3FFu;
@@ -52,6 +59,7 @@ RK_HD float HalfToFloat(uint16_t h) {
     exponent = static_cast<uint32_t>(1 - shift);
   }
   return BitsToFloat(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+#endif
 }
 
 // exp rounded once to f32. Evaluating in f64 and rounding gives the correctly rounded expf except

@@ -1,0 +1,102 @@
+#include "host_copy.cuh"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "../cpu/thread_pool.h"
+
+namespace rk {
+namespace cuda {
+namespace {
+
+constexpr size_t kChunk = size_t{8} << 20;  // 8 MiB a chunk
+constexpr int kSlots = 4;                   // 32 MiB of pinned memory per device
+constexpr size_t kPart = size_t{1} << 20;   // at most one thread per MiB of a chunk
+
+int Threads() {
+  const unsigned hw = std::thread::hardware_concurrency();
+  return std::max(1, std::min(8, static_cast<int>(hw == 0 ? 1 : hw) / 2));
+}
+
+class Stager {
+ public:
+  cudaError_t Copy(const HostCopy* copies, int count, cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cudaError_t e = Init();
+    if (e != cudaSuccess) return e;
+    for (int c = 0; c < count; ++c) {
+      const HostCopy& cp = copies[c];
+      for (size_t off = 0; off < cp.bytes; off += kChunk) {
+        const size_t len = std::min(kChunk, cp.bytes - off);
+        if (used_[slot_] && (e = cudaEventSynchronize(free_[slot_])) != cudaSuccess) return e;
+        uint8_t* dst = pinned_ + static_cast<size_t>(slot_) * kChunk;
+        const uint8_t* src = static_cast<const uint8_t*>(cp.host) + off;
+        const int parts = static_cast<int>(std::min<size_t>(static_cast<size_t>(pool_->size()), (len + kPart - 1) / kPart));
+        if (parts <= 1) {
+          std::memcpy(dst, src, len);
+        } else {
+          pool_->ParallelFor(parts, [&](int i) {
+            const size_t a = (len * static_cast<size_t>(i) / static_cast<size_t>(parts)) & ~size_t{63};
+            const size_t b = i + 1 == parts ? len : (len * static_cast<size_t>(i + 1) / static_cast<size_t>(parts)) & ~size_t{63};
+            std::memcpy(dst + a, src + a, b - a);
+          });
+        }
+        if ((e = cudaMemcpyAsync(static_cast<uint8_t*>(cp.device) + off, dst, len, cudaMemcpyHostToDevice, stream)) != cudaSuccess) return e;
+        if ((e = cudaEventRecord(free_[slot_], stream)) != cudaSuccess) return e;
+        used_[slot_] = true;
+        slot_ = (slot_ + 1) % kSlots;
+      }
+    }
+    return cudaSuccess;
+  }
+
+ private:
+  cudaError_t Init() {
+    if (pinned_ != nullptr) return cudaSuccess;
+    void* p = nullptr;
+    cudaError_t e = cudaHostAlloc(&p, kChunk * kSlots, cudaHostAllocPortable);
+    if (e != cudaSuccess) return e;
+    for (int i = 0; i < kSlots; ++i) {
+      if ((e = cudaEventCreateWithFlags(&free_[i], cudaEventDisableTiming)) != cudaSuccess) {
+        for (int j = 0; j < i; ++j) cudaEventDestroy(free_[j]);
+        cudaFreeHost(p);
+        return e;
+      }
+    }
+    pool_ = std::make_unique<ThreadPool>(Threads());
+    pinned_ = static_cast<uint8_t*>(p);
+    return cudaSuccess;
+  }
+
+  std::mutex mutex_;
+  uint8_t* pinned_ = nullptr;
+  cudaEvent_t free_[kSlots] = {};
+  bool used_[kSlots] = {};
+  int slot_ = 0;
+  std::unique_ptr<ThreadPool> pool_;
+};
+
+// One stager per device, never destroyed: its pinned memory and events live as long as the
+// process (freeing them from a static destructor would run after the CUDA runtime's teardown).
+Stager& ForDevice(int device) {
+  static std::mutex mutex;
+  static auto* stagers = new std::map<int, Stager*>();
+  std::lock_guard<std::mutex> lock(mutex);
+  Stager*& s = (*stagers)[device];
+  if (s == nullptr) s = new Stager();
+  return *s;
+}
+
+}  // namespace
+
+cudaError_t CopyFromHost(int device, const HostCopy* copies, int count, cudaStream_t stream) {
+  return ForDevice(device).Copy(copies, count, stream);
+}
+
+}  // namespace cuda
+}  // namespace rk
