@@ -7,7 +7,8 @@
 #   also: cachebench (bench/cache on the GPU machine), export (examples/export_heads.py on the GPU: shards and a torch-written cache, checked
 #         against torchvision's own postprocess_detections by the kernel's parity report)
 #   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1),
-#         trace (a timeline of the kernels from a diagnostic build, chained launches on and off)
+#         trace (a timeline of the kernels from a diagnostic build, chained launches on and off),
+#         knobs (device-time medians under each select tile size, f32 and f16)
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -188,6 +189,16 @@ PY
           > /dev/null 2> "$OUT/trace-pdl$pdl.log"
         # per case: its median, and the timeline of the last three runs
         awk '/^case .*median/ {print; for (i = n - 3; i < n; i++) if (i >= 0) print lines[i]; n = 0; next} /^case/ {n = 0; next} /^trace/ {lines[n++] = $0}' "$OUT/trace-pdl$pdl.log"
+      done
+      ;;
+    knobs)
+      # Same-run medians of the device time (graph replay, normal build) under each setting of the
+      # select pass's tile size, f32 and f16: what the default in select.cu was chosen from.
+      setup_node
+      say "knobs: RK_CUDA_TILE_VECTORS (16-byte vectors per select tile; default 1024)"
+      for tv in ${RK_KNOB_TILES:-512 1024 2048 4096 8192}; do
+        echo "-- RK_CUDA_TILE_VECTORS=$tv"
+        RK_CUDA_TILE_VECTORS=$tv node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
       done
       ;;
     *) echo "unknown step $step"; exit 2 ;;

@@ -60,8 +60,57 @@ __attribute__((target("avx2"))) int64_t NextHitAvx2(const float* x, int64_t i, i
   }
   return stop;
 }
+
+// The same for binary16 bits against HalfKeyBelow(cut): 64 halves a block, compared as
+// order-preserving 16-bit keys (sign ? -magnitude : magnitude).
+__attribute__((target("avx2"))) int64_t NextHitF16Avx2(const uint16_t* x, int64_t i, int64_t stop, int16_t key_below) {
+  const __m256i kc = _mm256_set1_epi16(key_below);
+  const __m256i low = _mm256_set1_epi16(0x7FFF);
+  for (; i < stop; i += 64) {
+    __m256i any = _mm256_setzero_si256();
+    for (int v = 0; v < 4; ++v) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 16 * v));
+      const __m256i sign = _mm256_srai_epi16(h, 15);
+      const __m256i key = _mm256_sub_epi16(_mm256_xor_si256(_mm256_and_si256(h, low), sign), sign);
+      any = _mm256_or_si256(any, _mm256_cmpgt_epi16(key, kc));
+    }
+    if (_mm256_movemask_epi8(any)) return i;
+  }
+  return stop;
+}
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
 #endif
+
+// Index of the first 64-half block in [i, stop) with a half whose key is above key_below, or stop
+// (AVX2 chosen at run time, else SSE2, else scalar).
+int64_t NextHitF16(const uint16_t* x, int64_t i, int64_t stop, int16_t key_below) {
+#if defined(RK_HAVE_AVX2_PATH)
+  if (kHaveAvx2) return NextHitF16Avx2(x, i, stop, key_below);
+#endif
+#if defined(__SSE2__)
+  const __m128i kc = _mm_set1_epi16(key_below);
+  const __m128i low = _mm_set1_epi16(0x7FFF);
+  for (; i < stop; i += 64) {
+    __m128i any = _mm_setzero_si128();
+    for (int v = 0; v < 8; ++v) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8 * v));
+      const __m128i sign = _mm_srai_epi16(h, 15);  // all ones where negative
+      const __m128i key = _mm_sub_epi16(_mm_xor_si128(_mm_and_si128(h, low), sign), sign);  // sign ? -mag : mag
+      any = _mm_or_si128(any, _mm_cmpgt_epi16(key, kc));
+    }
+    if (_mm_movemask_epi8(any)) return i;
+  }
+  return stop;
+#else
+  for (; i < stop; i += 64) {
+    for (int j = 0; j < 64; ++j) {
+      const int16_t k = static_cast<int16_t>(x[i + j] & 0x8000 ? -(x[i + j] & 0x7FFF) : (x[i + j] & 0x7FFF));
+      if (k > key_below) return i;
+    }
+  }
+  return stop;
+#endif
+}
 
 // Index of the first 64-float block in [i, stop) with a value > cut, or stop (SSE2 or scalar).
 int64_t NextHit(const float* x, int64_t i, int64_t stop, float cut) {
@@ -231,39 +280,30 @@ struct Selector {
     }
   }
 
+  // Blocks of 64 halves tested at once as 16-bit keys (NextHitF16), as ScanF32 does for floats;
+  // the key is recomputed when the cut rises.
   void ScanF16(const uint16_t* x, int64_t begin, int64_t end) {
     int64_t i = begin;
-#if defined(__SSE2__)
-    int blocks = 0;
-    float key_for = cut;
-    __m128i kc = _mm_set1_epi16(HalfKeyBelow(cut));
-    const __m128i low = _mm_set1_epi16(0x7FFF);
-    while (i + 32 <= end) {
-      if (++blocks == 512) {
-        blocks = 0;
-        Refresh();
-      }
-      if (key_for != cut) {
-        kc = _mm_set1_epi16(HalfKeyBelow(cut));
-        key_for = cut;
-      }
-      __m128i any = _mm_setzero_si128();
-      for (int v = 0; v < 4; ++v) {
-        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8 * v));
-        const __m128i sign = _mm_srai_epi16(h, 15);  // all ones where negative
-        const __m128i mag = _mm_and_si128(h, low);
-        const __m128i key = _mm_sub_epi16(_mm_xor_si128(mag, sign), sign);  // sign ? -mag : mag
-        any = _mm_or_si128(any, _mm_cmpgt_epi16(key, kc));
-      }
-      if (_mm_movemask_epi8(any)) {
-        for (int64_t j = i; j < i + 32; ++j) {
+    float key_cut = NAN;  // the cut `key` was computed for
+    int16_t key = 0;
+    while (i + 64 <= end) {
+      const int64_t stop = std::min(end - 63, i + 16384);
+      while (i < stop) {
+        if (!(cut == key_cut)) {
+          key = HalfKeyBelow(cut);
+          key_cut = cut;
+        }
+        i = NextHitF16(x, i, stop, key);
+        if (i >= stop) break;
+        for (int64_t j = i; j < i + 64; ++j) {
           const float v = HalfToFloat(x[j]);
           if (v > cut) Offer(j, v);
         }
+        i += 64;
       }
-      i += 32;
+      i = std::max(i, stop);
+      Refresh();
     }
-#endif
     for (; i < end; ++i) {
       const float v = HalfToFloat(x[i]);
       if (v > cut) Offer(i, v);

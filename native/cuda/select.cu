@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "common.cuh"
 #include "select.cuh"
@@ -285,15 +286,14 @@ __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& 
   }
 }
 
-// Tiles of kTileVectors 16-byte vectors (4096 f32 or 8192 f16 elements), one block each;
-// blockIdx.y = image, blockIdx.x = tile over the image's levels.
+// Tiles of kTileVectors 16-byte vectors (4096 f32 or 8192 f16 elements) by default, one block each;
+// blockIdx.y = image, blockIdx.x = tile over the image's levels. RK_CUDA_TILE_VECTORS (a multiple of
+// 256, read once) sets another size, for measuring (scripts/gpu-check.sh knobs).
 constexpr int kSelectThreads = 256;
 constexpr int kSelectUnroll = 2;  // 16-byte loads in flight per thread (2 x 8 blocks of 256 measured best)
 constexpr int kSelectMinBlocks = 8;  // resident blocks per SM asked of the register allocator
 constexpr int64_t kTileVectors = int64_t{kSelectThreads} * kSelectUnroll * 2;
 
-// Elements of a tile: kTileVectors 16-byte vectors of the heads' type (the kernel and MakeTileMap agree on it).
-__host__ __device__ inline int64_t TileElements(DType dtype) { return kTileVectors * (dtype == DType::kFloat32 ? 4 : 8); }
 
 // Elements [t0, t1) of slice s (level l) at x: 16-byte vectors over the aligned part, kSelectUnroll
 // of them loaded before any is tested; scalars for the ragged ends (fewer than kPer elements each).
@@ -361,7 +361,7 @@ __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel
   int l = 0;
   while (l + 1 < h.levels && t >= tiles.first[l + 1]) ++l;
   const int s = n * h.levels + l;
-  constexpr int64_t tile_elements = kTileVectors * Elems<E>::kPer;
+  const int64_t tile_elements = tiles.tile_elements;
   const int64_t t0 = static_cast<int64_t>(t - tiles.first[l]) * tile_elements;
   const int64_t t1 = min(h.level_elements[l], t0 + tile_elements);
   if (threadIdx.x == 0) bc.count = 0;
@@ -548,8 +548,14 @@ Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& t
 }  // namespace
 
 TileMap MakeTileMap(const HeadShapes& s, DType dtype) {
+  static const int64_t vectors = [] {
+    const char* e = std::getenv("RK_CUDA_TILE_VECTORS");
+    const long v = e == nullptr ? 0 : std::atol(e);
+    return v >= 256 && v <= (1 << 20) && v % 256 == 0 ? static_cast<int64_t>(v) : kTileVectors;
+  }();
   TileMap t{};
-  const int64_t tile_elements = TileElements(dtype);
+  const int64_t tile_elements = vectors * (dtype == DType::kFloat32 ? 4 : 8);
+  t.tile_elements = tile_elements;
   int tiles = 0;
   for (int l = 0; l < s.num_levels; ++l) {
     t.first[l] = tiles;

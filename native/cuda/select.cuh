@@ -28,11 +28,12 @@ struct SelectState {
   uint32_t* kth_order_key = nullptr;  // [S]
 };
 
-// Tiles of the select pass (4096 f32 or 8192 f16 elements): level l owns tiles [first[l], first[l+1])
-// of each image.
+// Tiles of the select pass (tile_elements each: a whole number of 16-byte vectors, 4096 f32 or 8192
+// f16 elements by default): level l owns tiles [first[l], first[l+1]) of each image.
 struct TileMap {
   int first[kMaxLevels];
   int tiles;
+  int64_t tile_elements;
 };
 
 TileMap MakeTileMap(const HeadShapes& s, DType dtype);
