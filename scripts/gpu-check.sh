@@ -83,7 +83,7 @@ for step in "${steps[@]}"; do
       setup_node
       need_golden
       say "GPU tests"
-      node scripts/test.js cuda presets-handmade candidate-cache per-class-thresholds 2>&1 | tee "$OUT/test.log" | tail -60
+      node scripts/test.js cuda presets-handmade candidate-cache per-class-thresholds resident 2>&1 | tee "$OUT/test.log" | tail -60
       tail -1 "$OUT/test.log" | grep -q ", 0 failed" || status=1
       ;;
     sanitize)
@@ -95,7 +95,7 @@ for step in "${steps[@]}"; do
         [ "$tool" = memcheck ] && extra=(--leak-check full)
         # The sanitizers slow kernels 10-100x: the golden parity and the exact-path tests, not the big shapes.
         # (and the candidate cache's device path: its lists in ranking order, and out of it, left to the host)
-        RK_TEST_GREP="${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident|ranks by counting|lists in any order}" \
+        RK_TEST_GREP="${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident|ranks by counting|lists in any order|every half bit pattern}" \
           compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
           node scripts/test.js cuda candidate-cache > "$OUT/sanitize-$tool.log" 2>&1
         rc=$?

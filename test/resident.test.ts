@@ -101,6 +101,7 @@ describe("resident datasets and the copy in from host", function () {
       assert.strictEqual(first.stats.uploadMs, 0, "no copy in per run");
       const held = wb.residentBytes();
       assert.ok(held > 10e6, `resident bytes ${held}`);
+      assert.strictEqual(wb.datasetRows().find((r) => r.name === "val")!.gpuMb, held / 1e6, "%datasets shows the GPU copy");
       const second = await wb.latency(gpu, ds, 3);
       assert.deepStrictEqual(second.stats.resident, { uploadMs: 0 }, "the second call reuses the copy");
       assert.strictEqual(wb.residentBytes(), held);

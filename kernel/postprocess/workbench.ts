@@ -430,7 +430,7 @@ export class Workbench {
     return ds;
   }
 
-  datasetRows(): { name: string; images: number; layout: string; dtype: string; classes: number; levels: string; mb: number; gt: boolean; expected: boolean; source: string; candidates?: number; bounds?: string }[] {
+  datasetRows(): { name: string; images: number; layout: string; dtype: string; classes: number; levels: string; mb: number; gpuMb: number; gt: boolean; expected: boolean; source: string; candidates?: number; bounds?: string }[] {
     return [...this.datasets.values()].map((ds) => {
       const h = this.shapesOf(ds);
       const cache = isCacheDataset(ds) ? ds.cache : undefined;
@@ -446,6 +446,7 @@ export class Workbench {
         classes: h.numClasses,
         levels: h.featureSizes.map(([a, b]) => `${a}x${b}`).join(" "),
         mb: bytes / 1e6,
+        gpuMb: this.residentBytes(ds) / 1e6,
         gt: !!ds.gt || !!ds.coco,
         expected: !!ds.expected,
         source: ds.source,
@@ -722,10 +723,13 @@ export class Workbench {
     return bytes;
   }
 
-  /** Bytes of GPU memory the resident datasets hold. */
-  residentBytes(): number {
+  /** Bytes of GPU memory the resident copies hold (of one dataset, or of all). */
+  residentBytes(owner?: object): number {
     let bytes = 0;
-    for (const entries of this.resident.values()) for (const { heads } of entries.values()) bytes += [...heads.cls, ...heads.box].reduce((s, a) => s + a.bytes, 0);
+    for (const [o, entries] of this.resident) {
+      if (owner !== undefined && o !== owner) continue;
+      for (const { heads } of entries.values()) bytes += [...heads.cls, ...heads.box].reduce((s, a) => s + a.bytes, 0);
+    }
     return bytes;
   }
 

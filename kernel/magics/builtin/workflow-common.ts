@@ -34,9 +34,9 @@ export function showDatasets(ctx: MagicContext, only?: string[]): void {
   }
   ctx.display(
     tableBundle(
-      ["name", "images", "classes", "layout", "dtype", "levels (HxW)", "MB", "candidates", "bounds", "gt", "expected", "source"],
-      rows.map((r) => [r.name, String(r.images), String(r.classes), r.layout, r.dtype, r.levels, r.mb.toFixed(1), r.candidates === undefined ? "" : String(r.candidates), r.bounds ?? "", r.gt ? "yes" : "", r.expected ? "yes" : "", r.source]),
-      { numeric: new Set([1, 2, 6, 7]) },
+      ["name", "images", "classes", "layout", "dtype", "levels (HxW)", "MB", "on GPU (MB)", "candidates", "bounds", "gt", "expected", "source"],
+      rows.map((r) => [r.name, String(r.images), String(r.classes), r.layout, r.dtype, r.levels, r.mb.toFixed(1), r.gpuMb > 0 ? r.gpuMb.toFixed(1) : "", r.candidates === undefined ? "" : String(r.candidates), r.bounds ?? "", r.gt ? "yes" : "", r.expected ? "yes" : "", r.source]),
+      { numeric: new Set([1, 2, 6, 7, 8]) },
     ),
   );
 }
