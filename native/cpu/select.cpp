@@ -328,14 +328,21 @@ float EstimateStartScore(const SelectParams& p, DType dtype, const void* slice, 
   if (elements < 8 * sampled || getenv("RK_NO_ESTIMATE")) return -INFINITY;  // small levels: nothing to gain
   // About 2k candidates of the whole level are expected at or above the m-th best sample.
   const int64_t m = std::max<int64_t>(8, static_cast<int64_t>(std::ceil(2.0 * static_cast<double>(k) * sampled / elements)));
-  std::vector<float> values;
+  // Only sampled values above the threshold's prefilter cut are kept: a start must pass the
+  // threshold, and when the m-th largest sample does, all m largest are above the cut, so the
+  // selection among the kept ones gives the same value (and fewer than m kept means no start).
+  const float thresh = static_cast<float>(p.score_thresh);
+  const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
+  const float cut = everything ? -INFINITY : CutFor(p, thresh);
+  thread_local std::vector<float> values;
+  values.clear();
   values.reserve(static_cast<size_t>(sampled));
   const int64_t stride = elements / kBlocks;
   for (int b = 0; b < kBlocks; ++b) {
     const int64_t start = b * stride + (stride - kBlock) / 2;
     for (int64_t i = start; i < start + kBlock; ++i) {
       const float v = RawValue(slice, dtype, i);
-      if (v == v) values.push_back(v);  // NaN never counts
+      if (v > cut || (everything && v == v)) values.push_back(v);  // NaN never counts
     }
   }
   if (static_cast<int64_t>(values.size()) < m) return -INFINITY;
