@@ -96,9 +96,11 @@ describe("resident datasets and the copy in from host", function () {
       const ds = wb.addDataset("val", synthesize({ images: 2, size: [512, 640], classes: 80, seed: 4 }));
       const gpu = createPostprocessor(wb.config, { backend: "cuda" });
       const cpu = createPostprocessor(wb.config, { backend: "cpu" });
+      // From host arrays, each run copies the heads in; from the resident copy only the image sizes go in.
+      const fromHost = await gpu.run(normalizeHeads(ds, wb.config));
       const first = await wb.latency(gpu, ds, 3);
       assert.ok(first.stats.resident && first.stats.resident.uploadMs > 0, "the first call uploads");
-      assert.strictEqual(first.stats.uploadMs, 0, "no copy in per run");
+      assert.ok(first.stats.uploadMs < fromHost.timings.uploadMs / 5, `copy in per run ${first.stats.uploadMs} ms, from host ${fromHost.timings.uploadMs} ms`);
       const held = wb.residentBytes();
       assert.ok(held > 10e6, `resident bytes ${held}`);
       assert.strictEqual(wb.datasetRows().find((r) => r.name === "val")!.gpuMb, held / 1e6, "%datasets shows the GPU copy");

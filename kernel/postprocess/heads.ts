@@ -6,7 +6,7 @@
 import { PostprocessConfig } from "./presets";
 import { describe } from "./config";
 import { NdArray, numel, shapeString, toInt32 } from "./ndarray";
-import { floatToHalf } from "./reference";
+import { floatsToHalves } from "./reference";
 
 export type Layout = "concatenated" | "per_level";
 export type HeadDType = "float32" | "float16";
@@ -263,9 +263,7 @@ export function normalizeHeads(heads: HeadOutputs, config: PostprocessConfig): N
 export function toHalfHeads(h: NormalizedHeads): NormalizedHeads {
   const conv = (a: Float32Array | Uint16Array) => {
     if (a instanceof Uint16Array) return a;
-    const out = new Uint16Array(a.length);
-    for (let i = 0; i < a.length; i++) out[i] = floatToHalf(a[i]);
-    return out;
+    return floatsToHalves(a);
   };
   return { ...h, dtype: "float16", cls: h.cls.map(conv), box: h.box.map(conv) };
 }

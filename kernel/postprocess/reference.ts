@@ -31,10 +31,24 @@ export function halfToFloat(h: number): number {
 }
 
 /** number -> binary16 bits, rounded to nearest even (for writing fp16 test inputs). */
+const F32_SCRATCH = new Float32Array(1);
+const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
+
 export function floatToHalf(x: number): number {
-  const buf = new DataView(new ArrayBuffer(4));
-  buf.setFloat32(0, x);
-  const bits = buf.getUint32(0);
+  F32_SCRATCH[0] = x;
+  return bitsToHalf(U32_SCRATCH[0]);
+}
+
+/** Every element of a float32 array rounded to binary16 bits (as floatToHalf, without a call per element's boxing). */
+export function floatsToHalves(src: Float32Array): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < out.length; i++) out[i] = bitsToHalf(bits[i]);
+  return out;
+}
+
+/** The binary16 bits nearest (ties to even) to the float32 with these bits. */
+function bitsToHalf(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exp = (bits >>> 23) & 0xff;
   let mant = bits & 0x7fffff;
