@@ -1,6 +1,7 @@
 #include "host_copy.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -70,8 +71,31 @@ class Stager {
     }
     pool_ = std::make_unique<ThreadPool>(Threads());
     pinned_ = static_cast<uint8_t*>(p);
+    // Freed at exit, before the CUDA runtime's own teardown (registered at its initialisation, which
+    // came before this, so it runs after: exit handlers run in reverse order).
+    static const bool registered = (std::atexit(ReleaseAll), true);
+    (void)registered;
     return cudaSuccess;
   }
+
+ public:
+  // The pinned ring and events back to CUDA, and the threads joined. Skipped when a copy is in
+  // progress at exit (the process is ending anyway).
+  void Release() {
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock() || pinned_ == nullptr) return;
+    for (int i = 0; i < kSlots; ++i) {
+      if (used_[i]) cudaEventSynchronize(free_[i]);
+      cudaEventDestroy(free_[i]);
+      used_[i] = false;
+    }
+    cudaFreeHost(pinned_);
+    pinned_ = nullptr;
+    pool_.reset();
+  }
+
+ private:
+  static void ReleaseAll();
 
   std::mutex mutex_;
   uint8_t* pinned_ = nullptr;
@@ -81,15 +105,30 @@ class Stager {
   std::unique_ptr<ThreadPool> pool_;
 };
 
-// One stager per device, never destroyed: its pinned memory and events live as long as the
-// process (freeing them from a static destructor would run after the CUDA runtime's teardown).
-Stager& ForDevice(int device) {
-  static std::mutex mutex;
+// One stager per device, never destroyed: its pinned memory and events are released by an exit
+// handler (a static destructor would run after the CUDA runtime's teardown).
+std::mutex& StagersMutex() {
+  static auto* mutex = new std::mutex();
+  return *mutex;
+}
+std::map<int, Stager*>& Stagers() {
   static auto* stagers = new std::map<int, Stager*>();
-  std::lock_guard<std::mutex> lock(mutex);
-  Stager*& s = (*stagers)[device];
+  return *stagers;
+}
+
+Stager& ForDevice(int device) {
+  std::lock_guard<std::mutex> lock(StagersMutex());
+  Stager*& s = Stagers()[device];
   if (s == nullptr) s = new Stager();
   return *s;
+}
+
+void Stager::ReleaseAll() {
+  std::unique_lock<std::mutex> lock(StagersMutex(), std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  for (auto& [device, stager] : Stagers()) {
+    if (cudaSetDevice(device) == cudaSuccess) stager->Release();
+  }
 }
 
 }  // namespace
