@@ -3,13 +3,14 @@
  * f32 rules, so the oracle is the reference run on the widened values (SPEC "fp16 inputs").
  */
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 
 import { loadDataset } from "../kernel/postprocess/dataset";
 import { NdArray, ndarray } from "../kernel/postprocess/ndarray";
 import { createPostprocessor } from "../kernel/postprocess/postprocessor";
 import { floatToHalf, halfToFloat } from "../kernel/postprocess/reference";
 import { synthesize } from "../kernel/postprocess/synth";
-import { goldenCases, goldenConfig, hostBackends } from "./helpers";
+import { goldenCases, goldenConfig, hostBackends, isBuiltPreset } from "./helpers";
 
 function toHalf(a: NdArray): { half: NdArray; widened: NdArray } {
   const src = a.data as Float32Array;
@@ -58,6 +59,47 @@ describe("fp16 inputs", function () {
       });
     }
   }
+
+  it("the SSE2 scans and NMS (RK_CPU_SIMD=sse2, as on a CPU without AVX2) give the reference's bits on f32 and fp16 heads", function () {
+    if (!hostBackends().includes("cpu")) this.skip();
+    this.timeout(300000);
+    // A child process: the choice of SIMD path is made when the addon loads.
+    const script = `
+      const { createPostprocessor } = require(${JSON.stringify(require.resolve("../kernel/postprocess/postprocessor"))});
+      const { loadDataset } = require(${JSON.stringify(require.resolve("../kernel/postprocess/dataset"))});
+      const { synthesize } = require(${JSON.stringify(require.resolve("../kernel/postprocess/synth"))});
+      const { toHalfHeads, normalizeHeads } = require(${JSON.stringify(require.resolve("../kernel/postprocess/heads"))});
+      const { resolveConfig } = require(${JSON.stringify(require.resolve("../kernel/postprocess/config"))});
+      const cases = JSON.parse(process.argv[1]);
+      (async () => {
+        const bad = [];
+        const check = async (name, config, heads) => {
+          const c = createPostprocessor(config, { backend: "cpu", threads: 2 });
+          if (c.backend !== "cpu") throw new Error("no cpu backend in the child");
+          const a = await c.run(heads);
+          const b = await createPostprocessor(config, { backend: "js" }).run(heads);
+          const same = ["boxes", "scores", "labels", "counts"].every((k) => a.padded[k].length === b.padded[k].length && a.padded[k].every((v, i) => Object.is(v, b.padded[k][i])));
+          if (!same) bad.push(name);
+        };
+        for (const c of cases) {
+          const ds = loadDataset(c.npz);
+          const h = normalizeHeads(ds, resolveConfig(c.config));
+          await check(c.name, c.config, h);
+          await check(c.name + " fp16", c.config, toHalfHeads(h));
+        }
+        const dense = synthesize({ images: 2, size: [256, 320], classes: 20, bgMean: -3, seed: 9 });
+        const h = normalizeHeads(dense, resolveConfig({ num_classes: 20 }));
+        await check("dense", { num_classes: 20 }, h);
+        await check("dense fp16", { num_classes: 20 }, toHalfHeads(h));
+        console.log(JSON.stringify({ bad, checked: 2 * cases.length + 2 }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const cases = goldenCases().filter((g) => isBuiltPreset(g.preset)).slice(0, 6).map((c) => ({ name: c.name, npz: c.npz, config: goldenConfig(c) }));
+    const r = spawnSync(process.execPath, ["-e", script, JSON.stringify(cases)], { env: { ...process.env, RK_CPU_SIMD: "sse2" }, encoding: "utf8", maxBuffer: 16 << 20 });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    assert.deepStrictEqual(out.bad, [], `differs from the reference with SSE2: ${out.bad.join(", ")}`);
+    assert.strictEqual(out.checked, 2 * cases.length + 2);
+  });
 
   it("synthetic fp16 heads (dense) agree across backends", async function () {
     const ds = synthesize({ images: 2, size: [256, 320], classes: 20, bgMean: -4, seed: 7, fp16: true });

@@ -30,10 +30,10 @@ export function halfToFloat(h: number): number {
   return halfTable[h];
 }
 
-/** number -> binary16 bits, rounded to nearest even (for writing fp16 test inputs). */
 const F32_SCRATCH = new Float32Array(1);
 const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
 
+/** number -> binary16 bits, rounded to nearest even (for writing fp16 test inputs). */
 export function floatToHalf(x: number): number {
   F32_SCRATCH[0] = x;
   return bitsToHalf(U32_SCRATCH[0]);

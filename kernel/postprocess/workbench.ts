@@ -152,6 +152,8 @@ export interface LatencyStats {
   downloadMs: number;
   /** On cuda: the heads were read from their resident GPU copy; uploadMs is the one upload this call made (0: already resident). */
   resident?: { uploadMs: number };
+  /** On cuda: why the dataset could not be made resident (e.g. out of GPU memory); the runs copied it in from host arrays. */
+  residentSkipped?: string;
 }
 
 export interface SweepRow {
@@ -741,17 +743,24 @@ export class Workbench {
 
   /**
    * Latency of a postprocessor on a dataset: warm-up, then `iterations` timed runs. On cuda, a loaded
-   * dataset's heads are read from their resident GPU copy (uploaded once; `residentUploadMs` is that
-   * upload when this call made it, else 0), so the times are those of the stages.
+   * dataset's heads are read from their resident GPU copy (uploaded once; `stats.resident.uploadMs` is
+   * that upload when this call made it, else 0), so the times are those of the stages. When the copy
+   * cannot be made (out of GPU memory), the runs copy the heads in from host arrays and
+   * `stats.residentSkipped` says why.
    */
   async latency(pp: Postprocessor, data: HeadOutputs, iterations = 20, stop: StopSignal = NEVER): Promise<{ stats: LatencyStats; result: PostprocessResult }> {
     const host = pp.prepare(data);
     let heads: NormalizedHeads | DeviceHeads = host;
     let resident: { uploadMs: number; uploaded: boolean } | undefined;
+    let residentSkipped: string | undefined;
     if (pp.backend === "cuda" && this.isLoaded(data)) {
-      const r = this.residentHeads(pp, data, host);
-      heads = r.heads;
-      resident = r;
+      try {
+        const r = this.residentHeads(pp, data, host);
+        heads = r.heads;
+        resident = r;
+      } catch (e) {
+        residentSkipped = (e as Error).message;
+      }
     }
     let result = await pp.run(heads);
     const total: number[] = [], compute: number[] = [], up: number[] = [], down: number[] = [];
@@ -764,6 +773,7 @@ export class Workbench {
     }
     const stats: LatencyStats = { runs: total.length, medianMs: median(total), p90Ms: percentile(total, 90), minMs: Math.min(...total), computeMs: median(compute), uploadMs: median(up), downloadMs: median(down) };
     if (resident) stats.resident = { uploadMs: resident.uploaded ? resident.uploadMs : 0 };
+    if (residentSkipped !== undefined) stats.residentSkipped = residentSkipped;
     return { stats, result };
   }
 

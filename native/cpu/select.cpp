@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "rk/stages.h"
@@ -78,7 +79,8 @@ __attribute__((target("avx2"))) int64_t NextHitF16Avx2(const uint16_t* x, int64_
   }
   return stop;
 }
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+// RK_CPU_SIMD=sse2 in the environment keeps the SSE2 paths (how the tests run them on an AVX2 machine).
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && !(std::getenv("RK_CPU_SIMD") && std::string(std::getenv("RK_CPU_SIMD")) == "sse2");
 #endif
 
 // Index of the first 64-half block in [i, stop) with a half whose key is above key_below, or stop

@@ -294,7 +294,6 @@ constexpr int kSelectUnroll = 2;  // 16-byte loads in flight per thread (2 x 8 b
 constexpr int kSelectMinBlocks = 8;  // resident blocks per SM asked of the register allocator
 constexpr int64_t kTileVectors = int64_t{kSelectThreads} * kSelectUnroll * 2;
 
-
 // Elements [t0, t1) of slice s (level l) at x: 16-byte vectors over the aligned part, kSelectUnroll
 // of them loaded before any is tested; scalars for the ragged ends (fewer than kPer elements each).
 template <typename E>

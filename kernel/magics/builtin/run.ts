@@ -111,7 +111,9 @@ export const run: Magic = {
             ? `%run on ${ds.name}: the candidate cache, one pass over every image; times are per image of the stages after selection (on the CPU core)`
             : stats.resident
               ? `%run on ${ds.name}: heads read from their copy resident on the GPU (${stats.resident.uploadMs > 0 ? `uploaded by this call in ${fmt(stats.resident.uploadMs)}` : "uploaded by an earlier call"}; kept for %run, %sweep, %tune and %optimize until the dataset is replaced)`
-              : `%run on ${ds.name}`,
+              : stats.residentSkipped !== undefined
+                ? `%run on ${ds.name}: heads copied in from host arrays at every run (they could not be kept on the GPU: ${stats.residentSkipped})`
+                : `%run on ${ds.name}`,
           numeric: new Set([2, 3, 4, 5, 6, 7, 8, 9]),
         },
       ),
