@@ -14,35 +14,14 @@ import { compareDetections } from "../kernel/postprocess/compare";
 import { loadDataset } from "../kernel/postprocess/dataset";
 import { HeadOutputs, normalizeHeads } from "../kernel/postprocess/heads";
 import { ndarray, NdArray } from "../kernel/postprocess/ndarray";
-import { createPostprocessor, PostprocessResult } from "../kernel/postprocess/postprocessor";
+import { createPostprocessor } from "../kernel/postprocess/postprocessor";
 import { resolveConfig } from "../kernel/postprocess/config";
 import { PostprocessConfig } from "../kernel/postprocess/presets";
 import { floatToHalf } from "../kernel/postprocess/reference";
 import { synthesize } from "../kernel/postprocess/synth";
-import { goldenCases, goldenConfig, isBuiltPreset, toPerLevel } from "./helpers";
+import { assertSameBits, cudaUnavailableReason, goldenCases, goldenConfig, isBuiltPreset, toPerLevel } from "./helpers";
 
-function cudaUnavailableReason(): string | undefined {
-  const addon = loadNative();
-  if (!addon) return "the native addon is not built";
-  if (!addon.buildInfo.cuda.compiled || !addon.devices) return `the addon has no CUDA backend (${addon.buildInfo.cuda.reason ?? "not compiled"})`;
-  const d = addon.devices();
-  if (d.devices.length === 0) return d.reason ?? "no CUDA device";
-  return undefined;
-}
-
-/** Same detections, bit for bit (boxes, scores, labels, counts, padded rows). */
-function assertSame(got: PostprocessResult, want: PostprocessResult, what: string): void {
-  assert.deepStrictEqual(Array.from(got.padded.counts), Array.from(want.padded.counts), `${what}: counts`);
-  const eq = (a: ArrayLike<number>, b: ArrayLike<number>, name: string) => {
-    assert.strictEqual(a.length, b.length, `${what}: ${name} length`);
-    for (let i = 0; i < a.length; i++) {
-      if (!Object.is(a[i], b[i])) assert.fail(`${what}: ${name}[${i}] = ${a[i]}, expected ${b[i]}`);
-    }
-  };
-  eq(got.padded.boxes, want.padded.boxes, "boxes");
-  eq(got.padded.scores, want.padded.scores, "scores");
-  eq(got.padded.labels, want.padded.labels, "labels");
-}
+const assertSame = assertSameBits;
 
 function toHalf(a: NdArray): NdArray {
   const src = a.data as Float32Array;

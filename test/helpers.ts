@@ -1,10 +1,11 @@
 /** Shared test helpers: where the golden data is, which backends run here, configs of golden cases. */
+import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 
-import { PACKAGE_ROOT } from "../kernel/native";
+import { loadNative, PACKAGE_ROOT } from "../kernel/native";
 import { NdArray, ndarray } from "../kernel/postprocess/ndarray";
-import { availableBackends, BackendName } from "../kernel/postprocess/postprocessor";
+import { availableBackends, BackendName, PostprocessResult } from "../kernel/postprocess/postprocessor";
 import { PostprocessConfig, PRESET_NAMES, PresetName } from "../kernel/postprocess/presets";
 
 /** ../shared/golden beside the checkout, or RK_GOLDEN_DIR (the GPU machine carries a copy). */
@@ -94,3 +95,27 @@ export function toPerLevel(a: NdArray, featureSizes: [number, number][], A: numb
   return out;
 }
 
+
+/** Why the CUDA backend cannot run here (undefined when it can): GPU tests skip with this printed. */
+export function cudaUnavailableReason(): string | undefined {
+  const addon = loadNative();
+  if (!addon) return "the native addon is not built";
+  if (!addon.buildInfo.cuda.compiled || !addon.devices) return `the addon has no CUDA backend (${addon.buildInfo.cuda.reason ?? "not compiled"})`;
+  const d = addon.devices();
+  if (d.devices.length === 0) return d.reason ?? "no CUDA device";
+  return undefined;
+}
+
+/** Same detections, bit for bit (boxes, scores, labels, counts, padded rows). */
+export function assertSameBits(got: PostprocessResult, want: PostprocessResult, what: string): void {
+  assert.deepStrictEqual(Array.from(got.padded.counts), Array.from(want.padded.counts), `${what}: counts`);
+  const eq = (a: ArrayLike<number>, b: ArrayLike<number>, name: string) => {
+    assert.strictEqual(a.length, b.length, `${what}: ${name} length`);
+    for (let i = 0; i < a.length; i++) {
+      if (!Object.is(a[i], b[i])) assert.fail(`${what}: ${name}[${i}] = ${a[i]}, expected ${b[i]}`);
+    }
+  };
+  eq(got.padded.boxes, want.padded.boxes, "boxes");
+  eq(got.padded.scores, want.padded.scores, "scores");
+  eq(got.padded.labels, want.padded.labels, "labels");
+}

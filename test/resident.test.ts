@@ -7,32 +7,15 @@
  */
 import * as assert from "assert";
 
-import { loadNative } from "../kernel/native";
-import { createPostprocessor, PostprocessResult } from "../kernel/postprocess/postprocessor";
+import { createPostprocessor } from "../kernel/postprocess/postprocessor";
 import { HeadOutputs, normalizeHeads, toHalfHeads } from "../kernel/postprocess/heads";
 import { NdArray } from "../kernel/postprocess/ndarray";
 import { resolveConfig } from "../kernel/postprocess/config";
 import { synthesize } from "../kernel/postprocess/synth";
 import { Workbench } from "../kernel/postprocess/workbench";
-import { toPerLevel } from "./helpers";
+import { assertSameBits, cudaUnavailableReason, toPerLevel } from "./helpers";
 
-function cudaUnavailableReason(): string | undefined {
-  const addon = loadNative();
-  if (!addon) return "the native addon is not built";
-  if (!addon.buildInfo.cuda.compiled || !addon.devices) return `the addon has no CUDA backend (${addon.buildInfo.cuda.reason ?? "not compiled"})`;
-  const d = addon.devices();
-  if (d.devices.length === 0) return d.reason ?? "no CUDA device";
-  return undefined;
-}
-
-function assertSame(got: PostprocessResult, want: PostprocessResult, what: string): void {
-  assert.deepStrictEqual(Array.from(got.padded.counts), Array.from(want.padded.counts), `${what}: counts`);
-  for (const k of ["boxes", "scores", "labels"] as const) {
-    const a = got.padded[k], b = want.padded[k];
-    assert.strictEqual(a.length, b.length, `${what}: ${k} length`);
-    for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${what}: ${k}[${i}] = ${a[i]}, expected ${b[i]}`);
-  }
-}
+const assertSame = assertSameBits;
 
 describe("resident datasets and the copy in from host", function () {
   this.timeout(300000);
