@@ -8,7 +8,8 @@
 #         against torchvision's own postprocess_detections by the kernel's parity report)
 #   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1),
 #         trace (a timeline of the kernels from a diagnostic build, chained launches on and off),
-#         knobs (device-time medians under each select tile size, f32 and f16)
+#         knobs (device-time medians under each shape and tile size of the one pass, f32 and f16),
+#         floor (bench/select_floor.cu: the one pass's possible speed on this chip, without the pipeline)
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -169,7 +170,7 @@ PY
       # The first run of batch 1 only (warm-up), each kernel once: where its time goes.
       ncu ${RK_NCU_FLAGS:-} --section LaunchStats --section Occupancy --section WarpStateStats --section SpeedOfLight \
         --section SchedulerStats -k "regex:${RK_NCU_KERNELS:-Estimate|Select|Topk|Rank|Greedy}" \
-        --launch-count "${RK_NCU_COUNT:-6}" node dist/bench/gpu-stages.js > "$OUT/detail.txt" 2> "$OUT/detail.err"
+        ${RK_NCU_SKIP:+--launch-skip "$RK_NCU_SKIP"} --launch-count "${RK_NCU_COUNT:-6}" node dist/bench/gpu-stages.js > "$OUT/detail.txt" 2> "$OUT/detail.err"
       grep -E "^  [a-zA-Z].*\(|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|Block Size|Grid Size|Theoretical Occ" "$OUT/detail.txt" | head -120
       ;;
     trace)
@@ -183,9 +184,9 @@ PY
           -DCMAKE_CUDA_ARCHITECTURES=90-real -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/trace-build.log" 2>&1 &&
           cmake --build "$WORK/build-trace" -j "$(nproc)" >> "$OUT/trace-build.log" 2>&1 || { tail -30 "$OUT/trace-build.log"; exit 1; }
       fi
-      for pdl in 1 0; do
+      for pdl in ${RK_TRACE_PDL:-1 0}; do
         echo "-- RK_CUDA_PDL=$pdl"
-        RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="$WORK/build-trace/retinanet_kernel.node" node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" \
+        RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="$WORK/build-trace/retinanet_kernel.node" node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" --fp16 \
           > /dev/null 2> "$OUT/trace-pdl$pdl.log"
         # per case: its median, and the timeline of the last three runs
         awk '/^case .*median/ {print; for (i = n - 3; i < n; i++) if (i >= 0) print lines[i]; n = 0; next} /^case/ {n = 0; next} /^trace/ {lines[n++] = $0}' "$OUT/trace-pdl$pdl.log"
@@ -195,11 +196,21 @@ PY
       # Same-run medians of the device time (graph replay, normal build) under each setting of the
       # select pass's tile size, f32 and f16: what the default in select.cu was chosen from.
       setup_node
-      say "knobs: RK_CUDA_TILE_VECTORS (16-byte vectors per select tile; default 1024)"
-      for tv in ${RK_KNOB_TILES:-512 1024 2048 4096 8192}; do
-        echo "-- RK_CUDA_TILE_VECTORS=$tv"
-        RK_CUDA_TILE_VECTORS=$tv node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
+      say "knobs: RK_CUDA_SELECT (the one pass's shape) x RK_CUDA_TILE_VECTORS (16-byte vectors per tile; default: the shape's)"
+      for shape in ${RK_KNOB_SHAPES:-tiles stream}; do
+        for tv in ${RK_KNOB_TILES:-default 1024 4096 16384}; do
+          echo "-- RK_CUDA_SELECT=$shape RK_CUDA_TILE_VECTORS=$tv"
+          tile=$tv; [ "$tv" = default ] && tile=
+          RK_CUDA_SELECT=$shape RK_CUDA_TILE_VECTORS=$tile node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
+        done
       done
+      ;;
+    floor)
+      # bench/select_floor.cu: the one pass's possible speed on this chip (plain loads in tiles or from
+      # resident blocks, the bulk copy engine), f32 and f16, without the rest of the pipeline.
+      say "select_floor (nvcc $(nvcc --version | tail -2 | head -1 | sed 's/.*release //'))"
+      nvcc -O3 -std=c++17 -arch=sm_90 -o "$WORK/select_floor" bench/select_floor.cu > "$OUT/floor-build.log" 2>&1 || { tail -20 "$OUT/floor-build.log"; exit 1; }
+      "$WORK/select_floor" "${RK_FLOOR_REPS:-30}" 2>&1 | tee "$OUT/select-floor.txt"
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac

@@ -7,6 +7,7 @@
  * the same bits.
  */
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 
 import { loadNative } from "../kernel/native";
@@ -285,6 +286,50 @@ describe("cuda backend", function () {
     assert.throws(() => addon.upload!("x" as unknown as Float32Array), /Expected a TypedArray for upload/);
     assert.throws(() => createPostprocessor({ num_classes: 4, topk_candidates: 50000 }, { backend: "cuda" }), /topk_candidates <= 16384/);
     dev.free();
+  });
+
+  it("the one pass's other tile sizes and shapes (RK_CUDA_TILE_VECTORS, RK_CUDA_SELECT=stream) give the cpu backend's bits", function () {
+    this.timeout(600000);
+    // A child process per setting: both are read once, when the pass first runs. The default picks
+    // large tiles only for large batches, which the golden cases are not; 4096 forces them here.
+    const script = `
+      const { createPostprocessor } = require(${JSON.stringify(require.resolve("../kernel/postprocess/postprocessor"))});
+      const { loadDataset } = require(${JSON.stringify(require.resolve("../kernel/postprocess/dataset"))});
+      const { synthesize } = require(${JSON.stringify(require.resolve("../kernel/postprocess/synth"))});
+      const { toHalfHeads, normalizeHeads } = require(${JSON.stringify(require.resolve("../kernel/postprocess/heads"))});
+      const { resolveConfig } = require(${JSON.stringify(require.resolve("../kernel/postprocess/config"))});
+      const cases = JSON.parse(process.argv[1]);
+      (async () => {
+        const bad = [];
+        let checked = 0;
+        const check = async (name, config, heads) => {
+          const a = await createPostprocessor(config, { backend: "cuda" }).run(heads);
+          const b = await createPostprocessor(config, { backend: "cpu" }).run(heads);
+          const same = ["boxes", "scores", "labels", "counts"].every((k) => a.padded[k].length === b.padded[k].length && a.padded[k].every((v, i) => Object.is(v, b.padded[k][i])));
+          if (!same) bad.push(name);
+          checked++;
+        };
+        for (const c of cases) {
+          const h = normalizeHeads(loadDataset(c.npz), resolveConfig(c.config));
+          await check(c.name, c.config, h);
+          await check(c.name + " fp16", c.config, toHalfHeads(h));
+        }
+        for (const [bgMean, seed] of [[-3, 9], [-6, 10]]) {
+          const ds = synthesize({ images: 3, size: [512, 640], classes: 20, bgMean, seed });
+          const h = normalizeHeads(ds, resolveConfig({ num_classes: 20 }));
+          await check("synthetic bg " + bgMean, { num_classes: 20 }, h);
+          await check("synthetic bg " + bgMean + " fp16", { num_classes: 20 }, toHalfHeads(h));
+        }
+        console.log(JSON.stringify({ bad, checked }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const cases = goldenCases().filter((g) => isBuiltPreset(g.preset)).slice(0, 6).map((c) => ({ name: c.name, npz: c.npz, config: goldenConfig(c) }));
+    for (const env of [{ RK_CUDA_TILE_VECTORS: "4096" }, { RK_CUDA_TILE_VECTORS: "256" }, { RK_CUDA_SELECT: "stream" }]) {
+      const r = spawnSync(process.execPath, ["-e", script, JSON.stringify(cases)], { env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 16 << 20 });
+      assert.strictEqual(r.status, 0, `${JSON.stringify(env)}: ${r.stderr}`);
+      const out = JSON.parse(r.stdout.trim().split("\n").pop()!);
+      assert.deepStrictEqual(out.bad, [], `${JSON.stringify(env)}: differs from the cpu backend on ${out.bad.join(", ")}`);
+      assert.strictEqual(out.checked, 2 * cases.length + 4);
+    }
   });
 
   it("devices() names the GPU, its SM and memory", function () {
