@@ -8,7 +8,7 @@
 #         against torchvision's own postprocess_detections by the kernel's parity report)
 #   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1),
 #         trace (a timeline of the kernels from a diagnostic build, chained launches on and off),
-#         knobs (device-time medians under each shape and tile size of the one pass, f32 and f16),
+#         knobs (device-time medians under each tile size of the one pass, f32 and f16),
 #         floor (bench/select_floor.cu: the one pass's possible speed on this chip, without the pipeline)
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
 set -uo pipefail
@@ -196,13 +196,10 @@ PY
       # Same-run medians of the device time (graph replay, normal build) under each setting of the
       # select pass's tile size, f32 and f16: what the default in select.cu was chosen from.
       setup_node
-      say "knobs: RK_CUDA_SELECT (the one pass's shape) x RK_CUDA_TILE_VECTORS (16-byte vectors per tile; default: the shape's)"
-      for shape in ${RK_KNOB_SHAPES:-tiles stream}; do
-        for tv in ${RK_KNOB_TILES:-default 1024 4096 16384}; do
-          echo "-- RK_CUDA_SELECT=$shape RK_CUDA_TILE_VECTORS=$tv"
-          tile=$tv; [ "$tv" = default ] && tile=
-          RK_CUDA_SELECT=$shape RK_CUDA_TILE_VECTORS=$tile node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
-        done
+      say "knobs: RK_CUDA_TILE_VECTORS (16-byte vectors per select tile; default 1024)"
+      for tv in ${RK_KNOB_TILES:-1024 2048 4096}; do
+        echo "-- RK_CUDA_TILE_VECTORS=$tv"
+        RK_CUDA_TILE_VECTORS=$tv node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
       done
       ;;
     floor)

@@ -46,6 +46,9 @@ fi
 if [ $rc -eq 0 ] && nvidia-smi -L > /dev/null 2>&1; then
   if [ -z "$CASES" ]; then
     CASES=$OUT/cases
+    # The cases' plugin fields are written by the addon: the one gpu-check.sh built, when none is named.
+    gpu_addon=${RK_GPU_WORK:-/tmp/rk-gpu}/build/retinanet_kernel.node
+    [ -z "${RETINANET_KERNEL_ADDON:-}" ] && [ -f "$gpu_addon" ] && export RETINANET_KERNEL_ADDON=$gpu_addon
     if command -v node > /dev/null && [ -f dist/test/trt/cases.js ]; then
       node dist/test/trt/cases.js "$CASES" | tail -1
     else

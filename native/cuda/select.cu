@@ -19,7 +19,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
 #include "common.cuh"
 #include "select.cuh"
@@ -48,7 +47,7 @@ __device__ __forceinline__ float CutFor(float s, ScoreInput input) {
 template <typename E>
 struct Elems;
 // Cut: the prefilter cut in the vectors' own terms; AnyAbove(q, c): whether any element of q, widened,
-// is above the f32 cut that c was made from (Cut(cut)).
+// is above the f32 cut that c was made from (c = MakeCut(cut)).
 template <>
 struct Elems<float> {
   static constexpr int kPer = 4;
@@ -313,28 +312,20 @@ __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& 
   }
 }
 
-// Two shapes of the one pass, both over tiles of tile_elements (TileMap; a tile never crosses a
-// level), 256 threads a block:
-// - kTiles: one block a tile, kTileVectors 16-byte vectors (4096 f32 or 8192 f16 elements), two loads
-//   in flight a thread, eight blocks an SM (32 registers a thread); blockIdx.y = image.
-// - kStream: resident blocks (four an SM) that each take tiles g = blockIdx.x, + gridDim.x, ... of the
-//   batch's tiles (image-major), kStreamTileVectors a tile; each thread loads four vectors of the next
-//   chunk before testing the four of this one, so loads are always in flight.
-// RK_CUDA_SELECT=tiles|stream (read once) picks one for measuring; RK_CUDA_TILE_VECTORS (a multiple of
-// 256) sets another tile size (scripts/gpu-check.sh knobs).
-enum class PassShape { kTiles, kStream };
+// Tiles of kTileVectors 16-byte vectors (4096 f32 or 8192 f16 elements) by default, one block each;
+// blockIdx.y = image, blockIdx.x = tile over the image's levels. RK_CUDA_TILE_VECTORS (a multiple of
+// 256, read once) sets another size, for measuring (scripts/gpu-check.sh knobs). Measured on the H200
+// (bench/results/gpu-h200-2026-12-03-select.txt): 4096-vector tiles at batch 8, and resident blocks
+// striding over the tiles with the next loads always in flight (a second shape, since removed), were
+// no faster than these once the kernel fit the instruction cache.
 constexpr int kSelectThreads = 256;
-constexpr int kTilesUnroll = 2;
-constexpr int kTilesMinBlocks = 8;
-constexpr int64_t kTileVectors = int64_t{kSelectThreads} * kTilesUnroll * 2;
-constexpr int kStreamUnroll = 4;
-constexpr int kStreamMinBlocks = 4;
-constexpr int64_t kStreamTileVectors = int64_t{kSelectThreads} * kStreamUnroll * 4;
+constexpr int kSelectUnroll = 2;  // 16-byte loads in flight per thread (2 x 8 blocks of 256 measured best)
+constexpr int kSelectMinBlocks = 8;  // resident blocks per SM asked of the register allocator
+constexpr int64_t kTileVectors = int64_t{kSelectThreads} * kSelectUnroll * 2;
 
-// Elements [t0, t1) of slice s (level l) at x: 16-byte vectors over the aligned part, U of them a
-// thread loaded before any is tested (and, with kPrefetch, the next U loaded before these are tested);
-// scalars for the ragged ends (fewer than kPer elements each).
-template <typename E, int U, bool kPrefetch>
+// Elements [t0, t1) of slice s (level l) at x: 16-byte vectors over the aligned part, kSelectUnroll
+// of them loaded before any is tested; scalars for the ragged ends (fewer than kPer elements each).
+template <typename E>
 __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams& p, const SelectState& st, int s, int l,
                                            const E* x, int64_t t0, int64_t t1, BlockCandidates& bc) {
   constexpr int P = Elems<E>::kPer;
@@ -342,6 +333,7 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
   const int64_t head = static_cast<int64_t>(((16 - (addr & 15)) & 15) / sizeof(E));
   const int64_t v0 = (max(t0, head) - head + P - 1) / P, v1 = (t1 - head) >= 0 ? (t1 - head) / P : 0;
   const uint4* xv = reinterpret_cast<const uint4*>(x + head);
+  constexpr int U = kSelectUnroll;
   const int64_t step = static_cast<int64_t>(blockDim.x) * U;
   auto load = [&](int64_t b, uint4 (&q)[U]) {
 #pragma unroll
@@ -360,9 +352,7 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
   const float start = st.start[s];
   const float thresh = static_cast<float>(p.score_thresh);
   for (int64_t b = v0; b < v1; b += step) {  // block-uniform: whole warps take every branch below
-    uint4 next[U];
-    if (kPrefetch && b + step < v1) load(b + step, next);  // in flight while this chunk is tested
-    if (!kPrefetch && b != v0) load(b, q);
+    if (b != v0) load(b, q);
     bool hit = false;
 #pragma unroll
     for (int u = 0; u < U; ++u) hit |= (b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x < v1) && Elems<E>::AnyAbove(q[u], cut_e);
@@ -382,10 +372,6 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
         for (int j = 0; j < P; ++j) Consider(h, p, st, s, l, in, pos + j, Elems<E>::At(qu, j), cut, thresh, start, bc);
       }
     }
-    if (kPrefetch) {
-#pragma unroll
-      for (int u = 0; u < U; ++u) q[u] = next[u];
-    }
   }
   // Ragged ends: [t0, head + P*v0) and [head + P*v1, t1), fewer than P (<= 8) elements each.
   if (threadIdx.x < kWarp) {
@@ -402,11 +388,13 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
   }
 }
 
-// Tile t of image n (t over the image's levels): its candidates appended to its slice's buffer, with
-// one global atomic. Called by the whole block; bc is free again when it returns.
-template <typename E, int U, bool kPrefetch>
-__device__ __forceinline__ void SelectImageTile(const HeadArgs& h, const SelectParams& p, const SelectState& st,
-                                                const TileMap& tiles, int n, int t, BlockCandidates& bc) {
+template <typename E>
+__global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
+  RK_TRACE_KERNEL_SAMPLED(kTraceSelect, (blockIdx.x & 63) == 0 || blockIdx.x + 1 == gridDim.x);
+  AllowNext();
+  __shared__ BlockCandidates bc;
+  const int n = blockIdx.y;
+  const int t = static_cast<int>(blockIdx.x);
   int l = 0, first = 0;  // the tile's level and its first tile (compile-time indices: no local copy of tiles)
 #pragma unroll
   for (int i = 1; i < kMaxLevels; ++i) {
@@ -421,10 +409,9 @@ __device__ __forceinline__ void SelectImageTile(const HeadArgs& h, const SelectP
   const int64_t t1 = min(h.level_elements[l], t0 + tile_elements);
   if (threadIdx.x == 0) bc.count = 0;
   __syncthreads();
-  SelectTile<E, U, kPrefetch>(h, p, st, s, l, static_cast<const E*>(h.Slice(n, l)), t0, t1, bc);
+  SelectTile(h, p, st, s, l, static_cast<const E*>(h.Slice(n, l)), t0, t1, bc);
   __syncthreads();
   const uint32_t found = min(bc.count, static_cast<uint32_t>(kBlockCandidates));
-  if (kPrefetch) __syncthreads();  // (a resident block's next tile resets bc.count: read it first)
   if (found == 0) return;  // the whole block
   if (threadIdx.x == 0) bc.base = atomicAdd(&st.count[s], found);
   __syncthreads();
@@ -435,48 +422,6 @@ __device__ __forceinline__ void SelectImageTile(const HeadArgs& h, const SelectP
       st.pos[static_cast<size_t>(s) * st.capacity + g] = bc.pos[i];
     }
   }
-  __syncthreads();  // the buffer is read out before the next tile resets it
-}
-
-template <typename E>
-__global__ void __launch_bounds__(kSelectThreads, kTilesMinBlocks) SelectKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
-  RK_TRACE_KERNEL_SAMPLED(kTraceSelect, (blockIdx.x & 63) == 0 || blockIdx.x + 1 == gridDim.x);
-  AllowNext();
-  __shared__ BlockCandidates bc;
-  SelectImageTile<E, kTilesUnroll, false>(h, p, st, tiles, static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.x), bc);
-}
-
-template <typename E>
-__global__ void __launch_bounds__(kSelectThreads, kStreamMinBlocks) SelectStreamKernel(HeadArgs h, SelectParams p, SelectState st, TileMap tiles) {
-  RK_TRACE_KERNEL_SAMPLED(kTraceSelect, (blockIdx.x & 63) == 0 || blockIdx.x + 1 == gridDim.x);
-  AllowNext();
-  __shared__ BlockCandidates bc;
-  const int total = tiles.tiles * h.batch;
-  for (int g = static_cast<int>(blockIdx.x); g < total; g += static_cast<int>(gridDim.x)) {
-    SelectImageTile<E, kStreamUnroll, true>(h, p, st, tiles, g / tiles.tiles, g % tiles.tiles, bc);
-  }
-  WaitPrevious();  // a block with no tile still completes after the estimate (the chain's rule)
-}
-
-PassShape SelectShape() {
-  static const PassShape shape = [] {
-    const char* e = std::getenv("RK_CUDA_SELECT");
-    return e != nullptr && std::string(e) == "stream" ? PassShape::kStream : PassShape::kTiles;
-  }();
-  return shape;
-}
-
-// The resident grid of the stream shape: kStreamMinBlocks an SM, or what fits (asked once per type).
-template <typename E>
-int StreamGrid() {
-  static const int grid = [] {
-    int device = 0, sms = 0, per_sm = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, SelectStreamKernel<E>, kSelectThreads, 0);
-    return max(1, sms * max(1, min(per_sm, kStreamMinBlocks)));
-  }();
-  return grid;
 }
 
 // The exact path for the levels that need it (cooperative: grid-wide rounds).
@@ -631,10 +576,7 @@ Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& t
   SampleKernel<E><<<dim3(h.levels * kSampleSplit, h.batch), kSampleThreads, 0, stream>>>(h, p, st, error);
   cudaError_t e = LaunchChained(true, EstimateKernel, dim3(h.levels, h.batch), dim3(kEstimateThreads), 0, stream, h, p, st);
   if (e == cudaSuccess) {
-    e = SelectShape() == PassShape::kStream
-            ? LaunchChained(true, SelectStreamKernel<E>, dim3(std::min(StreamGrid<E>(), tiles.tiles * h.batch)),
-                            dim3(kSelectThreads), 0, stream, h, p, st, tiles)
-            : LaunchChained(true, SelectKernel<E>, dim3(tiles.tiles, h.batch), dim3(kSelectThreads), 0, stream, h, p, st, tiles);
+    e = LaunchChained(true, SelectKernel<E>, dim3(tiles.tiles, h.batch), dim3(kSelectThreads), 0, stream, h, p, st, tiles);
   }
   RK_RETURN_IF_ERROR(CudaStatus("select", e));
   RK_RETURN_IF_ERROR(LastError("select"));
@@ -648,10 +590,12 @@ Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& t
 
 }  // namespace
 
-namespace {
-
-// Tiles of a level of `vectors` 16-byte vectors each: the map for one image.
-TileMap TileMapOf(const HeadShapes& s, DType dtype, int64_t vectors) {
+TileMap MakeTileMap(const HeadShapes& s, DType dtype) {
+  static const int64_t vectors = [] {
+    const char* e = std::getenv("RK_CUDA_TILE_VECTORS");
+    const long v = e == nullptr ? 0 : std::atol(e);
+    return v >= 256 && v <= (1 << 20) && v % 256 == 0 ? static_cast<int64_t>(v) : kTileVectors;
+  }();
   TileMap t{};
   const int64_t tile_elements = vectors * (dtype == DType::kFloat32 ? 4 : 8);
   t.tile_elements = tile_elements;
@@ -662,38 +606,6 @@ TileMap TileMapOf(const HeadShapes& s, DType dtype, int64_t vectors) {
   }
   t.tiles = tiles;
   return t;
-}
-
-// The select blocks resident at once on the current device (eight an SM), asked once.
-int64_t ResidentSelectBlocks() {
-  static const int64_t blocks = [] {
-    int device = 0, sms = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    return static_cast<int64_t>(std::max(1, sms)) * kTilesMinBlocks;
-  }();
-  return blocks;
-}
-
-}  // namespace
-
-// The tile size: RK_CUDA_TILE_VECTORS when set (a multiple of 256, read once; for measuring), else the
-// stream shape's kStreamTileVectors, else for the tiles shape the large tile (4 x kTileVectors: fewer
-// block starts and end-of-tile barriers) when the batch still makes at least kLargeTileWaves waves of
-// resident blocks with it, and kTileVectors when not (batch 1: a block's few loads are then latency, and
-// more, smaller tiles keep more of them in flight).
-TileMap MakeTileMap(const HeadShapes& s, DType dtype) {
-  static const int64_t forced = [] {
-    const char* e = std::getenv("RK_CUDA_TILE_VECTORS");
-    const long v = e == nullptr ? 0 : std::atol(e);
-    return v >= 256 && v <= (1 << 20) && v % 256 == 0 ? static_cast<int64_t>(v) : int64_t{0};
-  }();
-  if (forced != 0) return TileMapOf(s, dtype, forced);
-  if (SelectShape() == PassShape::kStream) return TileMapOf(s, dtype, kStreamTileVectors);
-  constexpr int64_t kLargeTileWaves = 4;
-  const TileMap large = TileMapOf(s, dtype, 4 * kTileVectors);
-  if (static_cast<int64_t>(large.tiles) * std::max(1, s.batch) >= kLargeTileWaves * ResidentSelectBlocks()) return large;
-  return TileMapOf(s, dtype, kTileVectors);
 }
 
 uint32_t SelectCapacity(const SelectParams& p) {

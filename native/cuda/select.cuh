@@ -28,8 +28,8 @@ struct SelectState {
   uint32_t* kth_order_key = nullptr;  // [S]
 };
 
-// Tiles of the select pass (tile_elements each: a whole number of 16-byte vectors; MakeTileMap picks
-// 1024 or 4096 vectors from the batch's size): level l owns tiles [first[l], first[l+1]) of each image.
+// Tiles of the select pass (tile_elements each: a whole number of 16-byte vectors, 4096 f32 or 8192
+// f16 elements by default): level l owns tiles [first[l], first[l+1]) of each image.
 struct TileMap {
   int first[kMaxLevels];
   int tiles;
