@@ -290,9 +290,9 @@ describe("cuda backend", function () {
 
   it("the one pass's other tile sizes (RK_CUDA_TILE_VECTORS=4096 and 256) give the cpu backend's bits", function () {
     this.timeout(600000);
-    // A child process per setting: it is read once, when the pass first runs. Tiles of 4096 vectors
-    // hold more candidates than a block's shared buffer at low cuts (the global spill path); 256 makes
-    // a level's ragged end and many tiles per level.
+    // A child process per setting: it is read once, when the pass first runs. 4096 vectors: fewer,
+    // longer blocks, each gathering more candidates; 256: many tiles a level, most levels ending in a
+    // partial tile.
     const script = `
       const { createPostprocessor } = require(${JSON.stringify(require.resolve("../kernel/postprocess/postprocessor"))});
       const { loadDataset } = require(${JSON.stringify(require.resolve("../kernel/postprocess/dataset"))});
