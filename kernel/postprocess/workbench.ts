@@ -224,6 +224,11 @@ export function sliceImages(ds: Dataset, n: number): HeadOutputs {
   };
 }
 
+/** Bytes of device memory a set of uploaded heads holds. */
+function deviceBytes(heads: DeviceHeads): number {
+  return [...heads.cls, ...heads.box].reduce((sum, a) => sum + a.bytes, 0);
+}
+
 export class Workbench {
   /** Keys the user set (the preset among them); the config is the preset's defaults plus these. */
   private overrides: Record<string, unknown> = {};
@@ -717,7 +722,7 @@ export class Workbench {
     for (const [o, entries] of [...this.resident]) {
       if (owner !== undefined && o !== owner) continue;
       for (const { heads } of entries.values()) {
-        bytes += [...heads.cls, ...heads.box].reduce((s, a) => s + a.bytes, 0);
+        bytes += deviceBytes(heads);
         heads.free();
       }
       this.resident.delete(o);
@@ -730,7 +735,7 @@ export class Workbench {
     let bytes = 0;
     for (const [o, entries] of this.resident) {
       if (owner !== undefined && o !== owner) continue;
-      for (const { heads } of entries.values()) bytes += [...heads.cls, ...heads.box].reduce((s, a) => s + a.bytes, 0);
+      for (const { heads } of entries.values()) bytes += deviceBytes(heads);
     }
     return bytes;
   }

@@ -7,17 +7,12 @@
 // computation as one NMS over all of them; with negative coordinates (Detectron2 boxes are not
 // clipped before NMS) classes can interact through the shift, and the single NMS is run as is.
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "rk/stages.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define RK_HAVE_AVX2_PATH 1
-#endif
+#include "simd.h"
 
 namespace rk {
 namespace {
@@ -135,14 +130,12 @@ __attribute__((target("avx2"))) void GreedyAvx2(const int32_t* idx, int32_t m, c
     }
   }
 }
-// RK_CPU_SIMD=sse2 in the environment keeps the SSE2 paths (how the tests run them on an AVX2 machine).
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && !(std::getenv("RK_CPU_SIMD") && std::string(std::getenv("RK_CPU_SIMD")) == "sse2");
 #endif
 
 void Greedy(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
             double thresh, bool in_double, const IouCut& cut, uint8_t* suppressed) {
 #if defined(RK_HAVE_AVX2_PATH)
-  if (kHaveAvx2 && m > 8) return GreedyAvx2(idx, m, boxes, area, off, thresh, in_double, cut, suppressed);
+  if (Avx2Enabled() && m > 8) return GreedyAvx2(idx, m, boxes, area, off, thresh, in_double, cut, suppressed);
 #else
   (void)cut;
 #endif

@@ -18,13 +18,7 @@
 
 #include "rk/stages.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define RK_HAVE_AVX2_PATH 1
-#endif
+#include "simd.h"
 
 namespace rk {
 namespace {
@@ -79,15 +73,13 @@ __attribute__((target("avx2"))) int64_t NextHitF16Avx2(const uint16_t* x, int64_
   }
   return stop;
 }
-// RK_CPU_SIMD=sse2 in the environment keeps the SSE2 paths (how the tests run them on an AVX2 machine).
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && !(std::getenv("RK_CPU_SIMD") && std::string(std::getenv("RK_CPU_SIMD")) == "sse2");
 #endif
 
 // Index of the first 64-half block in [i, stop) with a half whose key is above key_below, or stop
 // (AVX2 chosen at run time, else SSE2, else scalar).
 int64_t NextHitF16(const uint16_t* x, int64_t i, int64_t stop, int16_t key_below) {
 #if defined(RK_HAVE_AVX2_PATH)
-  if (kHaveAvx2) return NextHitF16Avx2(x, i, stop, key_below);
+  if (Avx2Enabled()) return NextHitF16Avx2(x, i, stop, key_below);
 #endif
 #if defined(__SSE2__)
   const __m128i kc = _mm_set1_epi16(key_below);
@@ -117,7 +109,7 @@ int64_t NextHitF16(const uint16_t* x, int64_t i, int64_t stop, int16_t key_below
 // Index of the first 64-float block in [i, stop) with a value > cut, or stop (SSE2 or scalar).
 int64_t NextHit(const float* x, int64_t i, int64_t stop, float cut) {
 #if defined(RK_HAVE_AVX2_PATH)
-  if (kHaveAvx2) return NextHitAvx2(x, i, stop, cut);
+  if (Avx2Enabled()) return NextHitAvx2(x, i, stop, cut);
 #endif
 #if defined(__SSE2__)
   const __m128 c = _mm_set1_ps(cut);
