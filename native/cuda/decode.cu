@@ -399,7 +399,7 @@ constexpr uint32_t kCountBatch = 2;  // keys of a bucket loaded at once per leve
 // order). Its rank in its level is the number of its level's keys below its own; its score rank in
 // the image adds, for every other level, the candidates that come first (a higher score, or an
 // equal score in a lower level). Then it decodes the candidate into its slot (level * k + rank in
-// level) and, when `ranked`, leaves what the NMS stages read: rank <-> slot, the label of each rank,
+// level) and, when `ranked`, leaves what the NMS stages read: the slot of each rank, the label of each rank,
 // a zeroed kept mark and the block's coordinate range.
 __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs args, TakenKeys tk, DeviceCandidates out,
                                                                     NmsScratch sc, bool ranked, int32_t* error) {
@@ -494,7 +494,6 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
     if (ranked) {
       const size_t image = static_cast<size_t>(n) * S;
       const uint32_t label = pending.label;
-      sc.rank_of_slot[image + slot] = rank;
       sc.by_rank[image + rank] = slot;
       sc.rank_label[image + rank] = min(static_cast<int32_t>(label), args.heads.classes - 1);
       sc.kept[image + rank] = 0;

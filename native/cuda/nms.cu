@@ -36,6 +36,10 @@ constexpr int kRankUnroll = 8;  // scores staged per thread and round (independe
 // greedy stage is latency-bound: with one block per SM, more warps finish a group sooner).
 constexpr int kGreedyThreads = 256;
 constexpr int kGreedyWideThreads = 1024;
+// Blocks of 256 threads that one SM must hold at once: batch 8's 640 blocks fit the H200's 132 SMs in
+// one wave at 5 a SM (at most 48 registers a thread); at 4, a fifth of the blocks waited for a second.
+template <int kThreads>
+constexpr int kGreedyMinBlocks = kThreads == kGreedyThreads ? 5 : 1;
 static_assert(kGreedyThreads >= 2 * 32, "a bitmask group is walked by one warp while the others fill it");
 
 __device__ __forceinline__ int32_t RunCountAtLeast(const float* run, int32_t cnt, float s) {  // score' >= s
@@ -136,8 +140,6 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
       rank += o < l ? RunCountAtLeast(runs + o * k, cnt, s) : RunCountAbove(runs + o * k, cnt, s);
     }
     RK_TRACE_POINT(kTraceRankSearched);
-    int32_t* rank_of_slot = sc.rank_of_slot + static_cast<size_t>(n) * S;
-    rank_of_slot[slot] = rank;
     sc.by_rank[static_cast<size_t>(n) * S + rank] = slot;
     // Labels come from the decode stage, or from a RetinaNetNMS plugin user: clamped so that a label
     // outside [0, K) can never index past the label counts.
@@ -187,6 +189,7 @@ __device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const
 // sup. Needs at least two warps.
 constexpr int kMaskMax = 256;
 constexpr int kMaskWords = kMaskMax / 32;
+constexpr int kFillWords = 2;  // mask words a filling warp tests per round
 
 __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* mask) {
   const float off = static_cast<float>(a.pixel_offset);
@@ -198,29 +201,45 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
   for (int32_t step = 0; step <= words; ++step) {
     if (warp > 0 && step < words) {
       const int32_t c = step;
-      for (int32_t p = warp - 1; p < kWarp * (words - c); p += fillers) {  // chunk c's words, column by column
-        const int32_t w = c + (p / kWarp), i = c * kWarp + (p % kWarp);
-        if (i >= m) continue;  // warp-uniform
-        const int32_t j = w * kWarp + lane;
-        const float4 qi = box[i];
-        const Box bi{qi.x, qi.y, qi.z, qi.w};
-        const float ai = area[i];
-        Box bj{0.0f, 0.0f, 0.0f, 0.0f};
-        float aj = 0.0f;
-        if (j < m) {
-          const float4 qj = box[j];
-          bj = Box{qj.x, qj.y, qj.z, qj.w};
-          aj = area[j];
+      const int32_t total = kWarp * (words - c);  // chunk c's words, column by column
+      // kFillWords words a round per warp, their loads and tests side by side: a word alone is a chain
+      // of dependent shared loads, arithmetic and a ballot, and the fill is latency-bound.
+      for (int32_t p0 = warp - 1; p0 < total; p0 += kFillWords * fillers) {
+        Box bi[kFillWords], bj[kFillWords];
+        float ai[kFillWords], aj[kFillWords];
+        bool hit[kFillWords], exact[kFillWords];
+        int32_t at[kFillWords];  // the word's index in mask; -1: none (warp-uniform)
+        bool any_exact = false;
+#pragma unroll
+        for (int r = 0; r < kFillWords; ++r) {
+          const int32_t p = p0 + r * fillers;
+          const int32_t w = c + (p / kWarp), i = c * kWarp + (p % kWarp);
+          const bool live = p < total && i < m;
+          at[r] = live ? w * kMaskMax + i : -1;
+          const int32_t j = w * kWarp + lane;
+          const int32_t ii = live ? i : 0, jj = live && j < m ? j : 0;  // in the staged range either way
+          const float4 qi = box[ii], qj = box[jj];
+          bi[r] = Box{qi.x, qi.y, qi.z, qi.w};
+          bj[r] = Box{qj.x, qj.y, qj.z, qj.w};
+          ai[r] = area[ii];
+          aj[r] = area[jj];
+          const bool in = live && j > i && j < m;
+          const QuickIou quick = QuickSuppresses(a.cut, bi[r], ai[r], bj[r], aj[r], off);  // every lane: no branch
+          hit[r] = in && quick.hit;
+          exact[r] = in && !quick.decided;
+          any_exact |= exact[r];
         }
-        const bool in = j > i && j < m;
-        const QuickIou quick = QuickSuppresses(a.cut, bi, ai, bj, aj, off);  // every lane: no branch
-        bool hit = in && quick.hit;
-        const bool exact = in && !quick.decided;
-        if (__any_sync(0xFFFFFFFFu, exact)) {  // rare: a ratio near the cut, or odd coordinates
-          if (exact) hit = SuppressesPair(bi, ai, bj, aj, off, a.nms.iou_thresh, a.nms.compare_in_double, a.cut);
+        if (__any_sync(0xFFFFFFFFu, any_exact)) {  // rare: a ratio near the cut, or odd coordinates
+#pragma unroll  // compile-time indices: the arrays stay in registers
+          for (int r = 0; r < kFillWords; ++r) {
+            if (exact[r]) hit[r] = SuppressesPair(bi[r], ai[r], bj[r], aj[r], off, a.nms.iou_thresh, a.nms.compare_in_double, a.cut);
+          }
         }
-        const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit);
-        if (lane == 0) mask[w * kMaskMax + i] = bits;
+#pragma unroll
+        for (int r = 0; r < kFillWords; ++r) {
+          const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit[r]);
+          if (lane == 0 && at[r] >= 0) mask[at[r]] = bits;
+        }
       }
     } else if (warp == 0 && step > 0) {
       const int32_t c = step - 1;
@@ -378,15 +397,22 @@ __device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
 static_assert(kMaskMax <= kStage, "a bitmask group is staged in shared memory");
 constexpr int kCollectUnroll = 4;
-constexpr int kHeldRounds = 2;  // rounds of kWarp * kCollectUnroll ranks a warp keeps in registers between its two passes
+// Rounds of kWarp * kCollectUnroll labels a warp keeps in registers between its two passes: enough for
+// the default 5 levels of 1000 (625 ranks a warp in blocks of 256 threads, 157 in blocks of 1024), so
+// that the second pass loads nothing again.
+#ifndef RK_GREEDY_HELD_256
+#define RK_GREEDY_HELD_256 5
+#endif
+template <int kThreads>
+constexpr int kHeldRounds = kThreads == kGreedyThreads ? RK_GREEDY_HELD_256 : 2;
 
 // One block per (image, group). The group's members in score order are its entries of rank_label
-// (every rank when there is one group): each warp filters a contiguous range of ranks (its first
-// rounds loaded once, with the coordinate ranges, and kept in registers; counted first, then written
-// at the warp's offset), straight into shared memory when the group fits (else into the global
-// scratch, at the group's offset: the ranks of lower labels); then their boxes (shifted on the
-// trick path) and areas are gathered; then greedy NMS as a bitmask (groups of up to kMaskMax) or by
-// the block.
+// (every rank when there is one group): each warp filters a contiguous range of ranks (the labels of
+// its first rounds loaded once, with the coordinate ranges, and kept in registers; counted first,
+// then the member ranks written at the warp's offset), straight into shared memory when the group
+// fits (else into the global scratch, at the group's offset: the ranks of lower labels); then their
+// boxes (shifted on the trick path) and areas are gathered through by_rank; then greedy NMS as a
+// bitmask (groups of up to kMaskMax) or by the block.
 template <int kThreads>
 __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandidates& in, const NmsScratch& sc, int n, int g,
                                             int32_t valid) {
@@ -423,27 +449,27 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
       lo = max(lo, part[2 * b + 1]);
     }
   }
-  int32_t gs[kHeldRounds][kCollectUnroll], sl[kHeldRounds][kCollectUnroll];
+  constexpr int kHeld = kHeldRounds<kThreads>;
+  int32_t gs[kHeld][kCollectUnroll];
 #pragma unroll
-  for (int hr = 0; hr < kHeldRounds; ++hr) {
+  for (int hr = 0; hr < kHeld; ++hr) {
 #pragma unroll
     for (int u = 0; u < kCollectUnroll; ++u) {
       const int32_t r = r_begin + hr * kRound + u * kWarp + lane;
       gs[hr][u] = r < r_end ? rank_label[r] : INT32_MAX;
-      sl[hr][u] = r < r_end ? by_rank[r] : 0;
     }
   }
   // Per warp: the group's members (and the ranks of lower labels) among its ranks.
   int32_t count = 0, below = 0;
 #pragma unroll
-  for (int hr = 0; hr < kHeldRounds; ++hr) {
+  for (int hr = 0; hr < kHeld; ++hr) {
 #pragma unroll
     for (int u = 0; u < kCollectUnroll; ++u) {
       count += __popc(__ballot_sync(0xFFFFFFFFu, gs[hr][u] == g));
       below += __popc(__ballot_sync(0xFFFFFFFFu, gs[hr][u] < g));
     }
   }
-  for (int32_t r0 = r_begin + kHeldRounds * kRound; r0 < r_end; r0 += kRound) {  // ranks past the held rounds
+  for (int32_t r0 = r_begin + kHeld * kRound; r0 < r_end; r0 += kRound) {  // ranks past the held rounds
     int32_t gr[kCollectUnroll];
 #pragma unroll
     for (int u = 0; u < kCollectUnroll; ++u) {
@@ -491,32 +517,31 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   RK_TRACE_POINT(kTraceGreedyCounted);
   if (m == 0) return;  // the whole block
   const bool fits = m <= kStage;
-  int32_t* members = fits ? s_slot : sc.grouped + base + g0;
+  int32_t* members = fits ? s_slot : sc.grouped + base + g0;  // the members' ranks, in score order
   if (path.per_class) {
     int32_t at = warp_offset[warp];
-    auto emit = [&](int32_t label, int32_t slot) {
+    auto emit = [&](int32_t label, int32_t rank) {
       const uint32_t hits = __ballot_sync(0xFFFFFFFFu, label == g);
-      if (label == g) members[at + __popc(hits & ((1u << lane) - 1u))] = slot;
+      if (label == g) members[at + __popc(hits & ((1u << lane) - 1u))] = rank;
       at += __popc(hits);
     };
 #pragma unroll
-    for (int hr = 0; hr < kHeldRounds; ++hr) {
+    for (int hr = 0; hr < kHeld; ++hr) {
 #pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) emit(gs[hr][u], sl[hr][u]);
+      for (int u = 0; u < kCollectUnroll; ++u) emit(gs[hr][u], r_begin + hr * kRound + u * kWarp + lane);
     }
-    for (int32_t r0 = r_begin + kHeldRounds * kRound; r0 < r_end; r0 += kRound) {
-      int32_t gr[kCollectUnroll], sr[kCollectUnroll];
+    for (int32_t r0 = r_begin + kHeld * kRound; r0 < r_end; r0 += kRound) {
+      int32_t gr[kCollectUnroll];
 #pragma unroll
       for (int u = 0; u < kCollectUnroll; ++u) {
         const int32_t r = r0 + u * kWarp + lane;
         gr[u] = r < r_end ? rank_label[r] : INT32_MAX;
-        sr[u] = r < r_end ? by_rank[r] : 0;
       }
 #pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) emit(gr[u], sr[u]);
+      for (int u = 0; u < kCollectUnroll; ++u) emit(gr[u], r0 + u * kWarp + lane);
     }
   } else {  // one group: every candidate, in score order
-    for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) members[q] = by_rank[q];
+    for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) members[q] = q;
   }
   __syncthreads();
   float4* box = fits ? s_box : sc.member_box + base + g0;
@@ -525,11 +550,9 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   const float off = static_cast<float>(a.pixel_offset);
   const float4* boxes = reinterpret_cast<const float4*>(in.boxes) + base;
   const int32_t* labels = in.labels + base;
-  const int32_t* rank_of_slot = sc.rank_of_slot + base;
   for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
-    const int32_t i = members[q];
+    const int32_t i = by_rank[members[q]];
     float4 b = boxes[i];
-    members[q] = rank_of_slot[i];  // from here on, members hold ranks (for the kept marks)
     if (path.trick) {
       const float shift = static_cast<float>(labels[i]) * path.span;
       b = make_float4(b.x + shift, b.y + shift, b.z + shift, b.w + shift);
@@ -558,7 +581,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
 // block-uniform); then each block publishes its kept marks and counts itself done, and the last
 // block of the image writes the image's detections (the count was zeroed by the rank stage).
 template <int kThreads>
-__global__ void __launch_bounds__(kThreads) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc, WriteArgs w,
+__global__ void __launch_bounds__(kThreads, kGreedyMinBlocks<kThreads>) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc, WriteArgs w,
                                                          DeviceDetections out) {
   RK_TRACE_KERNEL(kTraceGreedy);
   WaitPrevious();  // the ranks, labels and coordinate ranges
@@ -584,7 +607,7 @@ int32_t RankRangeParts(int32_t slots) { return (slots + kRankThreads - 1) / kRan
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  return 4 * Align(ns * 4) + Align(static_cast<size_t>(batch) * range_parts * 8) + Align(ns * 16) + Align(ns * 4) +
+  return 3 * Align(ns * 4) + Align(static_cast<size_t>(batch) * range_parts * 8) + Align(ns * 16) + Align(ns * 4) +
          2 * Align(ns) + Align(static_cast<size_t>(batch) * 16) + Align(static_cast<size_t>(batch) * 4);
 }
 
@@ -592,7 +615,6 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t ran
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
   auto* p = static_cast<uint8_t*>(base);
   NmsScratch s;
-  s.rank_of_slot = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.rank_label = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);

@@ -60,6 +60,11 @@ struct Elems<float> {
   __device__ __forceinline__ static bool AnyAbove(const uint4& q, Cut c) {
     return (__uint_as_float(q.x) > c) | (__uint_as_float(q.y) > c) | (__uint_as_float(q.z) > c) | (__uint_as_float(q.w) > c);
   }
+  // Bit j: element j is above the cut.
+  __device__ __forceinline__ static uint32_t AboveBits(const uint4& q, Cut c) {
+    return static_cast<uint32_t>(__uint_as_float(q.x) > c) | (static_cast<uint32_t>(__uint_as_float(q.y) > c) << 1) |
+           (static_cast<uint32_t>(__uint_as_float(q.z) > c) << 2) | (static_cast<uint32_t>(__uint_as_float(q.w) > c) << 3);
+  }
 };
 template <>
 struct Elems<uint16_t> {
@@ -80,6 +85,14 @@ struct Elems<uint16_t> {
     const uint32_t m = __hgt2_mask(Pair(q.x), c) | __hgt2_mask(Pair(q.y), c) | __hgt2_mask(Pair(q.z), c) |
                        __hgt2_mask(Pair(q.w), c);
     return m != 0;
+  }
+  // Bit j: element j is above the cut (the same packed compares; each gives 0xFFFF per half above).
+  __device__ __forceinline__ static uint32_t AboveBits(const uint4& q, Cut c) {
+    const uint32_t w[4] = {__hgt2_mask(Pair(q.x), c), __hgt2_mask(Pair(q.y), c), __hgt2_mask(Pair(q.z), c), __hgt2_mask(Pair(q.w), c)};
+    uint32_t bits = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) bits |= ((w[i] & 1u) | ((w[i] >> 15) & 2u)) << (2 * i);
+    return bits;
   }
   __device__ __forceinline__ static __half2 Pair(uint32_t w) {
     __half2 h;
@@ -312,16 +325,21 @@ __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& 
   }
 }
 
-// Tiles of kTileVectors 16-byte vectors (4096 f32 or 8192 f16 elements) by default, one block each;
-// blockIdx.y = image, blockIdx.x = tile over the image's levels. RK_CUDA_TILE_VECTORS (a multiple of
-// 256, read once) sets another size, for measuring (scripts/gpu-check.sh knobs). Measured on the H200
-// (bench/results/gpu-h200-2026-12-03-select.txt): 4096-vector tiles at batch 8, and resident blocks
-// striding over the tiles with the next loads always in flight (a second shape, since removed), were
-// no faster than these once the kernel fit the instruction cache.
+// Tiles of 16-byte vectors, one block each; blockIdx.y = image, blockIdx.x = tile over the image's
+// levels. kTileVectors (4096 f32 or 8192 f16 elements) a tile, or kLargeTileVectors when the heads
+// hold at least kLargeHeadTiles tiles of the smaller size. RK_CUDA_TILE_VECTORS (a multiple of 256,
+// read once) sets one size for all, for measuring (scripts/gpu-check.sh knobs). Measured on the H200
+// (bench/results/gpu-h200-2026-12-03-tail.txt), once the pass's hit path visited only the elements
+// above the cut: 2048-vector tiles took batch 8 (542 MB) from 0.1934 to 0.1894-0.1903 ms and fp16
+// batch 8 from 0.143 to 0.141, while batch 1 (68 MB) lost 1-2 us with them; 4096 was slower than
+// 1024 at both. (Before that fix, 4096-vector tiles and resident blocks striding over the tiles
+// were no faster than 1024.)
 constexpr int kSelectThreads = 256;
 constexpr int kSelectUnroll = 2;  // 16-byte loads in flight per thread (2 x 8 blocks of 256 measured best)
 constexpr int kSelectMinBlocks = 8;  // resident blocks per SM asked of the register allocator
 constexpr int64_t kTileVectors = int64_t{kSelectThreads} * kSelectUnroll * 2;
+constexpr int64_t kLargeTileVectors = 2 * kTileVectors;
+constexpr int64_t kLargeHeadTiles = 8192;  // 128 MB of heads
 
 // Elements [t0, t1) of slice s (level l) at x: 16-byte vectors over the aligned part, kSelectUnroll
 // of them loaded before any is tested; scalars for the ragged ends (fewer than kPer elements each).
@@ -356,20 +374,30 @@ __device__ __forceinline__ void SelectTile(const HeadArgs& h, const SelectParams
     bool hit = false;
 #pragma unroll
     for (int u = 0; u < U; ++u) hit |= (b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x < v1) && Elems<E>::AnyAbove(q[u], cut_e);
-    // Most chunks hold nothing above the cut: one vote skips them for the whole warp. The rare rest
-    // goes element by element through one copy of Consider (loops not unrolled: the unrolled copies,
-    // U*P of them, made the kernel too large for the instruction cache, whose misses stalled the pass).
+    // Most chunks hold nothing above the cut: one vote skips them for the whole warp. In the rare
+    // rest, each lane makes a bitmask of its elements above the cut (bit u*P + j: element j of vector
+    // u) and the warp visits them through one copy of Consider, a set bit per lane and round: as many
+    // rounds as the lane with the most (usually one), not U*P. (The unrolled per-element copies of
+    // Consider made the kernel too large for the instruction cache; a visit of every element of the
+    // chunk cost U*P rounds, which fp16's 16 elements a chunk paid most.)
     if (__any_sync(0xFFFFFFFFu, hit)) {
-#pragma unroll 1
+      uint32_t bits = 0;
+#pragma unroll
       for (int u = 0; u < U; ++u) {
-        const int64_t v = b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
-        const bool in = v < v1;
+        const bool in = b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x < v1;
+        bits |= in ? Elems<E>::AboveBits(q[u], cut_e) << (u * P) : 0u;
+      }
+#pragma unroll 1
+      while (__any_sync(0xFFFFFFFFu, bits != 0)) {
+        const bool mine = bits != 0;
+        const int e = mine ? __ffs(bits) - 1 : 0;
+        bits &= bits - 1;
+        const int u = e / P, j = e % P;
         uint4 qu = q[0];
 #pragma unroll
         for (int w = 1; w < U; ++w) qu = u == w ? q[w] : qu;  // selects, not an indexed (local) array
-        const uint32_t pos = static_cast<uint32_t>(head + P * v);
-#pragma unroll 1
-        for (int j = 0; j < P; ++j) Consider(h, p, st, s, l, in, pos + j, Elems<E>::At(qu, j), cut, thresh, start, bc);
+        const int64_t v = b + threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
+        Consider(h, p, st, s, l, mine, static_cast<uint32_t>(head + P * v + j), Elems<E>::At(qu, j), cut, thresh, start, bc);
       }
     }
   }
@@ -591,13 +619,20 @@ Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& t
 }  // namespace
 
 TileMap MakeTileMap(const HeadShapes& s, DType dtype) {
-  static const int64_t vectors = [] {
+  static const int64_t chosen = [] {  // 0: by the heads' size
     const char* e = std::getenv("RK_CUDA_TILE_VECTORS");
     const long v = e == nullptr ? 0 : std::atol(e);
-    return v >= 256 && v <= (1 << 20) && v % 256 == 0 ? static_cast<int64_t>(v) : kTileVectors;
+    return v >= 256 && v <= (1 << 20) && v % 256 == 0 ? static_cast<int64_t>(v) : 0;
   }();
+  const int64_t per_vector = dtype == DType::kFloat32 ? 4 : 8;
+  int64_t vectors = chosen;
+  if (vectors == 0) {
+    int64_t small_tiles = 0;
+    for (int l = 0; l < s.num_levels; ++l) small_tiles += (s.LevelElements(l) + kTileVectors * per_vector - 1) / (kTileVectors * per_vector);
+    vectors = small_tiles * s.batch >= kLargeHeadTiles ? kLargeTileVectors : kTileVectors;
+  }
   TileMap t{};
-  const int64_t tile_elements = vectors * (dtype == DType::kFloat32 ? 4 : 8);
+  const int64_t tile_elements = vectors * per_vector;
   t.tile_elements = tile_elements;
   int tiles = 0;
   for (int l = 0; l < s.num_levels; ++l) {

@@ -28,7 +28,6 @@ constexpr int32_t kMaxCudaTopk = 16384;
 
 // NMS scratch for a batch of N images with `slots` candidate slots each and K classes.
 struct NmsScratch {
-  int32_t* rank_of_slot = nullptr;  // [N, slots] score rank of each valid slot
   int32_t* by_rank = nullptr;       // [N, slots] slot of each score rank
   int32_t* grouped = nullptr;       // [N, slots] members of large groups, at the group's offset
   int32_t* rank_label = nullptr;    // [N, slots] label (clamped to [0, K)) of each score rank
