@@ -399,7 +399,8 @@ static_assert(kMaskMax <= kStage, "a bitmask group is staged in shared memory");
 constexpr int kCollectUnroll = 4;
 // Rounds of kWarp * kCollectUnroll labels a warp keeps in registers between its two passes: enough for
 // the default 5 levels of 1000 (625 ranks a warp in blocks of 256 threads, 157 in blocks of 1024), so
-// that the second pass loads nothing again.
+// that the second pass loads nothing again. -DRK_GREEDY_HELD_256=N builds another count for blocks of
+// 256, for measuring: 2 measured the same as 5 (bench/results/gpu-h200-2026-12-03-tail.txt, section 3).
 #ifndef RK_GREEDY_HELD_256
 #define RK_GREEDY_HELD_256 5
 #endif
