@@ -9,7 +9,8 @@
 #   also: profile (ncu time of each kernel), detail (ncu sections of the small kernels, batch 1),
 #         trace (a timeline of the kernels from a diagnostic build, chained launches on and off),
 #         knobs (device-time medians under each tile size of the one pass, f32 and f16),
-#         floor (bench/select_floor.cu: the one pass's possible speed on this chip, without the pipeline)
+#         floor (bench/select_floor.cu: the one pass's possible speed on this chip, without the pipeline),
+#         compare (same-run medians of several carried builds of the addon, alternated: RK_COMPARE)
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -201,6 +202,22 @@ PY
         echo "-- RK_CUDA_TILE_VECTORS=$tv"
         RK_CUDA_TILE_VECTORS=$tv node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
       done
+      ;;
+    compare)
+      # Same-run medians of the device time (graph replay, bench/gpu-trace, f32 and f16) of several builds
+      # of the addon, alternated: RK_COMPARE="name=ADDON name=ADDON ..." (e.g. the code before a change and
+      # after it, built on the development machine and carried), RK_COMPARE_ROUNDS rounds (default 2).
+      setup_node
+      say "compare: ${RK_COMPARE:?set RK_COMPARE=\"name=addon.node ...\"}"
+      for round in $(seq "${RK_COMPARE_ROUNDS:-2}"); do
+        for pair in $RK_COMPARE; do
+          RETINANET_KERNEL_ADDON=${pair#*=} node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null |
+            grep median | sed "s/^/${pair%%=*}: /"
+        done
+      done > "$OUT/compare.txt"
+      # one line per case: the medians in the order run
+      sed -E 's/^([^:]+): case (.*): median ([0-9.]+) ms.*/\2|\1|\3/' "$OUT/compare.txt" |
+        awk -F'|' '{v[$1] = v[$1] " " $2 " " $3} END {for (k in v) print k ":" v[k]}' | sort
       ;;
     floor)
       # bench/select_floor.cu: the one pass's possible speed on this chip (plain loads in tiles or from

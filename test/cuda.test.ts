@@ -246,19 +246,25 @@ describe("cuda backend", function () {
     assertSame(await gpu.run(skew), await cpu.run(skew), "skewed sample");
   });
 
-  it("large top-k and large NMS groups equal the cpu backend (shared-memory sort, block-wide greedy, groups staged in global memory)", async function () {
+  it("large top-k and large NMS groups equal the cpu backend (shared-memory sort, chunked bitmask, block-wide greedy, groups staged in global memory)", async function () {
     // Three classes and the top 2000 of each level: sorts of more keys than a block has threads, and
-    // groups of more than 1024 members. Batch 1 gives each group a block of 1024 threads; a batch with
-    // more groups than the device has SMs (up to 192 SMs) gives them blocks of 256.
+    // groups of more than 1024 members (block-wide greedy, staged in global memory); the top 300:
+    // groups of 257-1024 members, staged in shared memory, by the bitmask of many chunks. Batch 1
+    // gives each group a block of 1024 threads; a batch with more groups than the device has SMs (up
+    // to 192 SMs) gives them blocks of 256.
     const sms = loadNative()!.devices!().devices[0].multiprocessors;
-    const config: Partial<PostprocessConfig> = { num_classes: 3, topk_candidates: 2000 };
-    const gpu = createPostprocessor(config, { backend: "cuda" });
-    const cpu = createPostprocessor(config, { backend: "cpu" });
-    for (const images of [1, Math.min(64, Math.floor(sms / 3) + 1)]) {
-      const ds = synthesize({ images, size: [256, 320], classes: 3, bgMean: -1, seed: 30 + images });
-      const want = await cpu.run(ds);
-      assert.ok(want.detections[0].count > 0, "the case keeps detections");
-      assertSame(await gpu.run(ds), want, `${images} images of 3 classes, top 2000`);
+    for (const topk of [2000, 300]) {
+      const config: Partial<PostprocessConfig> = { num_classes: 3, topk_candidates: topk };
+      const gpu = createPostprocessor(config, { backend: "cuda" });
+      const cpu = createPostprocessor(config, { backend: "cpu" });
+      for (const images of [1, Math.min(64, Math.floor(sms / 3) + 1)]) {
+        for (const bgMean of [-1, -3]) {
+          const ds = synthesize({ images, size: [256, 320], classes: 3, bgMean, seed: 30 + images });
+          const want = await cpu.run(ds);
+          assert.ok(want.detections[0].count > 0, "the case keeps detections");
+          assertSame(await gpu.run(ds), want, `${images} images of 3 classes, top ${topk}, background ${bgMean}`);
+        }
+      }
     }
   });
 

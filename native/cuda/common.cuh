@@ -152,7 +152,7 @@ static const bool g_registered = (Register(&ReadSlots), true);
 #endif
 // Trace slots: a kernel takes two (start, end), points one.
 enum TraceId {
-  kTraceSample = 0, kTraceEstimate = 2, kTraceEstimateRound = 24,
+  kTraceEstimate = 2, kTraceEstimateRound = 24,
   kTraceSelect = 4, kTraceFallback = 6,
   kTraceTopk = 8, kTraceTopkRadix = 10, kTraceTopkCompact = 11, kTraceTopkSorted = 12,
   kTraceRank = 14, kTraceGreedy = 16, kTraceGreedyGathered = 18, kTraceGreedyMask = 19,

@@ -17,8 +17,6 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
-#include <map>
-#include <mutex>
 #include <string>
 
 #include "common.cuh"
@@ -505,30 +503,6 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
 
 }  // namespace
 
-// Lets a top-k kernel use `smem` bytes of dynamic shared memory (more than the default 48 KB needs
-// the device's consent). The consent is asked when a kernel first needs more on a device than it was
-// granted before (a new top-k), not at every launch: runs without a graph (and TensorRT's enqueue)
-// call this each time.
-template <typename Kernel>
-Status AllowSharedBytes(Kernel kernel, size_t smem) {
-  if (smem <= 48 * 1024) return Status::Ok();
-  static std::mutex mu;
-  static std::map<std::pair<const void*, int>, size_t> granted;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return LastError("current device");
-  std::lock_guard<std::mutex> lock(mu);
-  size_t& have = granted[{reinterpret_cast<const void*>(kernel), device}];
-  if (smem <= have) return Status::Ok();
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e == cudaSuccess) {
-    have = smem;
-    return Status::Ok();
-  }
-  cudaGetLastError();
-  return Status(Code::kInvalidArgument, "Expected topk_candidates whose top-k fits in shared memory on this device (" +
-                                            std::to_string(smem) + " bytes asked) but the device refused: " + cudaGetErrorString(e));
-}
-
 size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(SortSlots(static_cast<uint32_t>(k))) * (sizeof(uint64_t) + sizeof(uint32_t)); }
 
 // The candidate path: thread 0 of the block walks the level's list as the host core does (the same
@@ -614,7 +588,7 @@ Status LaunchCandidateDecode(const SelectParams& sp, const DecodeArgs& args, con
 Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
                         cudaStream_t stream) {
   const size_t smem = TopkSharedBytes(out.topk);
-  RK_RETURN_IF_ERROR(AllowSharedBytes(TopkDecodeKernel, smem));
+  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkDecodeKernel), smem, "topk_candidates whose top-k fits in shared memory on this device"));
   const cudaError_t e = LaunchChained(true, TopkDecodeKernel, dim3(args.heads.levels, args.heads.batch), dim3(kTopkThreads), smem,
                                       stream, args, st, out, error);
   RK_RETURN_IF_ERROR(CudaStatus("top-k + decode", e));
@@ -624,7 +598,7 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
 Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
                       cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(out.topk) * (sizeof(uint64_t) + sizeof(uint32_t));
-  RK_RETURN_IF_ERROR(AllowSharedBytes(TopkTakeKernel, smem));
+  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkTakeKernel), smem, "topk_candidates whose top-k fits in shared memory on this device"));
   const cudaError_t e = LaunchChained(true, TopkTakeKernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels);
   RK_RETURN_IF_ERROR(CudaStatus("top-k", e));
   return LastError("top-k");

@@ -31,10 +31,10 @@ void Register(Reader r) { Readers().push_back(r); }
 static void Print() {
   Slot all[kSlots] = {};
   for (Reader r : Readers()) r(all);
-  const unsigned long long t0 = all[kTraceSample].first;
-  if (t0 == 0 || all[kTraceSample].last == 0) return;
+  const unsigned long long t0 = all[kTraceEstimate].first;
+  if (t0 == 0 || all[kTraceEstimate].last == 0) return;
   struct Named { int id; const char* name; bool kernel; };
-  const Named names[] = {{kTraceSample, "sample", true}, {kTraceEstimate, "estimate", true},
+  const Named names[] = {{kTraceEstimate, "estimate", true},
                          {kTraceEstimateRound, ".round1", false}, {kTraceSelect, "select", true},
                          {kTraceFallback, "fallback", true}, {kTraceTopk, "topk", true}, {kTraceTopkRadix, ".radix", false},
                          {kTraceTopkCompact, ".compact", false}, {kTraceTopkSorted, ".sorted", false},

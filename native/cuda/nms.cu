@@ -10,8 +10,8 @@
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
 //    boxes); the block counts and collects its group's members in score order (ballots over the
 //    ranks' labels), stages their boxes in shared memory (or global scratch for large groups), and
-//    runs greedy NMS on them: as a bitmask for groups of up to 256 (filled by whole warps 32 rows at
-//    a time, walked by one warp a chunk behind the fill), block-wide for larger ones. Blocks of 1024
+//    runs greedy NMS on them: as a bitmask for the groups staged in shared memory (up to 1024; chunks
+//    of 32 members in order, only the kept members' words computed), block-wide for larger ones. Blocks of 1024
 //    threads when the groups are fewer than the SMs (batch 1: each group has an SM to itself), else
 //    256. The IoU test has no division (IouCut, rk/math.h).
 // 3. Write (by the last greedy block of each image to finish, counted with an atomic): kept boxes in
@@ -40,7 +40,6 @@ constexpr int kGreedyWideThreads = 1024;
 // one wave at 5 a SM (at most 48 registers a thread); at 4, a fifth of the blocks waited for a second.
 template <int kThreads>
 constexpr int kGreedyMinBlocks = kThreads == kGreedyThreads ? 5 : 1;
-static_assert(kGreedyThreads >= 2 * 32, "a bitmask group is walked by one warp while the others fill it");
 
 __device__ __forceinline__ int32_t RunCountAtLeast(const float* run, int32_t cnt, float s) {  // score' >= s
   int32_t lo = 0, hi = cnt;
@@ -176,104 +175,116 @@ __device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const
   return path;
 }
 
-// Greedy NMS of a group of at most kMaskMax members as a bitmask: warp 0 walks the members while the
-// other warps fill the "i suppresses j" matrix (j > i, the greedy loop's test), one chunk of 32 rows
-// after another. A chunk's words (rows 32c .. 32c + 31, columns c ..) are dealt out to the filling
-// warps: lane q tests member 32w + q against member i, and a ballot is word w of row i (the test is
-// QuickSuppresses, with SuppressesPair for the pairs it leaves undecided). Step s fills chunk s and
-// walks chunk s - 1, a block barrier between steps, so the walk of a chunk overlaps the fill of the
-// next. The walker holds the removed set in registers (lane w holds word w): inside a chunk, the
-// members are resolved in order from the chunk's diagonal words (register shuffles only); then each
-// kept member's later words (loaded by its lane, side by side) are OR-ed into the removed set, one
-// warp reduction a word. The same result as the sequential greedy loop. Leaves the removed flags in
-// sup. Needs at least two warps.
-constexpr int kMaskMax = 256;
+// Greedy NMS of a group of at most kMaskMax members as a bitmask, chunk by chunk (32 members a
+// chunk, a mask word a chunk of columns): only the words that the greedy loop reads are computed.
+// - Diagonal words first, every row at once: diag[i] holds, for the members j > i of i's own chunk,
+//   whether i suppresses j (the test is QuickSuppresses, with SuppressesPair for the pairs it leaves
+//   undecided; lane q of a warp tests member 32w + q, a ballot is the word).
+// - Then chunk c after chunk c: removed[c] is final once the kept members of the chunks before it
+//   have OR-ed their word c into it. Every warp resolves the chunk alike from removed[c] and the
+//   chunk's diagonal words (register shuffles: members in order, a member kept unless removed, its
+//   diagonal word OR-ed in), so no barrier is needed to share the result; then the warps compute
+//   the later words (w > c) of the chunk's kept members only and OR them into removed[w] (shared
+//   atomics), and a barrier ends the chunk. A chunk with no kept member (or the last) adds nothing,
+//   and the next chunk goes on without a barrier.
+// A kept member's later words are all the work there is: a group of many overlapping boxes, where a
+// few kept members remove most of the others, costs a few words a chunk instead of the whole
+// triangle. The same result as the sequential greedy loop. Leaves the removed flags in sup; needs
+// m <= 32 * kWarp (the chunks' removed words fit a warp's lanes).
+constexpr int kMaskMax = 1024;
 constexpr int kMaskWords = kMaskMax / 32;
-constexpr int kFillWords = 2;  // mask words a filling warp tests per round
+static_assert(kMaskWords <= kWarp, "a chunk's final removed word is held by one lane");
+constexpr int kFillWords = 2;  // mask words a warp tests per round, their loads and tests side by side
 
-__device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* mask) {
+// Tests for `count` words, task t -> (row i, word w) by `task`: lane q tests i against member 32w + q
+// (j > i, j < m), and the ballot of word t goes to store(t, i, w, bits). kFillWords tasks a round per
+// warp (a word alone is a chain of dependent shared loads, arithmetic and a ballot).
+template <typename Task, typename Store>
+__device__ __forceinline__ void FillWords(const NmsArgs& a, const float4* box, const float* area, int32_t m, int32_t count,
+                                          Task&& task, Store&& store) {
   const float off = static_cast<float>(a.pixel_offset);
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
-  const int fillers = static_cast<int>(blockDim.x / kWarp) - 1;
-  const int32_t words = (m + kWarp - 1) / kWarp;
-  // mask[w * kMaskMax + i]: word w of row i.
-  uint32_t removed = 0;  // the walker's
-  for (int32_t step = 0; step <= words; ++step) {
-    if (warp > 0 && step < words) {
-      const int32_t c = step;
-      const int32_t total = kWarp * (words - c);  // chunk c's words, column by column
-      // kFillWords words a round per warp, their loads and tests side by side: a word alone is a chain
-      // of dependent shared loads, arithmetic and a ballot, and the fill is latency-bound.
-      for (int32_t p0 = warp - 1; p0 < total; p0 += kFillWords * fillers) {
-        Box bi[kFillWords], bj[kFillWords];
-        float ai[kFillWords], aj[kFillWords];
-        bool hit[kFillWords], exact[kFillWords];
-        int32_t at[kFillWords];  // the word's index in mask; -1: none (warp-uniform)
-        bool any_exact = false;
+  const int warps = static_cast<int>(blockDim.x / kWarp);
+  for (int32_t t0 = warp; t0 < count; t0 += kFillWords * warps) {
+    Box bi[kFillWords], bj[kFillWords];
+    float ai[kFillWords], aj[kFillWords];
+    bool hit[kFillWords], exact[kFillWords];
+    int32_t row[kFillWords], word[kFillWords];
+    bool any_exact = false;
 #pragma unroll
-        for (int r = 0; r < kFillWords; ++r) {
-          const int32_t p = p0 + r * fillers;
-          const int32_t w = c + (p / kWarp), i = c * kWarp + (p % kWarp);
-          const bool live = p < total && i < m;
-          at[r] = live ? w * kMaskMax + i : -1;
-          const int32_t j = w * kWarp + lane;
-          const int32_t ii = live ? i : 0, jj = live && j < m ? j : 0;  // in the staged range either way
-          const float4 qi = box[ii], qj = box[jj];
-          bi[r] = Box{qi.x, qi.y, qi.z, qi.w};
-          bj[r] = Box{qj.x, qj.y, qj.z, qj.w};
-          ai[r] = area[ii];
-          aj[r] = area[jj];
-          const bool in = live && j > i && j < m;
-          const QuickIou quick = QuickSuppresses(a.cut, bi[r], ai[r], bj[r], aj[r], off);  // every lane: no branch
-          hit[r] = in && quick.hit;
-          exact[r] = in && !quick.decided;
-          any_exact |= exact[r];
-        }
-        if (__any_sync(0xFFFFFFFFu, any_exact)) {  // rare: a ratio near the cut, or odd coordinates
+    for (int r = 0; r < kFillWords; ++r) {
+      const int32_t t = t0 + r * warps;
+      const bool live = t < count;  // warp-uniform
+      task(live ? t : 0, row[r], word[r]);
+      const int32_t i = row[r], j = word[r] * kWarp + lane;
+      const int32_t jj = j < m ? j : 0;  // in the staged range either way
+      const float4 qi = box[i], qj = box[jj];
+      bi[r] = Box{qi.x, qi.y, qi.z, qi.w};
+      bj[r] = Box{qj.x, qj.y, qj.z, qj.w};
+      ai[r] = area[i];
+      aj[r] = area[jj];
+      const bool in = live && j > i && j < m;
+      const QuickIou quick = QuickSuppresses(a.cut, bi[r], ai[r], bj[r], aj[r], off);  // every lane: no branch
+      hit[r] = in && quick.hit;
+      exact[r] = in && !quick.decided;
+      any_exact |= exact[r];
+      if (!live) word[r] = -1;
+    }
+    if (__any_sync(0xFFFFFFFFu, any_exact)) {  // rare: a ratio near the cut, or odd coordinates
 #pragma unroll  // compile-time indices: the arrays stay in registers
-          for (int r = 0; r < kFillWords; ++r) {
-            if (exact[r]) hit[r] = SuppressesPair(bi[r], ai[r], bj[r], aj[r], off, a.nms.iou_thresh, a.nms.compare_in_double, a.cut);
-          }
-        }
-#pragma unroll
-        for (int r = 0; r < kFillWords; ++r) {
-          const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit[r]);
-          if (lane == 0 && at[r] >= 0) mask[at[r]] = bits;
-        }
-      }
-    } else if (warp == 0 && step > 0) {
-      const int32_t c = step - 1;
-      const int32_t live = min(kWarp, m - c * kWarp);
-      const int32_t row = c * kWarp + lane;
-      const uint32_t diag = lane < live ? mask[c * kMaskMax + row] : 0u;
-      uint32_t cur = __shfl_sync(0xFFFFFFFFu, removed, c);
-#pragma unroll
-      for (int t = 0; t < kWarp; ++t) {
-        const uint32_t r = __shfl_sync(0xFFFFFFFFu, diag, t);
-        if (((cur >> t) & 1u) == 0) cur |= r;  // rows past `live` are zero
-      }
-      const uint32_t kept = ~cur & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
-      if (lane == c) removed = cur;
-      const bool mine = ((kept >> lane) & 1u) != 0;  // this lane's member is kept: its later words count
-      uint32_t later[kMaskWords - 1];
-#pragma unroll
-      for (int u = 1; u < kMaskWords; ++u) later[u - 1] = (mine && c + u < words) ? mask[(c + u) * kMaskMax + row] : 0u;
-#pragma unroll
-      for (int u = 1; u < kMaskWords; ++u) {
-        if (c + u < words) {  // warp-uniform
-          const uint32_t r = __reduce_or_sync(0xFFFFFFFFu, later[u - 1]);
-          if (lane == c + u) removed |= r;
-        }
+      for (int r = 0; r < kFillWords; ++r) {
+        if (exact[r]) hit[r] = SuppressesPair(bi[r], ai[r], bj[r], aj[r], off, a.nms.iou_thresh, a.nms.compare_in_double, a.cut);
       }
     }
-    __syncthreads();
-    if (step + 1 == words) RK_TRACE_POINT(kTraceGreedyMask);  // the whole matrix is filled
+#pragma unroll
+    for (int r = 0; r < kFillWords; ++r) {
+      const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit[r]);
+      if (lane == 0 && word[r] >= 0) store(t0 + r * warps, row[r], word[r], bits);
+    }
   }
-  if (warp == 0) {
-    for (int32_t q = lane; q < kWarp * words; q += kWarp) {
-      const uint32_t word = __shfl_sync(0xFFFFFFFFu, removed, q / kWarp);
-      if (q < m) sup[q] = static_cast<uint8_t>((word >> (q % kWarp)) & 1u);
+}
+
+__device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* diag,
+                             uint32_t* removed, uint32_t* final_removed) {
+  const int lane = threadIdx.x & (kWarp - 1);
+  const int32_t words = (m + kWarp - 1) / kWarp;
+  if (threadIdx.x < kMaskWords) removed[threadIdx.x] = 0;
+  FillWords(
+      a, box, area, m, m, [](int32_t t, int32_t& i, int32_t& w) { i = t; w = t / kWarp; },
+      [&](int32_t, int32_t i, int32_t, uint32_t bits) { diag[i] = bits; });
+  __syncthreads();
+  RK_TRACE_POINT(kTraceGreedyMask);  // the diagonal words are filled
+  for (int32_t c = 0; c < words; ++c) {
+    const int32_t live = min(kWarp, m - c * kWarp);
+    const uint32_t d = lane < live ? diag[c * kWarp + lane] : 0u;
+    uint32_t cur = removed[c];  // final: the kept members of earlier chunks have OR-ed their words in
+#pragma unroll
+    for (int t = 0; t < kWarp; ++t) {
+      const uint32_t r = __shfl_sync(0xFFFFFFFFu, d, t);
+      if (((cur >> t) & 1u) == 0) cur |= r;  // rows past `live` are zero
     }
+    const uint32_t kept = ~cur & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
+    if (threadIdx.x == 0) final_removed[c] = cur;
+    const int32_t later = words - c - 1, count = __popc(kept) * later;
+    if (count == 0) continue;  // block-uniform: every warp resolved the same chunk alike
+    // Task t: kept member t / later of the chunk (its lane found by a ballot), word c + 1 + t % later.
+    const bool mine = ((kept >> lane) & 1u) != 0;
+    const int32_t order = __popc(kept & ((1u << lane) - 1u));  // this lane's index among the kept
+    FillWords(
+        a, box, area, m, count,
+        [&](int32_t t, int32_t& i, int32_t& w) {
+          const int32_t k = t / later;
+          i = c * kWarp + __ffs(__ballot_sync(0xFFFFFFFFu, mine && order == k)) - 1;
+          w = c + 1 + t % later;
+        },
+        [&](int32_t, int32_t, int32_t w, uint32_t bits) {
+          if (bits != 0) atomicOr(&removed[w], bits);
+        });
+    __syncthreads();
+  }
+  __syncthreads();
+  for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
+    sup[q] = static_cast<uint8_t>((final_removed[q / kWarp] >> (q % kWarp)) & 1u);
   }
   __syncthreads();
 }
@@ -397,12 +408,13 @@ __device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
 static_assert(kMaskMax <= kStage, "a bitmask group is staged in shared memory");
 constexpr int kCollectUnroll = 4;
-// Rounds of kWarp * kCollectUnroll labels a warp keeps in registers between its two passes: enough for
-// the default 5 levels of 1000 (625 ranks a warp in blocks of 256 threads, 157 in blocks of 1024), so
-// that the second pass loads nothing again. -DRK_GREEDY_HELD_256=N builds another count for blocks of
-// 256, for measuring: 2 measured the same as 5 (bench/results/gpu-h200-2026-12-03-tail.txt, section 3).
+// Rounds of kWarp * kCollectUnroll labels a warp keeps in registers between its two passes, so that
+// the second pass loads them again only past these: blocks of 1024 hold all 157 ranks a warp of the
+// default 5 levels of 1000, blocks of 256 hold 512 of their 625 (4 rounds: the most that fits 48
+// registers without spilling). -DRK_GREEDY_HELD_256=N builds another count for blocks of 256, for
+// measuring: 2 measured the same as 5 (bench/results/gpu-h200-2026-12-03-tail.txt, section 3).
 #ifndef RK_GREEDY_HELD_256
-#define RK_GREEDY_HELD_256 5
+#define RK_GREEDY_HELD_256 4
 #endif
 template <int kThreads>
 constexpr int kHeldRounds = kThreads == kGreedyThreads ? RK_GREEDY_HELD_256 : 2;
@@ -425,7 +437,8 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   __shared__ int32_t next[3];
   __shared__ int32_t group_first;
   __shared__ uint32_t range[2];
-  __shared__ uint32_t mask[kMaskMax * kMaskWords];
+  __shared__ uint32_t diag[kMaskMax];  // BitmaskGroup's diagonal words
+  __shared__ uint32_t removed[kMaskWords], final_removed[kMaskWords];
   float4* s_box = stage;
   float* s_area = reinterpret_cast<float*>(s_box + kStage);
   int32_t* s_slot = reinterpret_cast<int32_t*>(s_area + kStage);
@@ -568,7 +581,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   RK_TRACE_POINT(kTraceGreedyGathered);
   uint8_t* kept = sc.kept + base;
   if (m <= kMaskMax) {  // staged in shared memory (kMaskMax <= kStage)
-    BitmaskGroup(a, s_box, s_area, s_sup, m, mask);  // ends after a barrier: sup is final in every thread
+    BitmaskGroup(a, s_box, s_area, s_sup, m, diag, removed, final_removed);  // ends after a barrier: sup is final in every thread
   } else {
     GreedyBlock(a, box, area, sup, m, next);  // ends after a barrier: sup is final in every thread
   }

@@ -2,7 +2,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "common.cuh"
 #include "select.cuh"
@@ -28,8 +31,7 @@ SelectLayout SelectBytes(const PostprocessParams& p, const HeadShapes& s) {
   out.bytes = 2 * Align(S * 4)                                // start, cut
               + 8 * Align(S * 4)                              // count .. kth_order_key
               + Align(S * out.capacity * 8) + Align(S * out.capacity * 4)  // keys, pos
-              + Align(S * kSelectBins * 4)                    // hist
-              + Align(S * kSampleSplit * kSampleSegment * 4) + Align(S * kSampleSplit * 4);  // sample
+              + Align(S * kSelectBins * 4);                   // hist
   return out;
 }
 
@@ -54,8 +56,6 @@ SelectState CarveSelect(uint8_t*& p, const SelectLayout& lay) {
   st.keys = reinterpret_cast<uint64_t*>(take(S * lay.capacity * 8));
   st.pos = reinterpret_cast<uint32_t*>(take(S * lay.capacity * 4));
   st.hist = reinterpret_cast<uint32_t*>(take(S * kSelectBins * 4));
-  st.sample = reinterpret_cast<uint32_t*>(take(S * kSampleSplit * kSampleSegment * 4));
-  st.sample_count = reinterpret_cast<uint32_t*>(take(S * kSampleSplit * 4));
   st.capacity = lay.capacity;
   return st;
 }
@@ -183,6 +183,25 @@ Status CudaStatus(const char* what, cudaError_t e) {
 }
 
 Status LastError(const char* what) { return CudaStatus(what, cudaGetLastError()); }
+
+Status AllowSharedBytes(const void* kernel, size_t smem, const char* expected) {
+  if (smem <= 48 * 1024) return Status::Ok();
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, size_t> granted;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return LastError("current device");
+  std::lock_guard<std::mutex> lock(mu);
+  size_t& have = granted[{kernel, device}];
+  if (smem <= have) return Status::Ok();
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e == cudaSuccess) {
+    have = smem;
+    return Status::Ok();
+  }
+  cudaGetLastError();
+  return Status(Code::kInvalidArgument, std::string("Expected ") + expected + " (" + std::to_string(smem) +
+                                            " bytes of shared memory asked) but the device refused: " + cudaGetErrorString(e));
+}
 
 bool CountRanks(int32_t slots_per_image) {
   if (slots_per_image <= 0 || slots_per_image > kCountMaxSlots) return false;

@@ -2,8 +2,8 @@
 //
 // 1. Estimate: the m-th largest raw value of a sample of the level (32 runs of 1024 elements; the
 //    whole level when small) gives a start score about 3k candidates of the level reach
-//    (k = topk_candidates). The sample is loaded by 8 blocks per (image, level), which keep the
-//    values above the threshold's cut; one block per (image, level) then radix-selects among them.
+//    (k = topk_candidates). One block per (image, level) loads the sample, keeps the values above
+//    the threshold's cut in shared memory and radix-selects among them.
 // 2. Select (one pass, 16-byte loads, a tile per block): an element whose raw value passes the
 //    prefilter cut gets its exact score (SigmoidF32); score > f32(t) and score >= start -> appended
 //    with its rank key, to the block's shared buffer (warp-aggregated shared atomics), then to the
@@ -102,97 +102,31 @@ struct Elems<uint16_t> {
   }
 };
 
-// The sample of a level: kSampleRuns runs of kSampleRun elements, run j in the middle of the j-th
-// of kSampleRuns equal parts of the level (the whole level, contiguously, when it is small).
-// Sample element e (0 <= e < kSampleElements) is element SampleIndex(e) of the level, or none (-1).
-__device__ __forceinline__ int64_t SampleIndex(int64_t elements, int e) {
-  if (elements <= kSampleElements) return e < elements ? e : -1;
-  const int64_t stride = elements / kSampleRuns;
-  return (stride - kSampleRun) / 2 + static_cast<int64_t>(e / kSampleRun) * stride + e % kSampleRun;
-}
-
-// The sample is loaded by kSampleSplit blocks per (image, level), spread over the SMs: one SM's
-// load pipe alone took most of the estimate's time. Each block keeps its sampled values above the
-// threshold's cut, as ordered keys, in its own segment of the workspace (no counter to reset).
-constexpr int kSampleThreads = 256;
-constexpr int kSamplePerThread = kSampleSegment / kSampleThreads;
-static_assert(kSampleSegment * kSampleSplit == kSampleElements, "the segments cover the sample");
-
 __device__ __forceinline__ float BaseCut(const SelectParams& p) {
   const float thresh = static_cast<float>(p.score_thresh);
   const bool everything = p.score_input == ScoreInput::kLogits && !(thresh > 0.0f);
   return everything ? -INFINITY : CutFor(thresh, p.score_input);
 }
 
-// This block's part of the sample: kSamplePerThread elements a thread, the keys above `cut` appended
-// to `segment`.
-template <typename E>
-__device__ __forceinline__ void SampleSegment(const E* x, int64_t elements, int part, float cut, uint32_t* segment,
-                                              uint32_t* count) {
-  float v[kSamplePerThread];
-#pragma unroll
-  for (int j = 0; j < kSamplePerThread; ++j) {  // every load issued before any is used
-    const int64_t i = SampleIndex(elements, part * kSampleSegment + j * kSampleThreads + static_cast<int>(threadIdx.x));
-    v[j] = i >= 0 ? Elems<E>::Load(x, i) : -INFINITY;
-  }
-#pragma unroll
-  for (int j = 0; j < kSamplePerThread; ++j) {
-    const bool take = v[j] > cut;  // never NaN; its key is never 0
-    const uint32_t at = WarpAppend(count, take, 0xFFFFFFFFu);
-    if (take) segment[at] = OrderedBits(v[j]);
-  }
-}
-
-// The first kernel of the chain (launched plainly): it also zeroes the decode error record.
-template <typename E>
-__global__ void __launch_bounds__(kSampleThreads) SampleKernel(HeadArgs h, SelectParams p, SelectState st, int32_t* error) {
-  RK_TRACE_KERNEL(kTraceSample);
-  AllowNext();
-  __shared__ uint32_t count;
-  const int n = blockIdx.y, l = static_cast<int>(blockIdx.x) / kSampleSplit, part = static_cast<int>(blockIdx.x) % kSampleSplit;
-  const int s = n * h.levels + l;
-  if (n == 0 && blockIdx.x == 0 && threadIdx.x < kErrorWords) error[threadIdx.x] = 0;
-  if (threadIdx.x == 0) count = 0;
-  __syncthreads();
-  uint32_t* segment = st.sample + (static_cast<size_t>(s) * kSampleSplit + part) * kSampleSegment;
-  SampleSegment(static_cast<const E*>(h.Slice(n, l)), h.level_elements[l], part, BaseCut(p), segment, &count);
-  __syncthreads();
-  if (threadIdx.x == 0) st.sample_count[s * kSampleSplit + part] = count;
-}
-
 constexpr int kEstimateThreads = 1024;
-constexpr int kEstimateShared = 8192;  // sampled keys staged in shared memory (32 KB); more are read from the segments
+constexpr int kSamplePerThread = static_cast<int>(kSampleElements / kEstimateThreads);
+static_assert(kSamplePerThread * kEstimateThreads == kSampleElements && kEstimateThreads == kSampleRun,
+              "thread t loads element t of every run of the sample");
 
-// Radix select in a block of kEstimateThreads: the m-th largest of the slice's sampled keys (the
-// segments of SampleKernel). Each round's digit is found by a block-wide scan of the histogram taken
-// from the top (two bins a thread), not by one thread walking it. Only the top 22 bits are resolved:
-// the key returned is the lower edge of the m-th largest's 22-bit bin (at least m keys are at or
-// above it), which is all a starting bound needs; 0 when there are fewer than m keys.
-__device__ uint32_t SelectLargestSampled(const uint32_t* segments, const uint32_t* counts, uint32_t m, uint32_t* staged,
-                                         uint32_t* hist, uint32_t* shared) {
+// Radix select in a block of kEstimateThreads: the m-th largest of the staged keys (warp w's are the
+// first counts[w] of its segment, staged + w * kWarpSegment). Each round's digit is found by a
+// block-wide scan of the histogram taken from the top (two bins a thread), not by one thread walking
+// it. Only the top 22 bits are resolved: the key returned is the lower edge of the m-th largest's
+// 22-bit bin (at least m keys are at or above it), which is all a starting bound needs; 0 when there
+// are fewer than m keys.
+constexpr int kWarpSegment = kWarp * kSamplePerThread;
+
+__device__ uint32_t SelectLargestStaged(const uint32_t* staged, const uint32_t* counts, uint32_t m, uint32_t* hist, uint32_t* shared) {
   using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
   __shared__ typename Scan::TempStorage scan;
-  __shared__ uint32_t first[kSampleSplit + 1];
-  if (threadIdx.x < kSampleSplit) first[threadIdx.x + 1] = counts[threadIdx.x];  // loaded side by side
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    first[0] = 0;
-    for (int q = 0; q < kSampleSplit; ++q) first[q + 1] += first[q];
-  }
-  __syncthreads();
-  const uint32_t total = first[kSampleSplit];
-  const bool in_shared = total <= static_cast<uint32_t>(kEstimateShared);
-  // Key i of the concatenated segments, from global memory or (once staged) shared memory.
-  auto global_key = [&](uint32_t i) {
-    int q = 0;
-    while (i >= first[q + 1]) ++q;
-    return segments[static_cast<size_t>(q) * kSampleSegment + (i - first[q])];
-  };
-  auto key_at = [&](uint32_t i) { return in_shared ? staged[i] : global_key(i); };
-  if (in_shared) {
-    for (uint32_t i = threadIdx.x; i < total; i += blockDim.x) staged[i] = global_key(i);
-    __syncthreads();
-  }
+  const int lane = threadIdx.x & (kWarp - 1);
+  const uint32_t count = counts[threadIdx.x / kWarp];
+  const uint32_t* segment = staged + (threadIdx.x / kWarp) * kWarpSegment;
   uint32_t prefix = 0, prefix_mask = 0;
   const int shifts[2] = {21, 10};
   const int widths[2] = {11, 11};
@@ -201,9 +135,9 @@ __device__ uint32_t SelectLargestSampled(const uint32_t* segments, const uint32_
     if (threadIdx.x == 0) shared[0] = 0;
     __syncthreads();
     const uint32_t digit_mask = ((1u << widths[r]) - 1u);
-    for (uint32_t i0 = 0; i0 < total; i0 += blockDim.x) {  // block-uniform trip count: whole warps vote
-      const uint32_t i = i0 + threadIdx.x;
-      const uint32_t k = i < total ? key_at(i) : 0u;
+    for (uint32_t i0 = 0; i0 < count; i0 += kWarp) {  // warp-uniform trip count: whole warps vote
+      const uint32_t i = i0 + lane;
+      const uint32_t k = i < count ? segment[i] : 0u;
       WarpHistAdd(hist, (k >> shifts[r]) & digit_mask, k != 0 && (k & prefix_mask) == prefix);
     }
     __syncthreads();
@@ -229,30 +163,65 @@ __device__ uint32_t SelectLargestSampled(const uint32_t* segments, const uint32_
   return prefix;
 }
 
-// One block per (image, level): the start score and the prefilter cut, from the sampled keys.
-__global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, SelectParams p, SelectState st) {
+// The first kernel of the chain (launched plainly), one block per (image, level): loads the level's
+// sample (kSamplePerThread elements a thread, every load issued before any is used), stages the
+// keys above the threshold's cut in shared memory (a segment a warp, placed by ballots),
+// radix-selects the start score among them and sets the slice's cut. Also zeroes the decode
+// error record. (The sample was loaded by 8 blocks of a kernel of its own before: the boundary
+// between the two kernels and the keys' round trip through global memory cost more than one SM's
+// loads of the 128 KB.)
+template <typename E>
+__global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, SelectParams p, SelectState st, int32_t* error) {
   RK_TRACE_KERNEL(kTraceEstimate);
-  WaitPrevious();  // the sampled keys
-  AllowNext();     // the select kernel's blocks may start loading their tiles meanwhile
+  AllowNext();  // the select kernel's blocks may start loading their tiles meanwhile
   if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) RK_TRACE_CLOCK(0);
+  __shared__ uint32_t warp_count[kEstimateThreads / kWarp];
   __shared__ uint32_t hist[kBins];
   __shared__ uint32_t shared[4];
-  __shared__ uint32_t staged[kEstimateShared];
+  extern __shared__ uint32_t staged[];  // kSampleElements keys
   const int n = blockIdx.y, l = blockIdx.x;
   const int s = n * h.levels + l;
+  if (n == 0 && l == 0 && threadIdx.x < kErrorWords) error[threadIdx.x] = 0;
   const int64_t elements = h.level_elements[l];
-  const int64_t sampled = elements <= kSampleElements ? elements : kSampleElements;
+  const float base_cut = BaseCut(p);
+  const E* x = static_cast<const E*>(h.Slice(n, l));
+  const bool whole = elements <= kSampleElements;
+  // The sample of a level: kSampleRuns runs of kSampleRun elements, run j in the middle of the j-th
+  // of kSampleRuns equal parts of the level (the whole level, contiguously, when it is small).
+  // Thread t loads element t of each run: element first + j * stride + t of the level.
+  const int64_t stride = whole ? kSampleRun : elements / kSampleRuns;
+  const int64_t first = whole ? 0 : (stride - kSampleRun) / 2;
+  const E* run = x + first + threadIdx.x;  // advanced a run at a time: one address live, not one a load
+  const int64_t in_runs = whole ? (elements - static_cast<int64_t>(threadIdx.x) + kSampleRun - 1) / kSampleRun : kSampleRuns;
+  float v[kSamplePerThread];
+#pragma unroll
+  for (int j = 0; j < kSamplePerThread; ++j) {
+    v[j] = j < in_runs ? Elems<E>::Load(run, 0) : -INFINITY;
+    run += stride;
+  }
+  // Each warp stages its keys in a segment of its own, a ballot a value (no barrier, no atomic).
+  const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
+  const uint32_t below_lane = (1u << lane) - 1u;
+  uint32_t* segment = staged + warp * kWarpSegment;
+  uint32_t filled = 0;  // warp-uniform
+#pragma unroll
+  for (int j = 0; j < kSamplePerThread; ++j) {
+    const bool take = v[j] > base_cut;  // never NaN; its key is never 0
+    const uint32_t voted = __ballot_sync(0xFFFFFFFFu, take);
+    if (take) segment[filled + __popc(voted & below_lane)] = OrderedBits(v[j]);
+    filled += __popc(voted);
+  }
+  if (lane == 0) warp_count[warp] = filled;
+  __syncthreads();
   const float thresh = static_cast<float>(p.score_thresh);
-  const int64_t k = p.topk_candidates;
   // About 3k of the level are expected at or above the m-th largest sample (exactly k when whole).
-  const uint32_t m = elements <= kSampleElements
-                         ? static_cast<uint32_t>(k)
-                         : static_cast<uint32_t>(fmax(8.0, ceil(3.0 * static_cast<double>(k) * static_cast<double>(sampled) / static_cast<double>(elements))));
+  const int64_t k = p.topk_candidates;
+  const uint32_t m = whole ? static_cast<uint32_t>(k)
+                           : static_cast<uint32_t>(fmax(8.0, ceil(3.0 * static_cast<double>(k) * static_cast<double>(kSampleElements) /
+                                                                 static_cast<double>(elements))));
   // Only samples above the threshold's cut were kept: a start must pass the threshold.
-  const uint32_t key = SelectLargestSampled(st.sample + static_cast<size_t>(s) * kSampleSplit * kSampleSegment,
-                                            st.sample_count + s * kSampleSplit, m, staged, hist, shared);
+  const uint32_t key = SelectLargestStaged(staged, warp_count, m, hist, shared);
   if (threadIdx.x == 0) {
-    const float base_cut = BaseCut(p);
     float start = -INFINITY;
     if (key != 0) {
       const float score = ScoreOf(FromOrderedBits(key), p.score_input);
@@ -269,11 +238,12 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
     st.remaining[s] = static_cast<uint32_t>(p.topk_candidates);
     st.taken_all[s] = 0;
     if (s == 0) {
-      RK_TRACE_LOAD_LATENCY(st.sample_count);
+      RK_TRACE_LOAD_LATENCY(st.need_fallback);
       RK_TRACE_CLOCK(1);
     }
   }
 }
+constexpr size_t kEstimateSharedBytes = static_cast<size_t>(kSampleElements) * sizeof(uint32_t);
 
 // A block's candidates of its tile, gathered in shared memory (shared atomics: no warp waits on a
 // global atomic's round trip) and appended to the slice's buffer at the end of the tile with one
@@ -601,8 +571,10 @@ int FallbackGrid() {
 template <typename E>
 Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, int32_t* error,
                       cudaStream_t stream) {
-  SampleKernel<E><<<dim3(h.levels * kSampleSplit, h.batch), kSampleThreads, 0, stream>>>(h, p, st, error);
-  cudaError_t e = LaunchChained(true, EstimateKernel, dim3(h.levels, h.batch), dim3(kEstimateThreads), 0, stream, h, p, st);
+  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(EstimateKernel<E>), kEstimateSharedBytes,
+                                      "a device that gives a block 128 KB of shared memory (the sample estimate)"));
+  EstimateKernel<E><<<dim3(h.levels, h.batch), kEstimateThreads, kEstimateSharedBytes, stream>>>(h, p, st, error);
+  cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) {
     e = LaunchChained(true, SelectKernel<E>, dim3(tiles.tiles, h.batch), dim3(kSelectThreads), 0, stream, h, p, st, tiles);
   }

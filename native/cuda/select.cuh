@@ -16,8 +16,6 @@ struct SelectState {
   uint64_t* keys = nullptr;         // [S, capacity] RankKey(score, order)
   uint32_t* pos = nullptr;          // [S, capacity] storage position within the slice
   uint32_t capacity = 0;
-  uint32_t* sample = nullptr;        // [S, kSampleSplit, kSampleSegment] sampled keys above the threshold's cut
-  uint32_t* sample_count = nullptr;  // [S, kSampleSplit] keys in each segment
   uint32_t* need_fallback = nullptr;  // [S]
   uint32_t* hist = nullptr;           // [S, 2048] radix histograms of the exact path
   uint32_t* prefix = nullptr;         // [S]
@@ -39,8 +37,6 @@ struct TileMap {
 TileMap MakeTileMap(const HeadShapes& s, DType dtype);
 uint32_t SelectCapacity(const SelectParams& p);
 constexpr int kSelectBins = 2048;
-constexpr int kSampleSplit = 8;       // blocks that load the sample of a slice
-constexpr int kSampleSegment = 4096;  // sample elements per block
 
 // Threshold + prefilter + exact fallback: fills st.keys/pos/count for every slice, with count <= capacity
 // and, when count > k, the slice's top-k among them.

@@ -86,6 +86,11 @@ Status LaunchFillImageSizes(int32_t* sizes, int32_t batch, int32_t height, int32
 Status LastError(const char* what);
 // The CUDA error e of `what` as a Status (kOk when cudaSuccess).
 Status CudaStatus(const char* what, cudaError_t e);
+// Lets `kernel` use `smem` bytes of dynamic shared memory (more than the default 48 KB needs the
+// device's consent). The consent is asked when a kernel first needs more on a device than it was
+// granted before (a new top-k, say), not at every launch: runs without a graph (and TensorRT's
+// enqueue) call this each time. A refusal is an error that says what was expected (`expected`).
+Status AllowSharedBytes(const void* kernel, size_t smem, const char* expected);
 
 }  // namespace cuda
 }  // namespace rk
