@@ -119,7 +119,10 @@ static_assert(kSamplePerThread * kEstimateThreads == kSampleElements && kEstimat
 // it. Only the top 22 bits are resolved: the key returned is the lower edge of the m-th largest's
 // 22-bit bin (at least m keys are at or above it), which is all a starting bound needs; 0 when there
 // are fewer than m keys.
-constexpr int kWarpSegment = kWarp * kSamplePerThread;
+// A warp samples kWarp * kSamplePerThread = 1024 values and stages at most half of them: 64 KB for the
+// block, which every sm_80-family device grants (the sm_86 and sm_89 parts give a block at most 99 KB;
+// staging all 32768 keys took 128 KB).
+constexpr int kWarpSegment = kWarp * kSamplePerThread / 2;
 
 __device__ uint32_t SelectLargestStaged(const uint32_t* staged, const uint32_t* counts, uint32_t m, uint32_t* hist, uint32_t* shared) {
   using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
@@ -169,16 +172,16 @@ __device__ uint32_t SelectLargestStaged(const uint32_t* staged, const uint32_t* 
 // radix-selects the start score among them and sets the slice's cut. Also zeroes the decode
 // error record. (The sample was loaded by 8 blocks of a kernel of its own before: the boundary
 // between the two kernels and the keys' round trip through global memory cost more than one SM's
-// loads of the 128 KB.)
+// loads of the 128 KB of f32 samples.)
 template <typename E>
 __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, SelectParams p, SelectState st, int32_t* error) {
   RK_TRACE_KERNEL(kTraceEstimate);
   AllowNext();  // the select kernel's blocks may start loading their tiles meanwhile
   if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) RK_TRACE_CLOCK(0);
-  __shared__ uint32_t warp_count[kEstimateThreads / kWarp];
+  __shared__ uint32_t warp_count[kEstimateThreads / kWarp], warp_passed[kEstimateThreads / kWarp];
   __shared__ uint32_t hist[kBins];
   __shared__ uint32_t shared[4];
-  extern __shared__ uint32_t staged[];  // kSampleElements keys
+  extern __shared__ uint32_t staged[];  // kWarpSegment keys a warp
   const int n = blockIdx.y, l = blockIdx.x;
   const int s = n * h.levels + l;
   if (n == 0 && l == 0 && threadIdx.x < kErrorWords) error[threadIdx.x] = 0;
@@ -199,7 +202,9 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
     v[j] = j < in_runs ? Elems<E>::Load(run, 0) : -INFINITY;
     run += stride;
   }
-  // Each warp stages its keys in a segment of its own, a ballot a value (no barrier, no atomic).
+  // Each warp stages its keys in a segment of its own, a ballot a value (no barrier, no atomic); a warp
+  // with more than kWarpSegment of them (more than half its values above the cut) keeps the first
+  // kWarpSegment in its order (runs first), and the rank sought is scaled below.
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
   const uint32_t below_lane = (1u << lane) - 1u;
   uint32_t* segment = staged + warp * kWarpSegment;
@@ -208,17 +213,29 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
   for (int j = 0; j < kSamplePerThread; ++j) {
     const bool take = v[j] > base_cut;  // never NaN; its key is never 0
     const uint32_t voted = __ballot_sync(0xFFFFFFFFu, take);
-    if (take) segment[filled + __popc(voted & below_lane)] = OrderedBits(v[j]);
+    const uint32_t at = filled + __popc(voted & below_lane);
+    if (take && at < kWarpSegment) segment[at] = OrderedBits(v[j]);
     filled += __popc(voted);
   }
-  if (lane == 0) warp_count[warp] = filled;
+  if (lane == 0) {
+    warp_count[warp] = min(filled, static_cast<uint32_t>(kWarpSegment));
+    warp_passed[warp] = filled;
+  }
   __syncthreads();
   const float thresh = static_cast<float>(p.score_thresh);
   // About 3k of the level are expected at or above the m-th largest sample (exactly k when whole).
   const int64_t k = p.topk_candidates;
-  const uint32_t m = whole ? static_cast<uint32_t>(k)
-                           : static_cast<uint32_t>(fmax(8.0, ceil(3.0 * static_cast<double>(k) * static_cast<double>(kSampleElements) /
-                                                                 static_cast<double>(elements))));
+  uint32_t m = whole ? static_cast<uint32_t>(k)
+                     : static_cast<uint32_t>(fmax(8.0, ceil(3.0 * static_cast<double>(k) * static_cast<double>(kSampleElements) /
+                                                           static_cast<double>(elements))));
+  // When some warps staged only part of their keys, the m-th largest of all is sought as the same
+  // share of the staged ones (the same in every thread: kEstimateThreads / kWarp == kWarp warps).
+  static_assert(kEstimateThreads / kWarp == kWarp, "a lane a warp");
+  const uint32_t staged_keys = __reduce_add_sync(0xFFFFFFFFu, warp_count[lane]);
+  const uint32_t passed_keys = __reduce_add_sync(0xFFFFFFFFu, warp_passed[lane]);
+  if (staged_keys < passed_keys) {
+    m = static_cast<uint32_t>(fmax(1.0, ceil(static_cast<double>(m) * staged_keys / static_cast<double>(passed_keys))));
+  }
   // Only samples above the threshold's cut were kept: a start must pass the threshold.
   const uint32_t key = SelectLargestStaged(staged, warp_count, m, hist, shared);
   if (threadIdx.x == 0) {
@@ -243,7 +260,7 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
     }
   }
 }
-constexpr size_t kEstimateSharedBytes = static_cast<size_t>(kSampleElements) * sizeof(uint32_t);
+constexpr size_t kEstimateSharedBytes = static_cast<size_t>(kEstimateThreads / kWarp) * kWarpSegment * sizeof(uint32_t);
 
 // A block's candidates of its tile, gathered in shared memory (shared atomics: no warp waits on a
 // global atomic's round trip) and appended to the slice's buffer at the end of the tile with one
@@ -572,7 +589,7 @@ template <typename E>
 Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, int32_t* error,
                       cudaStream_t stream) {
   RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(EstimateKernel<E>), kEstimateSharedBytes,
-                                      "a device that gives a block 128 KB of shared memory (the sample estimate)"));
+                                      "a device that gives a block 64 KB of shared memory (the sample estimate)"));
   EstimateKernel<E><<<dim3(h.levels, h.batch), kEstimateThreads, kEstimateSharedBytes, stream>>>(h, p, st, error);
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) {
