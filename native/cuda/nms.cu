@@ -189,15 +189,14 @@ __device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const
 //   and the next chunk goes on without a barrier.
 // A kept member's later words are all the work there is: a group of many overlapping boxes, where a
 // few kept members remove most of the others, costs a few words a chunk instead of the whole
-// triangle. The same result as the sequential greedy loop. Leaves the removed flags in sup; needs
-// m <= 32 * kWarp (the chunks' removed words fit a warp's lanes).
+// triangle. The same result as the sequential greedy loop. Leaves the removed flags in sup.
 constexpr int kMaskMax = 1024;
 constexpr int kMaskWords = kMaskMax / 32;
-static_assert(kMaskWords <= kWarp, "a chunk's final removed word is held by one lane");
+static_assert(kMaskWords <= kWarp, "the first warp zeroes the chunks' removed words");
 constexpr int kFillWords = 2;  // mask words a warp tests per round, their loads and tests side by side
 
 // Tests for `count` words, task t -> (row i, word w) by `task`: lane q tests i against member 32w + q
-// (j > i, j < m), and the ballot of word t goes to store(t, i, w, bits). kFillWords tasks a round per
+// (j > i, j < m), and the ballot of the task goes to store(i, w, bits). kFillWords tasks a round per
 // warp (a word alone is a chain of dependent shared loads, arithmetic and a ballot).
 template <typename Task, typename Store>
 __device__ __forceinline__ void FillWords(const NmsArgs& a, const float4* box, const float* area, int32_t m, int32_t count,
@@ -239,7 +238,7 @@ __device__ __forceinline__ void FillWords(const NmsArgs& a, const float4* box, c
 #pragma unroll
     for (int r = 0; r < kFillWords; ++r) {
       const uint32_t bits = __ballot_sync(0xFFFFFFFFu, hit[r]);
-      if (lane == 0 && word[r] >= 0) store(t0 + r * warps, row[r], word[r], bits);
+      if (lane == 0 && word[r] >= 0) store(row[r], word[r], bits);
     }
   }
 }
@@ -251,7 +250,7 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
   if (threadIdx.x < kMaskWords) removed[threadIdx.x] = 0;
   FillWords(
       a, box, area, m, m, [](int32_t t, int32_t& i, int32_t& w) { i = t; w = t / kWarp; },
-      [&](int32_t, int32_t i, int32_t, uint32_t bits) { diag[i] = bits; });
+      [&](int32_t i, int32_t, uint32_t bits) { diag[i] = bits; });
   __syncthreads();
   RK_TRACE_POINT(kTraceGreedyMask);  // the diagonal words are filled
   for (int32_t c = 0; c < words; ++c) {
@@ -277,7 +276,7 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
           i = c * kWarp + __ffs(__ballot_sync(0xFFFFFFFFu, mine && order == k)) - 1;
           w = c + 1 + t % later;
         },
-        [&](int32_t, int32_t, int32_t w, uint32_t bits) {
+        [&](int32_t, int32_t w, uint32_t bits) {
           if (bits != 0) atomicOr(&removed[w], bits);
         });
     __syncthreads();

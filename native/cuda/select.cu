@@ -230,7 +230,7 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
                                                            static_cast<double>(elements))));
   // When some warps staged only part of their keys, the m-th largest of all is sought as the same
   // share of the staged ones (the same in every thread: kEstimateThreads / kWarp == kWarp warps).
-  static_assert(kEstimateThreads / kWarp == kWarp, "a lane a warp");
+  static_assert(kEstimateThreads / kWarp == kWarp, "lane w reads warp w's counts");
   const uint32_t staged_keys = __reduce_add_sync(0xFFFFFFFFu, warp_count[lane]);
   const uint32_t passed_keys = __reduce_add_sync(0xFFFFFFFFu, warp_passed[lane]);
   if (staged_keys < passed_keys) {
