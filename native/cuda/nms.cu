@@ -182,8 +182,12 @@ __device__ __forceinline__ NmsPath PathOf(const NmsArgs& a, int32_t valid, const
 //   undecided; lane q of a warp tests member 32w + q, a ballot is the word).
 // - Then chunk c after chunk c: removed[c] is final once the kept members of the chunks before it
 //   have OR-ed their word c into it. Every warp resolves the chunk alike from removed[c] and the
-//   chunk's diagonal words (register shuffles: members in order, a member kept unless removed, its
-//   diagonal word OR-ed in), so no barrier is needed to share the result; then the warps compute
+//   chunk's diagonal words, so no barrier is needed to share the result. The resolve is a fixpoint,
+//   not a walk over the 32 members: kept = allowed & ~(OR of the kept members' diagonal words), one
+//   warp reduction a round, from kept = allowed (the members not removed) until it stops changing.
+//   Member p's bit depends only on the members before it (the words are upper triangular), so after
+//   round r the first r members are right, and the one fixpoint is the greedy result; a few rounds
+//   suffice unless chains of suppressions are long (at most 33). Then the warps compute
 //   the later words (w > c) of the chunk's kept members only and OR them into removed[w] (shared
 //   atomics), and a barrier ends the chunk. A chunk with no kept member (or the last) adds nothing,
 //   and the next chunk goes on without a barrier.
@@ -256,14 +260,15 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
   for (int32_t c = 0; c < words; ++c) {
     const int32_t live = min(kWarp, m - c * kWarp);
     const uint32_t d = lane < live ? diag[c * kWarp + lane] : 0u;
-    uint32_t cur = removed[c];  // final: the kept members of earlier chunks have OR-ed their words in
-#pragma unroll
-    for (int t = 0; t < kWarp; ++t) {
-      const uint32_t r = __shfl_sync(0xFFFFFFFFu, d, t);
-      if (((cur >> t) & 1u) == 0) cur |= r;  // rows past `live` are zero
+    // removed[c] is final: the kept members of earlier chunks have OR-ed their words in.
+    const uint32_t allowed = ~removed[c] & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
+    uint32_t kept = allowed;
+    for (;;) {  // the fixpoint of kept = allowed & ~(words of the kept members): a few rounds, each one reduction
+      const uint32_t next = allowed & ~__reduce_or_sync(0xFFFFFFFFu, ((kept >> lane) & 1u) != 0 ? d : 0u);
+      if (next == kept) break;  // warp-uniform
+      kept = next;
     }
-    const uint32_t kept = ~cur & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
-    if (threadIdx.x == 0) final_removed[c] = cur;
+    if (threadIdx.x == 0) final_removed[c] = ~kept;  // bits past `live` are never read
     const int32_t later = words - c - 1, count = __popc(kept) * later;
     if (count == 0) continue;  // block-uniform: every warp resolved the same chunk alike
     // Task t: kept member t / later of the chunk (its lane found by a ballot), word c + 1 + t % later.
