@@ -3,7 +3,10 @@
 # no npm and no ../shared: a stripped, compressed Node, Node's headers, mocha's dependency closure and
 # node-addon-api (.carry/), and a copy of the golden data (.carry-golden/, carried in its own call:
 # with Node it would pass the 64 MiB a device call carries). Both folders are git-ignored.
-#   bash scripts/gpu-pack.sh            then carry .carry, dist (and .carry-golden once)
+# .carry/golden holds the part of the golden data that fits beside Node in one call (the cases the
+# tests name, and the small ones: 7 of the 11 cases, about 24 MB): when .carry-golden was not
+# carried, gpu-check.sh's prepare takes it, and the GPU tests run on those cases in the same call.
+#   bash scripts/gpu-pack.sh            then carry .carry, dist (and .carry-golden once, for all the cases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .carry .carry-golden
@@ -25,6 +28,11 @@ deps=$(node -e '
 tar -C node_modules -cJf .carry/modules.tar.xz $deps
 GOLDEN=${RK_GOLDEN_DIR:-../shared/golden}
 rm -rf .carry-golden/golden && cp -r "$GOLDEN" .carry-golden/golden && chmod -R u+w .carry-golden/golden
+rm -rf .carry/golden && mkdir -p .carry/golden
+for c in tv_k80_b2_mixed d2_k20_b2_mixed odtk_k20_b2_mixed odtk_k4_b1_dense tv_k4_b1_dense_nms03 d2_k4_b1_edges; do
+  cp "$GOLDEN/$c.json" "$GOLDEN/$c.npz" .carry/golden/
+done
+cp "$GOLDEN/nms_clustered_3000.npz" "$GOLDEN/README.md" .carry/golden/ && chmod -R u+w .carry/golden
 # The first call (golden data) can build too: it carries the headers and modules as well.
 cp .carry/node-headers.tar.xz .carry/modules.tar.xz .carry-golden/
 npm run -s build >/dev/null
