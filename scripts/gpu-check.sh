@@ -2,7 +2,8 @@
 # On a GPU machine (no Node, no npm): builds the addon with the CUDA backend, runs the GPU tests,
 # runs them again under compute-sanitizer (memcheck, racecheck, synccheck), and runs bench/gpu.
 # Inputs carried from the build machine by scripts/gpu-pack.sh: .carry/ (Node, its headers, mocha),
-# dist/ (the compiled TypeScript), .carry-golden/golden or RK_GOLDEN_DIR (the golden data).
+# dist/ (the compiled TypeScript), the golden data: .carry-golden/golden (all the cases, in a call of its own)
+# or .carry/golden (the 7 that fit beside Node; see prepare), or RK_GOLDEN_DIR.
 #   bash scripts/gpu-check.sh [prepare] [build] [test] [sanitize] [bench]   (default: all five)
 #   also: cachebench (bench/cache on the GPU machine), export (examples/export_heads.py on the GPU: shards and a torch-written cache, checked
 #         against torchvision's own postprocess_detections by the kernel's parity report)
