@@ -63,6 +63,12 @@ test_grep() {
   fi
 }
 
+# The device-time medians (graph replay, bench/gpu-trace, f32 and f16) of the addon under the settings
+# given (VAR=VALUE ...): one line a case.
+trace_medians() {
+  env "$@" node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
+}
+
 setup_node() {
   if ! command -v node >/dev/null; then
     if [ ! -x "$WORK/bin/node" ]; then
@@ -214,10 +220,10 @@ PY
       # Same-run medians of the device time (graph replay, normal build) under each setting of the
       # select pass's tile size, f32 and f16: what the default in select.cu was chosen from.
       setup_node
-      say "knobs: RK_CUDA_TILE_VECTORS (16-byte vectors per select tile; default 1024)"
+      say "knobs: RK_CUDA_TILE_VECTORS (16-byte vectors per select tile; default 1024, 2048 for heads of 128 MB and more)"
       for tv in ${RK_KNOB_TILES:-1024 2048 4096}; do
         echo "-- RK_CUDA_TILE_VECTORS=$tv"
-        RK_CUDA_TILE_VECTORS=$tv node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null | grep median
+        trace_medians RK_CUDA_TILE_VECTORS="$tv"
       done
       ;;
     compare)
@@ -232,8 +238,7 @@ PY
           spec=${pair#*=}
           settings=()  # name=ADDON,VAR=VALUE,...: the build run under those settings (e.g. RK_CUDA_TILE_VECTORS=2048)
           [ "$spec" != "${spec#*,}" ] && IFS=, read -r -a settings <<< "${spec#*,}"
-          env "${settings[@]}" RETINANET_KERNEL_ADDON="${spec%%,*}" node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-30}" --fp16 2>&1 >/dev/null |
-            grep median | sed "s/^/${pair%%=*}: /"
+          trace_medians "${settings[@]}" RETINANET_KERNEL_ADDON="${spec%%,*}" | sed "s/^/${pair%%=*}: /"
         done
       done > "$OUT/compare.txt"
       # one line per case: the medians in the order run

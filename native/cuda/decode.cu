@@ -503,6 +503,9 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
 
 }  // namespace
 
+// What a device that refuses a top-k kernel its shared memory was expected to give.
+constexpr char kTopkSharedExpected[] = "topk_candidates whose top-k fits in shared memory on this device";
+
 size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(SortSlots(static_cast<uint32_t>(k))) * (sizeof(uint64_t) + sizeof(uint32_t)); }
 
 // The candidate path: thread 0 of the block walks the level's list as the host core does (the same
@@ -588,7 +591,7 @@ Status LaunchCandidateDecode(const SelectParams& sp, const DecodeArgs& args, con
 Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
                         cudaStream_t stream) {
   const size_t smem = TopkSharedBytes(out.topk);
-  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkDecodeKernel), smem, "topk_candidates whose top-k fits in shared memory on this device"));
+  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkDecodeKernel), smem, kTopkSharedExpected));
   const cudaError_t e = LaunchChained(true, TopkDecodeKernel, dim3(args.heads.levels, args.heads.batch), dim3(kTopkThreads), smem,
                                       stream, args, st, out, error);
   RK_RETURN_IF_ERROR(CudaStatus("top-k + decode", e));
@@ -598,7 +601,7 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
 Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
                       cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(out.topk) * (sizeof(uint64_t) + sizeof(uint32_t));
-  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkTakeKernel), smem, "topk_candidates whose top-k fits in shared memory on this device"));
+  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkTakeKernel), smem, kTopkSharedExpected));
   const cudaError_t e = LaunchChained(true, TopkTakeKernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels);
   RK_RETURN_IF_ERROR(CudaStatus("top-k", e));
   return LastError("top-k");
