@@ -152,9 +152,9 @@ static const bool g_registered = (Register(&ReadSlots), true);
 #endif
 // Trace slots: a kernel takes two (start, end), points one.
 enum TraceId {
-  kTraceEstimate = 2, kTraceEstimateRound = 24,
+  kTraceEstimate = 2, kTraceEstimateStaged = 13, kTraceEstimateRound = 24,
   kTraceSelect = 4, kTraceFallback = 6,
-  kTraceTopk = 8, kTraceTopkRadix = 10, kTraceTopkCompact = 11, kTraceTopkSorted = 12,
+  kTraceTopk = 8, kTraceTopkWaited = 31, kTraceTopkRadix = 10, kTraceTopkCompact = 11, kTraceTopkSorted = 12,
   kTraceRank = 14, kTraceGreedy = 16, kTraceGreedyGathered = 18, kTraceGreedyMask = 19,
   kTraceWrite = 20, kTraceGreedyWalked = 21, kTraceGreedyDone = 27,
   kTraceRankBase = 22, kTraceRankStaged = 23, kTraceRankSearched = 25, kTraceGreedyCounted = 26,

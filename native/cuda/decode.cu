@@ -335,6 +335,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
   RK_TRACE_KERNEL(kTraceTopk);
   WaitPrevious();  // the select pass's keys and counts
   AllowNext();
+  RK_TRACE_POINT(kTraceTopkWaited);
   const int s = static_cast<int>(blockIdx.y) * levels + static_cast<int>(blockIdx.x);
   const uint32_t k = static_cast<uint32_t>(out.topk);
   uint64_t* skeys = smem;

@@ -35,8 +35,8 @@ static void Print() {
   if (t0 == 0 || all[kTraceEstimate].last == 0) return;
   struct Named { int id; const char* name; bool kernel; };
   const Named names[] = {{kTraceEstimate, "estimate", true},
-                         {kTraceEstimateRound, ".round1", false}, {kTraceSelect, "select", true},
-                         {kTraceFallback, "fallback", true}, {kTraceTopk, "topk", true}, {kTraceTopkRadix, ".radix", false},
+                         {kTraceEstimateStaged, ".staged", false}, {kTraceEstimateRound, ".round1", false}, {kTraceSelect, "select", true},
+                         {kTraceFallback, "fallback", true}, {kTraceTopk, "topk", true}, {kTraceTopkWaited, ".waited", false}, {kTraceTopkRadix, ".radix", false},
                          {kTraceTopkCompact, ".compact", false}, {kTraceTopkSorted, ".sorted", false},
                          {kTraceRank, "rank", true}, {kTraceRankBase, ".base", false}, {kTraceRankStaged, ".staged", false},
                          {kTraceRankSearched, ".searched", false}, {kTraceGreedy, "greedy", true},

@@ -222,6 +222,7 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
     warp_passed[warp] = filled;
   }
   __syncthreads();
+  RK_TRACE_POINT(kTraceEstimateStaged);
   const float thresh = static_cast<float>(p.score_thresh);
   // About 3k of the level are expected at or above the m-th largest sample (exactly k when whole).
   const int64_t k = p.topk_candidates;
