@@ -11,7 +11,16 @@
 #         trace (a timeline of the kernels from a diagnostic build, chained launches on and off),
 #         knobs (device-time medians under each tile size of the one pass, f32 and f16),
 #         floor (bench/select_floor.cu: the one pass's possible speed on this chip, without the pipeline),
-#         compare (same-run medians of several carried builds of the addon, alternated: RK_COMPARE)
+#         compare (same-run medians of several carried builds of the addon, alternated: RK_COMPARE),
+#         trt (scripts/trt-check.sh on this GPU, with the headers in RK_TRT_HEADERS, default .trt-headers)
+# Addons built on the development machine and packed by gpu-pack.sh (RK_PACK_ADDONS) are run by name:
+#   RK_ADDON=NAME          test, sanitize and bench run .carry/addons/NAME (no build here)
+#   RK_COMPARE="a=NAME b=NAME,VAR=VALUE"   (default: every packed addon, by its name)
+#   RK_TRACE_ADDONS="NAME ..."             trace runs these trace builds instead of building one
+# RK_CALL_S=SECONDS bounds the whole run (a device call's limit): each step runs under a timeout of what
+# is left, at most its own cap (RK_CAP_<STEP>, e.g. RK_CAP_SANITIZE=300), keeping 10 s for each step after
+# it, so that a slow step cannot take the later ones' results with it. One call, for example:
+#   RK_CALL_S=560 RK_ADDON=new RK_TRACE_ADDONS="trace-old trace-new" bash scripts/gpu-check.sh prepare compare test sanitize trace bench trt
 # Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +33,32 @@ steps=("$@")
 status=0
 say() { echo "== gpu-check: $*"; }
 
+# RK_CALL_S: each step in a child of its own, under a timeout (see the header).
+if [ -n "${RK_CALL_S:-}" ] && [ -z "${RK_GPU_STEP_END:-}" ]; then
+  end=$(( $(date +%s) + RK_CALL_S ))
+  declare -A cap=([prepare]=60 [build]=300 [test]=150 [sanitize]=330 [compare]=240 [trace]=90 [bench]=150 [trt]=200)
+  for ((i = 0; i < ${#steps[@]}; i++)); do
+    step=${steps[$i]}
+    after=$(( ${#steps[@]} - i - 1 ))
+    limit=$(( end - $(date +%s) - 10 * after ))
+    own_var=RK_CAP_${step^^}
+    own=${!own_var:-${cap[$step]:-$limit}}
+    [ "$own" -lt "$limit" ] && limit=$own
+    if [ "$limit" -lt 5 ]; then say "$step: skipped, the call's time (RK_CALL_S=$RK_CALL_S) is spent"; status=1; continue; fi
+    RK_GPU_STEP_END=$(( $(date +%s) + limit )) timeout "$limit" bash "$0" "$step"
+    rc=$?
+    [ $rc -eq 124 ] && say "$step: cut at its limit of $limit s"
+    [ $rc -ne 0 ] && status=1
+  done
+  exit $status
+fi
+# Seconds left to this step (RK_CALL_S's share), divided among `parts` (default 1); large without it.
+step_left() {
+  [ -n "${RK_GPU_STEP_END:-}" ] || { echo 100000; return; }
+  local l=$(( (RK_GPU_STEP_END - $(date +%s)) / ${1:-1} ))
+  echo $(( l > 5 ? l : 5 ))
+}
+
 # Node's headers and mocha + node-addon-api, from whichever carried folder has them.
 unpack_modules() {
   local src
@@ -32,6 +67,23 @@ unpack_modules() {
     if [ ! -d "$WORK/node_modules/mocha" ] && [ -f $src/modules.tar.xz ]; then mkdir -p "$WORK/node_modules" && tar -C "$WORK/node_modules" -xJf $src/modules.tar.xz; fi
   done
   [ -d node_modules/mocha ] || ln -sfn "$WORK/node_modules" node_modules
+}
+
+# The addons packed by gpu-pack.sh (RK_PACK_ADDONS), unpacked to $WORK/addons/NAME.node.
+unpack_addons() {
+  local f name
+  mkdir -p "$WORK/addons"
+  for f in .carry/addons/*.node.xz; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f" .node.xz)
+    [ "$WORK/addons/$name.node" -nt "$f" ] || xz -dc "$f" > "$WORK/addons/$name.node"
+  done
+}
+# An addon given by the name it was packed under, or by its path.
+addon_path() {
+  if [ -f "$WORK/addons/$1.node" ]; then echo "$WORK/addons/$1.node"
+  elif [ -f "$1" ]; then echo "$1"
+  else echo "no addon '$1': neither a name packed into .carry/addons (RK_PACK_ADDONS) nor a file" >&2; return 1; fi
 }
 
 build_addon() {
@@ -78,9 +130,16 @@ setup_node() {
     export PATH="$WORK/bin:$PATH"
   fi
   unpack_modules
+  unpack_addons
   export RK_GOLDEN_DIR=${RK_GOLDEN_DIR:-$WORK/golden}
+  if [ -n "${RK_ADDON:-}" ]; then
+    RETINANET_KERNEL_ADDON=$(addon_path "$RK_ADDON") || exit 1
+    export RETINANET_KERNEL_ADDON
+    echo "addon: $RK_ADDON ($RETINANET_KERNEL_ADDON)"
+  fi
   export RETINANET_KERNEL_ADDON=${RETINANET_KERNEL_ADDON:-$WORK/build/retinanet_kernel.node}
-  [ -f "$RETINANET_KERNEL_ADDON" ] || build_addon || exit 1
+  # $1 = 0: the step runs only addons it names (compare, trace of carried builds): none built here.
+  [ "${1:-1}" = 0 ] || [ -f "$RETINANET_KERNEL_ADDON" ] || build_addon || exit 1
 }
 
 for step in "${steps[@]}"; do
@@ -120,8 +179,9 @@ for step in "${steps[@]}"; do
         [ "$tool" = memcheck ] && extra=(--leak-check full)
         # The sanitizers slow kernels 10-100x: the golden parity and the exact-path tests, not the big shapes.
         # (and the candidate cache's device path: its lists in ranking order, and out of it, left to the host)
+        case $tool in memcheck) tools_left=3 ;; racecheck) tools_left=2 ;; *) tools_left=1 ;; esac
         RK_TEST_GREP=$(test_grep "${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident|ranks by counting|lists in any order|every half bit pattern}") \
-          compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
+          timeout "$(step_left $tools_left)" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
           node scripts/test.js cuda candidate-cache > "$OUT/sanitize-$tool.log" 2>&1
         rc=$?
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed, .* failed|LEAK SUMMARY" "$OUT/sanitize-$tool.log" | tail -3
@@ -198,23 +258,45 @@ PY
       grep -E "^  [a-zA-Z].*\(|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|Block Size|Grid Size|Theoretical Occ" "$OUT/detail.txt" | head -120
       ;;
     trace)
-      setup_node
-      say "timeline of the kernels (diagnostic build with -DRK_CUDA_TRACE=ON, sm_90 only), chained launches on and off"
-      unpack_modules
-      addon_api=$WORK/node_modules/node-addon-api
-      [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
-      if [ ! -f "$WORK/build-trace/retinanet_kernel.node" ]; then
-        cmake -S . -B "$WORK/build-trace" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON -DRK_CUDA_TRACE=ON \
-          -DCMAKE_CUDA_ARCHITECTURES=90-real -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/trace-build.log" 2>&1 &&
-          cmake --build "$WORK/build-trace" -j "$(nproc)" >> "$OUT/trace-build.log" 2>&1 || { tail -30 "$OUT/trace-build.log"; exit 1; }
+      setup_node "$([ -n "${RK_TRACE_ADDONS:-}" ] && echo 0 || echo 1)"
+      traces=()  # name=addon: the carried trace builds (RK_TRACE_ADDONS), else one built here
+      for name in ${RK_TRACE_ADDONS:-}; do traces+=("$name=$(addon_path "$name")") || exit 1; done
+      if [ ${#traces[@]} -eq 0 ]; then
+        say "timeline of the kernels (diagnostic build with -DRK_CUDA_TRACE=ON, sm_90 only), chained launches on and off"
+        addon_api=$WORK/node_modules/node-addon-api
+        [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
+        if [ ! -f "$WORK/build-trace/retinanet_kernel.node" ]; then
+          cmake -S . -B "$WORK/build-trace" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON -DRK_CUDA_TRACE=ON \
+            -DCMAKE_CUDA_ARCHITECTURES=90-real -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/trace-build.log" 2>&1 &&
+            cmake --build "$WORK/build-trace" -j "$(nproc)" >> "$OUT/trace-build.log" 2>&1 || { tail -30 "$OUT/trace-build.log"; exit 1; }
+        fi
+        traces=("build=$WORK/build-trace/retinanet_kernel.node")
+      else
+        say "timeline of the kernels: the carried trace builds ${RK_TRACE_ADDONS}"
       fi
-      for pdl in ${RK_TRACE_PDL:-1 0}; do
-        echo "-- RK_CUDA_PDL=$pdl"
-        RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="$WORK/build-trace/retinanet_kernel.node" node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" --fp16 \
-          > /dev/null 2> "$OUT/trace-pdl$pdl.log"
-        # per case: its median, and the timeline of the last three runs
-        awk '/^case .*median/ {print; for (i = n - 3; i < n; i++) if (i >= 0) print lines[i]; n = 0; next} /^case/ {n = 0; next} /^trace/ {lines[n++] = $0}' "$OUT/trace-pdl$pdl.log"
+      pdls=${RK_TRACE_PDL:-1 0}
+      [ -n "${RK_TRACE_ADDONS:-}" ] && pdls=${RK_TRACE_PDL:-1}
+      for entry in "${traces[@]}"; do
+        for pdl in $pdls; do
+          echo "-- ${entry%%=*}, RK_CUDA_PDL=$pdl"
+          log="$OUT/trace-${entry%%=*}-pdl$pdl.log"
+          RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="${entry#*=}" timeout "$(step_left $(( ${#traces[@]} * $(echo $pdls | wc -w) )))" \
+            node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" --fp16 > /dev/null 2> "$log"
+          # per case: its median, and the timeline of the last three runs
+          awk '/^case .*median/ {print; for (i = n - 3; i < n; i++) if (i >= 0) print lines[i]; n = 0; next} /^case/ {n = 0; next} /^trace/ {lines[n++] = $0}' "$log"
+        done
       done
+      ;;
+    trt)
+      # The TensorRT harness on this GPU (scripts/trt-check.sh: build with the public headers, the
+      # harness on the golden cases, then under the three sanitizers).
+      setup_node
+      need_golden
+      headers=${RK_TRT_HEADERS:-.trt-headers}
+      [ -f "$headers/include/NvInferRuntime.h" ] || { echo "no TensorRT headers at $headers (carry them, or set RK_TRT_HEADERS)"; exit 1; }
+      say "trt-check ($headers)"
+      OUT="$OUT/trt" RK_CUDA_ARCHS=${RK_CUDA_ARCHS:-90-real} bash scripts/trt-check.sh "$headers" > "$OUT/trt-check.log" 2>&1 || status=1
+      grep -E "^(ok|FAIL)|passed, .* failed" "$OUT/trt-check.log" | grep -v "^  " | tail -12
       ;;
     knobs)
       # Same-run medians of the device time (graph replay, normal build) under each setting of the
@@ -231,14 +313,18 @@ PY
       # of the addon, alternated: RK_COMPARE="name=ADDON name=ADDON ..." (e.g. the code before a change and
       # after it, built on the development machine and carried), RK_COMPARE_ROUNDS rounds (default 2).
       # An entry name=ADDON,VAR=VALUE,... runs that build with those environment settings (a knob's values).
-      setup_node
-      say "compare: ${RK_COMPARE:?set RK_COMPARE=\"name=addon.node ...\"}"
+      setup_node 0
+      if [ -z "${RK_COMPARE:-}" ]; then  # every packed addon, by its name
+        RK_COMPARE=$(for f in "$WORK"/addons/*.node; do [ -f "$f" ] && n=$(basename "$f" .node) && [ "${n#trace}" = "$n" ] && echo "$n=$n"; done | xargs)
+      fi
+      say "compare: ${RK_COMPARE:?set RK_COMPARE=\"name=addon.node ...\" or pack addons (RK_PACK_ADDONS)}"
       for round in $(seq "${RK_COMPARE_ROUNDS:-2}"); do
         for pair in $RK_COMPARE; do
           spec=${pair#*=}
           settings=()  # name=ADDON,VAR=VALUE,...: the build run under those settings (e.g. RK_CUDA_TILE_VECTORS=2048)
           [ "$spec" != "${spec#*,}" ] && IFS=, read -r -a settings <<< "${spec#*,}"
-          trace_medians "${settings[@]}" RETINANET_KERNEL_ADDON="${spec%%,*}" | sed "s/^/${pair%%=*}: /"
+          addon=$(addon_path "${spec%%,*}") || exit 1
+          trace_medians "${settings[@]}" RETINANET_KERNEL_ADDON="$addon" | sed "s/^/${pair%%=*}: /"
         done
       done > "$OUT/compare.txt"
       # one line per case: the medians in the order run

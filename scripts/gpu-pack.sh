@@ -6,6 +6,10 @@
 # .carry/golden holds the part of the golden data that fits beside Node in one call (the cases the
 # tests name, and the small ones: 7 of the 11 cases, about 24 MB): when .carry-golden was not
 # carried, gpu-check.sh's prepare takes it, and the GPU tests run on those cases in the same call.
+# RK_PACK_ADDONS="name=PATH ..." also packs addons built here (for the GPU's architecture, e.g. sm_90 only)
+# into .carry/addons/NAME.node.xz, about 0.5 MB each against 2.3: gpu-check.sh runs them by name
+# (RK_ADDON for test, sanitize and bench; RK_COMPARE entries; RK_TRACE_ADDONS), so a call can compare
+# several builds and test one without building on the GPU machine (without it, .carry/addons is emptied).
 #   bash scripts/gpu-pack.sh            then carry .carry, dist (and .carry-golden once, for all the cases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +37,12 @@ for c in tv_k80_b2_mixed d2_k20_b2_mixed odtk_k20_b2_mixed odtk_k4_b1_dense tv_k
   cp "$GOLDEN/$c.json" "$GOLDEN/$c.npz" .carry/golden/
 done
 cp "$GOLDEN/nms_clustered_3000.npz" "$GOLDEN/README.md" .carry/golden/ && chmod -R u+w .carry/golden
+for entry in ${RK_PACK_ADDONS:-}; do  # every entry checked before anything is replaced
+  [ "${entry%%=*}" != "$entry" ] && [ -n "${entry%%=*}" ] && [ -f "${entry#*=}" ] ||
+    { echo "RK_PACK_ADDONS: expected NAME=PATH of a built addon, got '$entry'"; exit 2; }
+done
+rm -rf .carry/addons && mkdir -p .carry/addons
+for entry in ${RK_PACK_ADDONS:-}; do xz -T2 -9 -c "${entry#*=}" > ".carry/addons/${entry%%=*}.node.xz"; done
 # The first call (golden data) can build too: it carries the headers and modules as well.
 cp .carry/node-headers.tar.xz .carry/modules.tar.xz .carry-golden/
 npm run -s build >/dev/null
