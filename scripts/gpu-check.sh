@@ -86,14 +86,21 @@ addon_path() {
   else echo "no addon '$1': neither a name packed into .carry/addons (RK_PACK_ADDONS) nor a file" >&2; return 1; fi
 }
 
-build_addon() {
+# Configures and builds the addon in tree $1 (log $2) with the CUDA backend; more CMake flags after.
+build_tree() {
+  local tree=$1 log=$2
+  shift 2
   unpack_modules
-  say "build (CMake $(cmake --version | head -1 | awk '{print $3}'), $(nvcc --version | tail -2 | head -1))"
   local addon_api=$WORK/node_modules/node-addon-api
   [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
-  cmake -S . -B "$WORK/build-tree" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON \
-    -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/build.log" 2>&1 &&
-    cmake --build "$WORK/build-tree" -j "$(nproc)" >> "$OUT/build.log" 2>&1
+  cmake -S . -B "$tree" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON \
+    -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" "$@" > "$log" 2>&1 &&
+    cmake --build "$tree" -j "$(nproc)" >> "$log" 2>&1
+}
+
+build_addon() {
+  say "build (CMake $(cmake --version | head -1 | awk '{print $3}'), $(nvcc --version | tail -2 | head -1))"
+  build_tree "$WORK/build-tree" "$OUT/build.log"
   local rc=$?
   grep -ciE "warning" "$OUT/build.log" | sed 's/^/build warnings: /'
   if [ $rc -ne 0 ]; then tail -40 "$OUT/build.log"; return 1; fi
@@ -263,12 +270,9 @@ PY
       for name in ${RK_TRACE_ADDONS:-}; do traces+=("$name=$(addon_path "$name")") || exit 1; done
       if [ ${#traces[@]} -eq 0 ]; then
         say "timeline of the kernels (diagnostic build with -DRK_CUDA_TRACE=ON, sm_90 only), chained launches on and off"
-        addon_api=$WORK/node_modules/node-addon-api
-        [ -f node_modules/node-addon-api/napi.h ] && addon_api=$ROOT/node_modules/node-addon-api
         if [ ! -f "$WORK/build-trace/retinanet_kernel.node" ]; then
-          cmake -S . -B "$WORK/build-trace" -DCMAKE_BUILD_TYPE=Release -DRK_WITH_CUDA=ON -DRK_CUDA_TRACE=ON \
-            -DCMAKE_CUDA_ARCHITECTURES=90-real -DCMAKE_JS_INC="$WORK/include/node" -DNODE_ADDON_API_DIR="$addon_api" > "$OUT/trace-build.log" 2>&1 &&
-            cmake --build "$WORK/build-trace" -j "$(nproc)" >> "$OUT/trace-build.log" 2>&1 || { tail -30 "$OUT/trace-build.log"; exit 1; }
+          build_tree "$WORK/build-trace" "$OUT/trace-build.log" -DRK_CUDA_TRACE=ON -DCMAKE_CUDA_ARCHITECTURES=90-real ||
+            { tail -30 "$OUT/trace-build.log"; exit 1; }
         fi
         traces=("build=$WORK/build-trace/retinanet_kernel.node")
       else
@@ -276,11 +280,14 @@ PY
       fi
       pdls=${RK_TRACE_PDL:-1 0}
       [ -n "${RK_TRACE_ADDONS:-}" ] && pdls=${RK_TRACE_PDL:-1}
+      runs_left=$(( ${#traces[@]} * $(echo $pdls | wc -w) ))  # the step's time is shared among the runs still to go
       for entry in "${traces[@]}"; do
         for pdl in $pdls; do
           echo "-- ${entry%%=*}, RK_CUDA_PDL=$pdl"
           log="$OUT/trace-${entry%%=*}-pdl$pdl.log"
-          RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="${entry#*=}" timeout "$(step_left $(( ${#traces[@]} * $(echo $pdls | wc -w) )))" \
+          limit=$(step_left $runs_left)
+          runs_left=$((runs_left - 1))
+          RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="${entry#*=}" timeout "$limit" \
             node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" --fp16 > /dev/null 2> "$log"
           # per case: its median, and the timeline of the last three runs
           awk '/^case .*median/ {print; for (i = n - 3; i < n; i++) if (i >= 0) print lines[i]; n = 0; next} /^case/ {n = 0; next} /^trace/ {lines[n++] = $0}' "$log"
