@@ -21,7 +21,8 @@
 # is left, at most its own cap (RK_CAP_<STEP>, e.g. RK_CAP_SANITIZE=300), keeping 10 s for each step after
 # it, so that a slow step cannot take the later ones' results with it. One call, for example:
 #   RK_CALL_S=560 RK_ADDON=new RK_TRACE_ADDONS="trace-old trace-new" bash scripts/gpu-check.sh prepare compare test sanitize trace bench trt
-# Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON.
+# Results go to $OUT (or ./gpu-check-out): logs, the bench table and its JSON (a device call returns at most 8
+# files: the trace step writes all its runs into one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -281,14 +282,17 @@ PY
       pdls=${RK_TRACE_PDL:-1 0}
       [ -n "${RK_TRACE_ADDONS:-}" ] && pdls=${RK_TRACE_PDL:-1}
       runs_left=$(( ${#traces[@]} * $(echo $pdls | wc -w) ))  # the step's time is shared among the runs still to go
+      # One file for all the runs ($OUT/trace.log, a header line before each): a device call returns at most 8 files.
+      : > "$OUT/trace.log"
       for entry in "${traces[@]}"; do
         for pdl in $pdls; do
-          echo "-- ${entry%%=*}, RK_CUDA_PDL=$pdl"
-          log="$OUT/trace-${entry%%=*}-pdl$pdl.log"
+          echo "-- ${entry%%=*}, RK_CUDA_PDL=$pdl" | tee -a "$OUT/trace.log"
+          log="$WORK/trace-run.log"
           limit=$(step_left $runs_left)
           runs_left=$((runs_left - 1))
           RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="${entry#*=}" timeout "$limit" \
             node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" --fp16 > /dev/null 2> "$log"
+          cat "$log" >> "$OUT/trace.log"
           # per case: its median, and the timeline of the last three runs
           awk '/^case .*median/ {print; for (i = n - 3; i < n; i++) if (i >= 0) print lines[i]; n = 0; next} /^case/ {n = 0; next} /^trace/ {lines[n++] = $0}' "$log"
         done
