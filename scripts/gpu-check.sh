@@ -181,15 +181,16 @@ for step in "${steps[@]}"; do
     sanitize)
       setup_node
       need_golden
-      for tool in memcheck racecheck synccheck; do
+      tools=(memcheck racecheck synccheck)
+      for ((t = 0; t < ${#tools[@]}; t++)); do
+        tool=${tools[$t]}
         say "compute-sanitizer --tool $tool"
         extra=()
         [ "$tool" = memcheck ] && extra=(--leak-check full)
         # The sanitizers slow kernels 10-100x: the golden parity and the exact-path tests, not the big shapes.
         # (and the candidate cache's device path: its lists in ranking order, and out of it, left to the host)
-        case $tool in memcheck) tools_left=3 ;; racecheck) tools_left=2 ;; *) tools_left=1 ;; esac
         RK_TEST_GREP=$(test_grep "${RK_SANITIZE_GREP:-golden parity|exact selection|graph|NaN|device-resident|ranks by counting|lists in any order|every half bit pattern}") \
-          timeout "$(step_left $tools_left)" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
+          timeout "$(step_left $(( ${#tools[@]} - t )))" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 --target-processes all \
           node scripts/test.js cuda candidate-cache > "$OUT/sanitize-$tool.log" 2>&1
         rc=$?
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed, .* failed|LEAK SUMMARY" "$OUT/sanitize-$tool.log" | tail -3
