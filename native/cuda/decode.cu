@@ -494,7 +494,8 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
       const size_t image = static_cast<size_t>(n) * S;
       const uint32_t label = pending.label;
       sc.by_rank[image + rank] = slot;
-      sc.rank_label[image + rank] = min(static_cast<int32_t>(label), args.heads.classes - 1);
+      sc.rank_label[static_cast<size_t>(n) * sc.label_stride + rank] =
+          static_cast<uint16_t>(min(static_cast<int32_t>(label), args.heads.classes - 1));
       sc.kept[image + rank] = 0;
       AddToRange(b.x1, b.y1, b.x2, b.y2, hi, lo);
     }

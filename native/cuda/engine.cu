@@ -601,6 +601,8 @@ std::unique_ptr<Engine> MakeCudaEngine(const PostprocessParams& params, int devi
     *status = Status(Code::kInvalidArgument, "Expected topk_candidates <= " + std::to_string(cuda::kMaxCudaTopk) + " for the cuda backend but received " + std::to_string(params.select.topk_candidates));
     return nullptr;
   }
+  *status = cuda::CheckNmsClasses(params);
+  if (!status->ok()) return nullptr;
   auto engine = std::make_unique<CudaEngine>(params, device, use_graph);
   *status = engine->Init();
   if (!status->ok()) return nullptr;

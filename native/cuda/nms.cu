@@ -20,6 +20,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
+#include <string>
 
 #include "common.cuh"
 #include "stages_cuda.cuh"
@@ -143,7 +144,7 @@ __global__ void __launch_bounds__(kRankThreads) RankKernel(NmsArgs a, DeviceCand
     // Labels come from the decode stage, or from a RetinaNetNMS plugin user: clamped so that a label
     // outside [0, K) can never index past the label counts.
     const int32_t g = min(max(labels[slot], 0), a.classes - 1);
-    sc.rank_label[static_cast<size_t>(n) * S + rank] = g;
+    sc.rank_label[static_cast<size_t>(n) * sc.label_stride + rank] = static_cast<uint16_t>(g);
     sc.kept[static_cast<size_t>(n) * S + j] = 0;
     const float4 b = boxes[slot];
     AddToRange(b.x, b.y, b.z, b.w, hi, lo);
@@ -411,25 +412,42 @@ __device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const
 
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
 static_assert(kMaskMax <= kStage, "a bitmask group is staged in shared memory");
-constexpr int kCollectUnroll = 4;
-// Rounds of kWarp * kCollectUnroll labels a warp keeps in registers between its two passes, so that
-// the second pass loads them again only past these: blocks of 1024 hold all 157 ranks a warp of the
-// default 5 levels of 1000, blocks of 256 hold 512 of their 625 (4 rounds: the most that fits 48
-// registers without spilling). -DRK_GREEDY_HELD_256=N builds another count for blocks of 256, for
-// measuring: 2 measured the same as 5 (bench/results/gpu-h200-2026-12-03-tail.txt, section 3).
-#ifndef RK_GREEDY_HELD_256
-#define RK_GREEDY_HELD_256 4
-#endif
+// A warp's ranks are read eight labels a lane (one 16-byte load of 16-bit labels) and compared
+// packed, so a round of a warp covers kLabelRound ranks. Rounds of labels a warp keeps in registers
+// between its two passes (count, then place), so that the second pass loads them again only past
+// these: blocks of 1024 hold the 157 ranks a warp of the default 5 levels of 1000 in one, blocks of
+// 256 their 625 in three.
+constexpr int kLabelsPerLoad = 8;
+constexpr int32_t kLabelRound = kWarp * kLabelsPerLoad;
 template <int kThreads>
-constexpr int kHeldRounds = kThreads == kGreedyThreads ? RK_GREEDY_HELD_256 : 2;
+constexpr int kHeldRounds = kThreads == kGreedyThreads ? 3 : 1;
+
+// Bit j: label j of the eight in q (rank r + j of a load at rank r) equals g (below = false) or is
+// below it (below = true); gg holds g in both halves. Labels are little-endian halves of the words.
+__device__ __forceinline__ uint32_t LabelBits(const uint4& q, uint32_t gg, bool below) {
+  const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+  uint32_t bits = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t m = below ? __vcmpltu2(w[i], gg) : __vcmpeq2(w[i], gg);  // 0xFFFF per half that holds
+    bits |= ((m & 1u) | ((m >> 15) & 2u)) << (2 * i);
+  }
+  return bits;
+}
+
+// The bits of the ranks r .. r + 7 that are below `end`.
+__device__ __forceinline__ uint32_t RanksBefore(int32_t r, int32_t end) {
+  const int32_t left = end - r;
+  return left <= 0 ? 0u : left >= kLabelsPerLoad ? 0xFFu : (1u << left) - 1u;
+}
 
 // One block per (image, group). The group's members in score order are its entries of rank_label
-// (every rank when there is one group): each warp filters a contiguous range of ranks (the labels of
-// its first rounds loaded once, with the coordinate ranges, and kept in registers; counted first,
-// then the member ranks written at the warp's offset), straight into shared memory when the group
-// fits (else into the global scratch, at the group's offset: the ranks of lower labels); then their
-// boxes (shifted on the trick path) and areas are gathered through by_rank; then greedy NMS as a
-// bitmask (groups of up to kMaskMax) or by the block.
+// (every rank when there is one group): each warp filters a contiguous range of ranks (a multiple of
+// eight long; the labels of its first rounds loaded once, with the coordinate ranges, and kept in
+// registers; counted first, then the member ranks written at the warp's offset), straight into
+// shared memory when the group fits (else into the global scratch, at the group's offset: the ranks
+// of lower labels); then their boxes (shifted on the trick path) and areas are gathered through
+// by_rank; then greedy NMS as a bitmask (groups of up to kMaskMax) or by the block.
 template <int kThreads>
 __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandidates& in, const NmsScratch& sc, int n, int g,
                                             int32_t valid) {
@@ -452,12 +470,16 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   if (valid == 0) return;
   const size_t base = static_cast<size_t>(n) * slots;
   const int32_t* by_rank = sc.by_rank + base;
-  const int32_t* rank_label = sc.rank_label + base;
-  const int32_t span = (valid + kGreedyWarps - 1) / kGreedyWarps;
+  const uint16_t* rank_label = sc.rank_label + static_cast<size_t>(n) * sc.label_stride;  // 16-byte aligned
+  const int32_t span = ((valid + kGreedyWarps - 1) / kGreedyWarps + kLabelsPerLoad - 1) & ~(kLabelsPerLoad - 1);
   const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
-  constexpr int32_t kRound = kWarp * kCollectUnroll;
+  const uint32_t gg = static_cast<uint32_t>(g) * 0x10001u;  // g < kMaxCudaClasses: never the 0xFFFF padding
+  // Eight labels from rank r (a multiple of eight below the stride): padding past the warp's range.
+  auto load = [&](int32_t r) {
+    return r < r_end ? *reinterpret_cast<const uint4*>(rank_label + r) : make_uint4(~0u, ~0u, ~0u, ~0u);
+  };
   // Loaded side by side: the coordinate ranges (warp 0: the partials of the rank blocks that had
-  // candidates) and the labels and slots of each warp's first ranks (padding: a label no group has).
+  // candidates) and the labels of each warp's first rounds.
   uint32_t hi = 0, lo = 0;
   if (warp == 0) {
     const uint32_t* part = sc.range_part + static_cast<size_t>(n) * sc.range_parts * 2;
@@ -468,45 +490,33 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
     }
   }
   constexpr int kHeld = kHeldRounds<kThreads>;
-  int32_t gs[kHeld][kCollectUnroll];
+  uint4 held[kHeld];
 #pragma unroll
-  for (int hr = 0; hr < kHeld; ++hr) {
-#pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) {
-      const int32_t r = r_begin + hr * kRound + u * kWarp + lane;
-      gs[hr][u] = r < r_end ? rank_label[r] : INT32_MAX;
-    }
-  }
+  for (int hr = 0; hr < kHeld; ++hr) held[hr] = load(r_begin + hr * kLabelRound + kLabelsPerLoad * lane);
   // Per warp: the group's members (and the ranks of lower labels) among its ranks.
-  int32_t count = 0, below = 0;
+  uint32_t count = 0, below = 0;
 #pragma unroll
   for (int hr = 0; hr < kHeld; ++hr) {
-#pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) {
-      count += __popc(__ballot_sync(0xFFFFFFFFu, gs[hr][u] == g));
-      below += __popc(__ballot_sync(0xFFFFFFFFu, gs[hr][u] < g));
-    }
+    const uint32_t in_range = RanksBefore(r_begin + hr * kLabelRound + kLabelsPerLoad * lane, r_end);
+    count += __popc(LabelBits(held[hr], gg, false) & in_range);
+    below += __popc(LabelBits(held[hr], gg, true) & in_range);
   }
-  for (int32_t r0 = r_begin + kHeld * kRound; r0 < r_end; r0 += kRound) {  // ranks past the held rounds
-    int32_t gr[kCollectUnroll];
-#pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) {
-      const int32_t r = r0 + u * kWarp + lane;
-      gr[u] = r < r_end ? rank_label[r] : INT32_MAX;
-    }
-#pragma unroll
-    for (int u = 0; u < kCollectUnroll; ++u) {
-      count += __popc(__ballot_sync(0xFFFFFFFFu, gr[u] == g));
-      below += __popc(__ballot_sync(0xFFFFFFFFu, gr[u] < g));
-    }
+  for (int32_t r0 = r_begin + kHeld * kLabelRound; r0 < r_end; r0 += kLabelRound) {  // ranks past the held rounds
+    const int32_t r = r0 + kLabelsPerLoad * lane;
+    const uint4 q = load(r);
+    const uint32_t in_range = RanksBefore(r, r_end);
+    count += __popc(LabelBits(q, gg, false) & in_range);
+    below += __popc(LabelBits(q, gg, true) & in_range);
   }
+  count = __reduce_add_sync(0xFFFFFFFFu, count);
+  below = __reduce_add_sync(0xFFFFFFFFu, below);
   for (int off = kWarp / 2; off > 0; off >>= 1) {
     hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
     lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
   }
   if (lane == 0) {
-    warp_offset[warp + 1] = count;
-    warp_below[warp] = below;
+    warp_offset[warp + 1] = static_cast<int32_t>(count);
+    warp_below[warp] = static_cast<int32_t>(below);
     if (warp == 0) {
       range[0] = hi;
       range[1] = lo;
@@ -538,25 +548,28 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   int32_t* members = fits ? s_slot : sc.grouped + base + g0;  // the members' ranks, in score order
   if (path.per_class) {
     int32_t at = warp_offset[warp];
-    auto emit = [&](int32_t label, int32_t rank) {
-      const uint32_t hits = __ballot_sync(0xFFFFFFFFu, label == g);
-      if (label == g) members[at + __popc(hits & ((1u << lane) - 1u))] = rank;
-      at += __popc(hits);
+    // The members among eight labels from rank r: placed after those of the lanes before (a
+    // shuffle scan of the lanes' counts), in rank order within the lane.
+    auto emit = [&](const uint4& q, int32_t r) {
+      uint32_t bits = LabelBits(q, gg, false) & RanksBefore(r, r_end);
+      if (__ballot_sync(0xFFFFFFFFu, bits != 0) == 0) return;  // warp-uniform
+      const int32_t c = __popc(bits);
+      int32_t upto = c;
+      for (int off = 1; off < kWarp; off <<= 1) {
+        const int32_t up = __shfl_up_sync(0xFFFFFFFFu, upto, off);
+        if (lane >= off) upto += up;
+      }
+      for (int32_t w = at + upto - c; bits != 0; ++w) {
+        members[w] = r + __ffs(bits) - 1;
+        bits &= bits - 1;
+      }
+      at += __shfl_sync(0xFFFFFFFFu, upto, kWarp - 1);
     };
 #pragma unroll
-    for (int hr = 0; hr < kHeld; ++hr) {
-#pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) emit(gs[hr][u], r_begin + hr * kRound + u * kWarp + lane);
-    }
-    for (int32_t r0 = r_begin + kHeld * kRound; r0 < r_end; r0 += kRound) {
-      int32_t gr[kCollectUnroll];
-#pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) {
-        const int32_t r = r0 + u * kWarp + lane;
-        gr[u] = r < r_end ? rank_label[r] : INT32_MAX;
-      }
-#pragma unroll
-      for (int u = 0; u < kCollectUnroll; ++u) emit(gr[u], r0 + u * kWarp + lane);
+    for (int hr = 0; hr < kHeld; ++hr) emit(held[hr], r_begin + hr * kLabelRound + kLabelsPerLoad * lane);
+    for (int32_t r0 = r_begin + kHeld * kLabelRound; r0 < r_end; r0 += kLabelRound) {
+      const int32_t r = r0 + kLabelsPerLoad * lane;
+      emit(load(r), r);
     }
   } else {  // one group: every candidate, in score order
     for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) members[q] = q;
@@ -621,12 +634,20 @@ __global__ void __launch_bounds__(kThreads, kGreedyMinBlocks<kThreads>) GreedyKe
 
 }  // namespace
 
+Status CheckNmsClasses(const PostprocessParams& p) {
+  if (p.num_classes <= kMaxCudaClasses) return Status::Ok();
+  return Status(Code::kInvalidArgument, "Expected num_classes <= " + std::to_string(kMaxCudaClasses) +
+                                            " for the cuda backend's NMS (16-bit labels) but received " +
+                                            std::to_string(p.num_classes));
+}
+
 int32_t RankRangeParts(int32_t slots) { return (slots + kRankThreads - 1) / kRankThreads; }
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  return 3 * Align(ns * 4) + Align(static_cast<size_t>(batch) * range_parts * 8) + Align(ns * 16) + Align(ns * 4) +
-         2 * Align(ns) + Align(static_cast<size_t>(batch) * 16) + Align(static_cast<size_t>(batch) * 4);
+  const size_t labels = static_cast<size_t>(batch) * static_cast<size_t>(RankLabelStride(slots < 1 ? 1 : slots)) * 2;
+  return 2 * Align(ns * 4) + Align(labels) + Align(static_cast<size_t>(batch) * range_parts * 8) + Align(ns * 16) +
+         Align(ns * 4) + 2 * Align(ns) + Align(static_cast<size_t>(batch) * 16) + Align(static_cast<size_t>(batch) * 4);
 }
 
 NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t range_parts) {
@@ -635,7 +656,8 @@ NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t ran
   NmsScratch s;
   s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
   s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
-  s.rank_label = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
+  s.label_stride = RankLabelStride(slots < 1 ? 1 : slots);
+  s.rank_label = reinterpret_cast<uint16_t*>(p); p += Align(static_cast<size_t>(batch) * static_cast<size_t>(s.label_stride) * 2);
   s.range_parts = range_parts;
   s.range_part = reinterpret_cast<uint32_t*>(p); p += Align(static_cast<size_t>(batch) * s.range_parts * 8);
   s.member_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
@@ -655,6 +677,7 @@ size_t NmsWorkspaceSize(const PostprocessParams& p, int32_t batch, int32_t slots
 Status LaunchNms(const PostprocessParams& p, const DeviceCandidates& in, int32_t batch, const int32_t* image_sizes,
                  const int32_t* output_sizes, const DeviceDetections& out, void* workspace, size_t workspace_bytes,
                  cudaStream_t stream, bool chained) {
+  RK_RETURN_IF_ERROR(CheckNmsClasses(p));
   if (workspace_bytes < NmsWorkspaceSize(p, batch, in.slots_per_image)) {
     return Status(Code::kInvalidArgument, "Expected an NMS workspace of at least " +
                                               std::to_string(NmsWorkspaceSize(p, batch, in.slots_per_image)) +

@@ -275,6 +275,7 @@ Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, co
 Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in,
                          const DeviceDetections& out, int32_t* error, void* workspace, size_t workspace_bytes,
                          cudaStream_t stream) {
+  RK_RETURN_IF_ERROR(CheckNmsClasses(p));
   const size_t need = PostprocessWorkspaceSize(p, in.shapes);
   if (workspace_bytes < need) {
     return Status(Code::kInvalidArgument, "Expected a workspace of at least " + std::to_string(need) +
@@ -316,6 +317,7 @@ Status LaunchCandidatePostprocess(const PostprocessParams& p, const AnchorGrid& 
                                   cudaStream_t stream) {
   RK_RETURN_IF_ERROR(ValidateParams(p));
   RK_RETURN_IF_ERROR(ValidateShapes(p, s));
+  RK_RETURN_IF_ERROR(CheckNmsClasses(p));
   if (p.select.topk_candidates > kMaxCudaTopk) {
     return Status(Code::kInvalidArgument, "Expected topk_candidates <= " + std::to_string(kMaxCudaTopk) + " for the cuda backend but received " +
                                               std::to_string(p.select.topk_candidates));

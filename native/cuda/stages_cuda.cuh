@@ -30,7 +30,8 @@ constexpr int32_t kMaxCudaTopk = 16384;
 struct NmsScratch {
   int32_t* by_rank = nullptr;       // [N, slots] slot of each score rank
   int32_t* grouped = nullptr;       // [N, slots] members of large groups, at the group's offset
-  int32_t* rank_label = nullptr;    // [N, slots] label (clamped to [0, K)) of each score rank
+  uint16_t* rank_label = nullptr;   // [N, label_stride] label (clamped to [0, K)) of each score rank
+  int32_t label_stride = 0;         // RankLabelStride(slots): an image's labels start 16-byte aligned
   uint32_t* range_part = nullptr;   // [N, range_parts, 2] coordinate range of each rank block's boxes
   int32_t range_parts = 0;          // room for partial ranges per image
   float4* member_box = nullptr;     // [N, slots] boxes of large groups in member order
@@ -40,6 +41,14 @@ struct NmsScratch {
   int32_t* info = nullptr;          // [N, 4]: valid candidates, partial ranges left
   uint32_t* done = nullptr;         // [N] greedy blocks done (zeroed by the rank stage)
 };
+
+// The labels per rank are 16 bits, so that the greedy stage reads eight ranks' labels in one 16-byte
+// load and compares them packed: the CUDA backend's NMS takes up to kMaxCudaClasses classes (0xFFFF
+// is never a label). An image's labels are padded to a multiple of eight ranks.
+constexpr int32_t kMaxCudaClasses = 65535;
+__host__ __device__ constexpr int32_t RankLabelStride(int32_t slots) { return (slots + 7) & ~7; }
+// Whether p's num_classes fits the CUDA NMS (a clear error naming the parameter if not).
+Status CheckNmsClasses(const PostprocessParams& p);
 
 // The coordinate range of a rank block's boxes, as the NMS path choice reads it: hi = OrderedBits of
 // the largest coordinate, lo = ~OrderedBits of the smallest (0: none). NaN coordinates take no part
