@@ -268,6 +268,20 @@ describe("cuda backend", function () {
     }
   });
 
+  it("many classes (labels past 8 bits, more groups than ranks a warp reads) equal the cpu backend", async function () {
+    // The greedy stage reads the labels per rank 16 bits at a time, eight a lane: labels up to 699
+    // (more than a byte), and groups of one or two members among thousands of ranks.
+    const config: Partial<PostprocessConfig> = { num_classes: 700, topk_candidates: 300 };
+    const gpu = createPostprocessor(config, { backend: "cuda" });
+    const cpu = createPostprocessor(config, { backend: "cpu" });
+    for (const images of [1, 3]) {
+      const ds = synthesize({ images, size: [256, 320], classes: 700, density: 0.02, seed: 50 + images });
+      const want = await cpu.run(ds);
+      assert.ok(want.detections[0].count > 0, "the case keeps detections");
+      assertSame(await gpu.run(ds), want, `${images} images of 700 classes`);
+    }
+  });
+
   it("a NaN delta of a selected box is an error naming the box; the Postprocessor stays usable", async function () {
     const ds = synthesize({ images: 1, size: [256, 256], classes: 4, density: 0.05, seed: 9 });
     const pp = createPostprocessor({ num_classes: 4 }, { backend: "cuda" });
@@ -291,6 +305,7 @@ describe("cuda backend", function () {
     assert.throws(() => pp.runSync(bogus), /not CUDA device memory/);
     assert.throws(() => addon.upload!("x" as unknown as Float32Array), /Expected a TypedArray for upload/);
     assert.throws(() => createPostprocessor({ num_classes: 4, topk_candidates: 50000 }, { backend: "cuda" }), /topk_candidates <= 16384/);
+    assert.throws(() => createPostprocessor({ num_classes: 65536 }, { backend: "cuda" }), /num_classes <= 65535 for the cuda backend's NMS .* received 65536/);
     dev.free();
   });
 
