@@ -176,7 +176,6 @@ __device__ uint32_t SelectLargestStaged(const uint32_t* staged, const uint32_t* 
 template <typename E>
 __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, SelectParams p, SelectState st, int32_t* error) {
   RK_TRACE_KERNEL(kTraceEstimate);
-  AllowNext();  // the select kernel's blocks may start loading their tiles meanwhile
   if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) RK_TRACE_CLOCK(0);
   __shared__ uint32_t warp_count[kEstimateThreads / kWarp], warp_passed[kEstimateThreads / kWarp];
   __shared__ uint32_t hist[kBins];
@@ -223,6 +222,10 @@ __global__ void __launch_bounds__(kEstimateThreads) EstimateKernel(HeadArgs h, S
   }
   __syncthreads();
   RK_TRACE_POINT(kTraceEstimateStaged);
+  // The select kernel's blocks may start loading their tiles now, while the radix rounds run: not
+  // before, when their first loads would take the memory system from the sample's (the estimate is
+  // on the critical path; an H100 timeline had its staging at 5.6-8.4 us with the pass loading).
+  AllowNext();
   const float thresh = static_cast<float>(p.score_thresh);
   // About 3k of the level are expected at or above the m-th largest sample (exactly k when whole).
   const int64_t k = p.topk_candidates;
