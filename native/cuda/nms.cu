@@ -510,6 +510,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   }
   count = __reduce_add_sync(0xFFFFFFFFu, count);
   below = __reduce_add_sync(0xFFFFFFFFu, below);
+  RK_TRACE_POINT(kTraceGreedyLabels);  // warp 0's labels loaded and counted
   for (int off = kWarp / 2; off > 0; off >>= 1) {
     hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
     lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
@@ -616,6 +617,7 @@ __global__ void __launch_bounds__(kThreads, kGreedyMinBlocks<kThreads>) GreedyKe
                                                          DeviceDetections out) {
   RK_TRACE_KERNEL(kTraceGreedy);
   WaitPrevious();  // the ranks, labels and coordinate ranges
+  RK_TRACE_POINT(kTraceGreedyWaited);
   __shared__ bool last;
   const int n = static_cast<int>(blockIdx.x / a.classes), g = static_cast<int>(blockIdx.x % a.classes);
   if (n >= batch) return;
