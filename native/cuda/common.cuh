@@ -78,7 +78,7 @@ cudaError_t LaunchChained(bool chained, void (*kernel)(Params...), dim3 grid, di
 // Diagnostic builds only (cmake -DRK_CUDA_TRACE=ON): global-timer stamps of the kernels and of
 // points inside them, read back and printed on stderr by the engine after each run.
 namespace trace {
-constexpr int kSlots = 34;
+constexpr int kSlots = 35;
 constexpr int kTraceClockSlot = 28;
 struct Slot {
   unsigned long long first;  // earliest block to reach the point (or start the kernel); ~t on the device
@@ -158,7 +158,7 @@ enum TraceId {
   kTraceRank = 14, kTraceGreedy = 16, kTraceGreedyGathered = 18, kTraceGreedyMask = 19,
   kTraceWrite = 20, kTraceGreedyWalked = 21, kTraceGreedyDone = 27,
   kTraceRankBase = 22, kTraceRankStaged = 23, kTraceRankSearched = 25, kTraceGreedyCounted = 26,
-  kTraceGreedyWaited = 32, kTraceGreedyLabels = 33,
+  kTraceGreedyWaited = 32, kTraceGreedyLabels = 33, kTraceGreedyRanges = 34,
 };
 
 // Unsigned key whose ascending order is the float's ascending order (NaN mapped below everything).

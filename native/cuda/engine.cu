@@ -40,7 +40,7 @@ static void Print() {
                          {kTraceTopkCompact, ".compact", false}, {kTraceTopkSorted, ".sorted", false},
                          {kTraceRank, "rank", true}, {kTraceRankBase, ".base", false}, {kTraceRankStaged, ".staged", false},
                          {kTraceRankSearched, ".searched", false}, {kTraceGreedy, "greedy", true},
-                         {kTraceGreedyWaited, ".waited", false}, {kTraceGreedyLabels, ".labels", false},
+                         {kTraceGreedyWaited, ".waited", false}, {kTraceGreedyRanges, ".ranges", false}, {kTraceGreedyLabels, ".labels", false},
                          {kTraceGreedyCounted, ".counted", false}, {kTraceGreedyGathered, ".gathered", false},
                          {kTraceGreedyMask, ".mask", false}, {kTraceGreedyWalked, ".walked", false},
                          {kTraceGreedyDone, ".done", false}, {kTraceWrite, ".write", false}};

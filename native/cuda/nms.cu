@@ -489,6 +489,10 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
       lo = max(lo, part[2 * b + 1]);
     }
   }
+#ifdef RK_CUDA_TRACE
+  if ((hi ^ lo) == 0x5A5A5A5Au) __threadfence_block();  // uses the ranges: the point below waits for their loads
+#endif
+  RK_TRACE_POINT(kTraceGreedyRanges);  // warp 0 has its coordinate ranges
   constexpr int kHeld = kHeldRounds<kThreads>;
   uint4 held[kHeld];
 #pragma unroll
