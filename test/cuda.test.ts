@@ -246,14 +246,16 @@ describe("cuda backend", function () {
     assertSame(await gpu.run(skew), await cpu.run(skew), "skewed sample");
   });
 
-  it("large top-k and large NMS groups equal the cpu backend (shared-memory sort, chunked bitmask, block-wide greedy, groups staged in global memory)", async function () {
+  it("large top-k and large NMS groups equal the cpu backend (shared-memory sort, chunked bitmask, whole triangle, block-wide greedy, groups staged in global memory)", async function () {
     // Three classes and the top 2000 of each level: sorts of more keys than a block has threads, and
-    // groups of more than 1024 members (block-wide greedy, staged in global memory); the top 300:
-    // groups of 257-1024 members, staged in shared memory, by the bitmask of many chunks. Batch 1
-    // gives each group a block of 1024 threads; a batch with more groups than the device has SMs (up
-    // to 192 SMs) gives them blocks of 256.
+    // groups of more than 1024 members (block-wide greedy, staged in global memory, placed after the
+    // lower classes' members); the top 300: groups of 257-1024 members, staged in shared memory, by
+    // the bitmask of many chunks; the top 80: groups of about 130 dense members, whose whole triangle
+    // a block of 1024 threads computes at batch 1. Batch 1 gives each group a block of 1024 threads
+    // (members from the labels per rank); a batch with more groups than the device has SMs (up to 192
+    // SMs) gives them blocks of 256 (members from the class bitmaps).
     const sms = loadNative()!.devices!().devices[0].multiprocessors;
-    for (const topk of [2000, 300]) {
+    for (const topk of [2000, 300, 80]) {
       const config: Partial<PostprocessConfig> = { num_classes: 3, topk_candidates: topk };
       const gpu = createPostprocessor(config, { backend: "cuda" });
       const cpu = createPostprocessor(config, { backend: "cpu" });
@@ -269,16 +271,28 @@ describe("cuda backend", function () {
   });
 
   it("many classes (labels past 8 bits, more groups than ranks a warp reads) equal the cpu backend", async function () {
-    // The greedy stage reads the labels per rank 16 bits at a time, eight a lane: labels up to 699
-    // (more than a byte), and groups of one or two members among thousands of ranks.
+    // Labels up to 699 (more than a byte), and groups of one or two members among thousands of ranks,
+    // found two ways: from the class bitmaps (ranks by counting, more groups than SMs) and from the
+    // labels per rank, 16 bits at a time, eight a lane (ranks by sorting).
     const config: Partial<PostprocessConfig> = { num_classes: 700, topk_candidates: 300 };
-    const gpu = createPostprocessor(config, { backend: "cuda" });
     const cpu = createPostprocessor(config, { backend: "cpu" });
-    for (const images of [1, 3]) {
-      const ds = synthesize({ images, size: [256, 320], classes: 700, density: 0.02, seed: 50 + images });
-      const want = await cpu.run(ds);
-      assert.ok(want.detections[0].count > 0, "the case keeps detections");
-      assertSame(await gpu.run(ds), want, `${images} images of 700 classes`);
+    const saved = process.env.RK_CUDA_RANKS;
+    try {
+      for (const path of ["count", "sort"]) {
+        if (path === "sort") process.env.RK_CUDA_RANKS = "sort";
+        else delete process.env.RK_CUDA_RANKS;
+        const gpu = createPostprocessor(config, { backend: "cuda" });
+        for (const images of [1, 3]) {
+          const ds = synthesize({ images, size: [256, 320], classes: 700, density: 0.02, seed: 50 + images });
+          const want = await cpu.run(ds);
+          assert.ok(want.detections[0].count > 0, "the case keeps detections");
+          assertSame(await gpu.run(ds), want, `${images} images of 700 classes, ranks by ${path}`);
+        }
+        await gpu.dispose();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.RK_CUDA_RANKS;
+      else process.env.RK_CUDA_RANKS = saved;
     }
   });
 

@@ -326,7 +326,11 @@ __device__ __forceinline__ uint32_t BucketOf(uint32_t u, uint32_t lo, uint32_t s
 // bucketed by score key (a counting sort on kBuckets buckets spanning the taken keys' score keys;
 // order within a bucket is arbitrary), with each bucket's start, so that the rank stage counts the
 // keys before any score in a few loads.
-__global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, DeviceCandidates out, TakenKeys tk, int32_t levels) {
+// Also zeroes its share (1 / levels) of the image's class bitmaps when there are any (class_bits: image_words
+// words an image, a multiple of four), for the rank kernel that follows: the previous run's greedy
+// blocks, which read them, ended before this run's first kernel started.
+__global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, DeviceCandidates out, TakenKeys tk, int32_t levels,
+                                                               uint32_t* class_bits, int32_t image_words) {
   using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
   __shared__ typename Scan::TempStorage scan;
   __shared__ uint32_t bucket[kBuckets];
@@ -345,6 +349,14 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
     span[1] = 0u;
   }
   for (int b = threadIdx.x; b < kBuckets; b += blockDim.x) bucket[b] = 0;  // before TakeBest's barriers
+  if (class_bits != nullptr) {
+    const int32_t quads = image_words / 4, share = (quads + levels - 1) / levels;
+    uint4* rows = reinterpret_cast<uint4*>(class_bits + static_cast<size_t>(blockIdx.y) * image_words);
+    const int32_t end = min(quads, (static_cast<int32_t>(blockIdx.x) + 1) * share);
+    for (int32_t i = static_cast<int32_t>(blockIdx.x) * share + static_cast<int32_t>(threadIdx.x); i < end; i += kTopkThreads) {
+      rows[i] = make_uint4(0u, 0u, 0u, 0u);
+    }
+  }
   const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys, spos}, span);
   RK_TRACE_POINT(kTraceTopkCompact);
   const uint32_t lo = span[0];
@@ -494,8 +506,13 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
       const size_t image = static_cast<size_t>(n) * S;
       const uint32_t label = pending.label;
       sc.by_rank[image + rank] = slot;
-      sc.rank_label[static_cast<size_t>(n) * sc.label_stride + rank] =
-          static_cast<uint16_t>(min(static_cast<int32_t>(label), args.heads.classes - 1));
+      const int32_t g = min(static_cast<int32_t>(label), args.heads.classes - 1);
+      if (sc.class_bits != nullptr) {  // the member lists: bit `rank` of row (n, g)
+        atomicOr(sc.class_bits + (static_cast<size_t>(n) * args.heads.classes + g) * sc.class_words + (rank >> 5),
+                 1u << (rank & 31));
+      } else {
+        sc.rank_label[static_cast<size_t>(n) * sc.label_stride + rank] = static_cast<uint16_t>(g);
+      }
       sc.kept[image + rank] = 0;
       AddToRange(b.x1, b.y1, b.x2, b.y2, hi, lo);
     }
@@ -600,11 +617,14 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
   return LastError("top-k + decode");
 }
 
-Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
-                      cudaStream_t stream) {
+Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, const NmsScratch* ranks,
+                      int32_t batch, int32_t levels, int32_t classes, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(out.topk) * (sizeof(uint64_t) + sizeof(uint32_t));
   RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkTakeKernel), smem, kTopkSharedExpected));
-  const cudaError_t e = LaunchChained(true, TopkTakeKernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels);
+  uint32_t* bits = ranks != nullptr ? ranks->class_bits : nullptr;
+  const int32_t image_words = bits != nullptr ? classes * ranks->class_words : 0;
+  const cudaError_t e = LaunchChained(true, TopkTakeKernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels,
+                                      bits, image_words);
   RK_RETURN_IF_ERROR(CudaStatus("top-k", e));
   return LastError("top-k");
 }

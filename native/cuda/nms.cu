@@ -8,8 +8,9 @@
 //    (decode.cu) the ranks come from the kernel that decodes the candidates, and this stage is skipped.
 // 2. Greedy (one block per image and group): from the valid count and the coordinate range, the path
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
-//    boxes); the block counts and collects its group's members in score order (ballots over the
-//    ranks' labels), stages their boxes in shared memory (or global scratch for large groups), and
+//    boxes); the block counts and collects its group's members in score order (on the count path
+//    from its class's bitmap of ranks, left by the rank kernel; else from the labels of all the
+//    image's ranks), stages their boxes in shared memory (or global scratch for large groups), and
 //    runs greedy NMS on them: as a bitmask for the groups staged in shared memory (up to 1024; chunks
 //    of 32 members in order, only the kept members' words computed), block-wide for larger ones. Blocks of 1024
 //    threads when the groups are fewer than the SMs (batch 1: each group has an SM to itself), else
@@ -248,6 +249,25 @@ __device__ __forceinline__ void FillWords(const NmsArgs& a, const float4* box, c
   }
 }
 
+// The kept members of a chunk, from `allowed` (its members not removed by earlier chunks) and lane q's
+// diagonal word d (whom member q suppresses among the later members of the chunk): the fixpoint of
+// kept = allowed & ~(the words of the kept members), from kept = allowed, one warp reduction a round.
+__device__ __forceinline__ uint32_t ResolveChunk(uint32_t allowed, uint32_t d, int lane) {
+  uint32_t kept = allowed;
+  for (;;) {
+    const uint32_t next = allowed & ~__reduce_or_sync(0xFFFFFFFFu, ((kept >> lane) & 1u) != 0 ? d : 0u);
+    if (next == kept) return kept;  // warp-uniform
+    kept = next;
+  }
+}
+
+// The removed flags of the members (sup) from the chunks' final removed words.
+__device__ __forceinline__ void StoreRemoved(const uint32_t* final_removed, uint8_t* sup, int32_t m) {
+  for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
+    sup[q] = static_cast<uint8_t>((final_removed[q / kWarp] >> (q % kWarp)) & 1u);
+  }
+}
+
 __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* diag,
                              uint32_t* removed, uint32_t* final_removed) {
   const int lane = threadIdx.x & (kWarp - 1);
@@ -263,12 +283,7 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
     const uint32_t d = lane < live ? diag[c * kWarp + lane] : 0u;
     // removed[c] is final: the kept members of earlier chunks have OR-ed their words in.
     const uint32_t allowed = ~removed[c] & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
-    uint32_t kept = allowed;
-    for (;;) {  // the fixpoint of kept = allowed & ~(words of the kept members): a few rounds, each one reduction
-      const uint32_t next = allowed & ~__reduce_or_sync(0xFFFFFFFFu, ((kept >> lane) & 1u) != 0 ? d : 0u);
-      if (next == kept) break;  // warp-uniform
-      kept = next;
-    }
+    const uint32_t kept = ResolveChunk(allowed, d, lane);
     if (threadIdx.x == 0) final_removed[c] = ~kept;  // bits past `live` are never read
     const int32_t later = words - c - 1, count = __popc(kept) * later;
     if (count == 0) continue;  // block-uniform: every warp resolved the same chunk alike
@@ -288,9 +303,58 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
     __syncthreads();
   }
   __syncthreads();
-  for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
-    sup[q] = static_cast<uint8_t>((final_removed[q / kWarp] >> (q % kWarp)) & 1u);
+  StoreRemoved(final_removed, sup, m);
+  __syncthreads();
+}
+
+// Greedy NMS of a group of at most kWholeMax members by a block that has an SM to itself (batch 1:
+// the greedy blocks are no more than the SMs): every word of the upper triangle is computed at once
+// (word w of row i: which members of chunk w after i it suppresses), spread over the block's 32
+// warps; then warp 0 alone resolves the chunks in order, with no barrier: a chunk's kept members
+// (ResolveChunk) OR their later words into the later chunks' removed words, a warp reduction a word.
+// The triangle is more tests than BitmaskGroup's kept members' words, but they all run at once,
+// where BitmaskGroup's chunk loop is a chain of fills and barriers (on an H100 at batch 1, the largest
+// group's chunks took about 5 us). Leaves the removed flags in sup.
+constexpr int kWholeMax = 256;
+constexpr int kWholeWords = kWholeMax / kWarp;
+static_assert(kWholeWords <= kWarp, "lane w holds the removed word w");
+
+__device__ void WholeMaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* whole,
+                               uint32_t* final_removed) {
+  const int lane = threadIdx.x & (kWarp - 1);
+  const int32_t words = (m + kWarp - 1) / kWarp;
+  // Task t -> (row i, word w): word w takes the rows that have members after them in chunk w, 0 ..
+  // 32w + 31 (32(w + 1) tasks from 16w(w + 1)) but the last word, whose rows are all m.
+  FillWords(
+      a, box, area, m, 16 * (words - 1) * words + m,
+      [&](int32_t t, int32_t& i, int32_t& w) {
+        int32_t v = 0;
+        while (v < words - 1 && t >= 16 * (v + 1) * (v + 2)) ++v;
+        w = v;
+        i = t - 16 * v * (v + 1);
+      },
+      [&](int32_t i, int32_t w, uint32_t bits) { whole[i * kWholeWords + w] = bits; });
+  __syncthreads();
+  RK_TRACE_POINT(kTraceGreedyMask);  // the triangle is filled
+  if (threadIdx.x < kWarp) {
+    uint32_t removed = 0;  // lane w: the removed word of chunk w so far
+    for (int32_t c = 0; c < words; ++c) {
+      const int32_t live = min(kWarp, m - c * kWarp);
+      const int32_t row = c * kWarp + lane;
+      const uint32_t* r = whole + row * kWholeWords;
+      const uint32_t d = lane < live ? r[c] : 0u;
+      const uint32_t allowed = ~__shfl_sync(0xFFFFFFFFu, removed, c) & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
+      const uint32_t kept = ResolveChunk(allowed, d, lane);
+      if (lane == 0) final_removed[c] = ~kept;  // bits past `live` are never read
+      const bool mine = ((kept >> lane) & 1u) != 0;  // kept bits are live members
+      for (int32_t w = c + 1; w < words; ++w) {
+        const uint32_t later = __reduce_or_sync(0xFFFFFFFFu, mine ? r[w] : 0u);
+        if (lane == w) removed |= later;
+      }
+    }
   }
+  __syncthreads();
+  StoreRemoved(final_removed, sup, m);
   __syncthreads();
 }
 
@@ -411,7 +475,7 @@ __device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const
 }
 
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
-static_assert(kMaskMax <= kStage, "a bitmask group is staged in shared memory");
+static_assert(kMaskMax <= kStage && kWholeMax <= kStage, "a bitmask group is staged in shared memory");
 // A warp's ranks are read eight labels a lane (one 16-byte load of 16-bit labels) and compared
 // packed, so a round of a warp covers kLabelRound ranks. Rounds of labels a warp keeps in registers
 // between its two passes (count, then place), so that the second pass loads them again only past
@@ -441,8 +505,10 @@ __device__ __forceinline__ uint32_t RanksBefore(int32_t r, int32_t end) {
   return left <= 0 ? 0u : left >= kLabelsPerLoad ? 0xFFu : (1u << left) - 1u;
 }
 
-// One block per (image, group). The group's members in score order are its entries of rank_label
-// (every rank when there is one group): each warp filters a contiguous range of ranks (a multiple of
+// One block per (image, group). The group's members in score order are the set bits of its row of
+// class_bits on the count path: thread t takes words t * per .., and a scan of the threads' counts
+// places them (a row is 160 words for 5000 ranks: one load a thread). Without the bitmaps they are its
+// entries of rank_label (every rank when there is one group): each warp filters a contiguous range of ranks (a multiple of
 // eight long; the labels of its first rounds loaded once, with the coordinate ranges, and kept in
 // registers; counted first, then the member ranks written at the warp's offset), straight into
 // shared memory when the group fits (else into the global scratch, at the group's offset: the ranks
@@ -460,6 +526,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   __shared__ int32_t group_first;
   __shared__ uint32_t range[2];
   __shared__ uint32_t diag[kMaskMax];  // BitmaskGroup's diagonal words
+  __shared__ uint32_t whole[kThreads == kGreedyWideThreads ? kWholeMax * kWholeWords : 1];  // WholeMaskGroup's triangle
   __shared__ uint32_t removed[kMaskWords], final_removed[kMaskWords];
   float4* s_box = stage;
   float* s_area = reinterpret_cast<float*>(s_box + kStage);
@@ -474,6 +541,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   const int32_t span = ((valid + kGreedyWarps - 1) / kGreedyWarps + kLabelsPerLoad - 1) & ~(kLabelsPerLoad - 1);
   const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
   const uint32_t gg = static_cast<uint32_t>(g) * 0x10001u;  // g < kMaxCudaClasses: never the 0xFFFF padding
+  const bool bitmaps = sc.class_bits != nullptr;  // the count path's member lists (else the labels per rank)
   // Eight labels from rank r (a multiple of eight below the stride): padding past the warp's range.
   auto load = [&](int32_t r) {
     return r < r_end ? *reinterpret_cast<const uint4*>(rank_label + r) : make_uint4(~0u, ~0u, ~0u, ~0u);
@@ -495,25 +563,50 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   RK_TRACE_POINT(kTraceGreedyRanges);  // warp 0 has its coordinate ranges
   constexpr int kHeld = kHeldRounds<kThreads>;
   uint4 held[kHeld];
-#pragma unroll
-  for (int hr = 0; hr < kHeld; ++hr) held[hr] = load(r_begin + hr * kLabelRound + kLabelsPerLoad * lane);
-  // Per warp: the group's members (and the ranks of lower labels) among its ranks.
+  // The bitmap path: thread t holds words t * per .. of the row, kBitWords at most (a row of the count
+  // path has at most ClassWords(kCountMaxSlots) words); its members come after those of the threads before.
+  constexpr int kBitWords = (ClassWords(kCountMaxSlots) + kThreads - 1) / kThreads;
+  uint32_t word[kBitWords];
+  int32_t per = 0;
+  uint32_t thread_before = 0;
+  // Per warp: the group's members (and, from the labels, the ranks of lower labels) among its ranks.
   uint32_t count = 0, below = 0;
+  if (bitmaps) {
+    const uint32_t* row = sc.class_bits + (static_cast<size_t>(n) * a.classes + g) * sc.class_words;
+    per = (sc.class_words + kThreads - 1) / kThreads;
+    uint32_t mine = 0;
 #pragma unroll
-  for (int hr = 0; hr < kHeld; ++hr) {
-    const uint32_t in_range = RanksBefore(r_begin + hr * kLabelRound + kLabelsPerLoad * lane, r_end);
-    count += __popc(LabelBits(held[hr], gg, false) & in_range);
-    below += __popc(LabelBits(held[hr], gg, true) & in_range);
+    for (int i = 0; i < kBitWords; ++i) {
+      const int32_t w = static_cast<int32_t>(threadIdx.x) * per + i;
+      word[i] = i < per && w < sc.class_words ? row[w] : 0u;
+      mine += __popc(word[i]);
+    }
+    uint32_t upto = mine;
+    for (int off = 1; off < kWarp; off <<= 1) {
+      const uint32_t up = __shfl_up_sync(0xFFFFFFFFu, upto, off);
+      if (lane >= off) upto += up;
+    }
+    thread_before = upto - mine;
+    count = __shfl_sync(0xFFFFFFFFu, upto, kWarp - 1);
+  } else {
+#pragma unroll
+    for (int hr = 0; hr < kHeld; ++hr) held[hr] = load(r_begin + hr * kLabelRound + kLabelsPerLoad * lane);
+#pragma unroll
+    for (int hr = 0; hr < kHeld; ++hr) {
+      const uint32_t in_range = RanksBefore(r_begin + hr * kLabelRound + kLabelsPerLoad * lane, r_end);
+      count += __popc(LabelBits(held[hr], gg, false) & in_range);
+      below += __popc(LabelBits(held[hr], gg, true) & in_range);
+    }
+    for (int32_t r0 = r_begin + kHeld * kLabelRound; r0 < r_end; r0 += kLabelRound) {  // ranks past the held rounds
+      const int32_t r = r0 + kLabelsPerLoad * lane;
+      const uint4 q = load(r);
+      const uint32_t in_range = RanksBefore(r, r_end);
+      count += __popc(LabelBits(q, gg, false) & in_range);
+      below += __popc(LabelBits(q, gg, true) & in_range);
+    }
+    count = __reduce_add_sync(0xFFFFFFFFu, count);
+    below = __reduce_add_sync(0xFFFFFFFFu, below);
   }
-  for (int32_t r0 = r_begin + kHeld * kLabelRound; r0 < r_end; r0 += kLabelRound) {  // ranks past the held rounds
-    const int32_t r = r0 + kLabelsPerLoad * lane;
-    const uint4 q = load(r);
-    const uint32_t in_range = RanksBefore(r, r_end);
-    count += __popc(LabelBits(q, gg, false) & in_range);
-    below += __popc(LabelBits(q, gg, true) & in_range);
-  }
-  count = __reduce_add_sync(0xFFFFFFFFu, count);
-  below = __reduce_add_sync(0xFFFFFFFFu, below);
   RK_TRACE_POINT(kTraceGreedyLabels);  // warp 0's labels loaded and counted
   for (int off = kWarp / 2; off > 0; off >>= 1) {
     hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
@@ -546,12 +639,30 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   const NmsPath path = PathOf(a, valid, range);
   if (!path.per_class && g > 0) return;  // one group: block 0 of the image
   const int32_t m = path.per_class ? warp_offset[kGreedyWarps] : valid;
-  const int32_t g0 = path.per_class ? group_first : 0;  // the group's offset in the global scratch: the ranks of lower labels
   RK_TRACE_POINT(kTraceGreedyCounted);
   if (m == 0) return;  // the whole block
   const bool fits = m <= kStage;
+  if (bitmaps && path.per_class && !fits) {  // block-uniform: the ranks of lower labels are rows 0 .. g - 1's bits
+    if (threadIdx.x == 0) group_first = 0;
+    __syncthreads();
+    const uint32_t* rows = sc.class_bits + static_cast<size_t>(n) * a.classes * sc.class_words;
+    uint32_t c = 0;
+    for (size_t w = threadIdx.x; w < static_cast<size_t>(g) * sc.class_words; w += kThreads) c += __popc(rows[w]);
+    c = __reduce_add_sync(0xFFFFFFFFu, c);
+    if (lane == 0 && c != 0) atomicAdd(&group_first, static_cast<int32_t>(c));
+    __syncthreads();
+  }
+  const int32_t g0 = path.per_class ? group_first : 0;  // the group's offset in the global scratch: the ranks of lower labels
   int32_t* members = fits ? s_slot : sc.grouped + base + g0;  // the members' ranks, in score order
-  if (path.per_class) {
+  if (path.per_class && bitmaps) {  // each word's ranks in order, after the threads before
+    int32_t at = warp_offset[warp] + static_cast<int32_t>(thread_before);
+#pragma unroll
+    for (int i = 0; i < kBitWords; ++i) {
+      uint32_t bits = word[i];
+      const int32_t r0 = (static_cast<int32_t>(threadIdx.x) * per + i) * kWarp;
+      for (; bits != 0; bits &= bits - 1) members[at++] = r0 + __ffs(bits) - 1;
+    }
+  } else if (path.per_class) {
     int32_t at = warp_offset[warp];
     // The members among eight labels from rank r: placed after those of the lanes before (a
     // shuffle scan of the lanes' counts), in rank order within the lane.
@@ -602,7 +713,9 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   // marks were zeroed by the rank stage) are written afterwards, in parallel.
   RK_TRACE_POINT(kTraceGreedyGathered);
   uint8_t* kept = sc.kept + base;
-  if (m <= kMaskMax) {  // staged in shared memory (kMaskMax <= kStage)
+  if (kThreads == kGreedyWideThreads && m <= kWholeMax) {  // a block an SM (kWholeMax <= kStage)
+    WholeMaskGroup(a, s_box, s_area, s_sup, m, whole, final_removed);  // ends after a barrier: sup is final in every thread
+  } else if (m <= kMaskMax) {  // staged in shared memory (kMaskMax <= kStage)
     BitmaskGroup(a, s_box, s_area, s_sup, m, diag, removed, final_removed);  // ends after a barrier: sup is final in every thread
   } else {
     GreedyBlock(a, box, area, sup, m, next);  // ends after a barrier: sup is final in every thread
@@ -648,6 +761,22 @@ Status CheckNmsClasses(const PostprocessParams& p) {
 }
 
 int32_t RankRangeParts(int32_t slots) { return (slots + kRankThreads - 1) / kRankThreads; }
+
+Status WideGreedy(int32_t batch, int32_t classes, bool* wide) {
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    return LastError("nms (device attributes)");
+  }
+  *wide = static_cast<int64_t>(batch) * classes <= sms;
+  return Status::Ok();
+}
+
+size_t ClassBitsBytes(int32_t batch, int32_t classes, int32_t slots) {
+  if (batch <= 0 || classes <= 0 || slots <= 0 || slots > kCountMaxSlots) return 0;
+  const int64_t words = static_cast<int64_t>(classes) * ClassWords(slots);
+  if (words > kClassBitsMaxWords) return 0;
+  return Align(static_cast<size_t>(batch) * static_cast<size_t>(words) * 4);
+}
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
@@ -708,14 +837,11 @@ Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, i
   }
   const int64_t blocks = static_cast<int64_t>(batch) * p.num_classes;
   constexpr size_t kGreedyShared = static_cast<size_t>(kStage) * (16 + 4 + 4 + 1);
-  int device = 0, sms = 0;
-  if (e == cudaSuccess && (cudaGetDevice(&device) != cudaSuccess ||
-                           cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)) {
-    return LastError("nms (device attributes)");
-  }
+  bool wide = false;
+  if (e == cudaSuccess) RK_RETURN_IF_ERROR(WideGreedy(batch, p.num_classes, &wide));
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   if (e == cudaSuccess) {
-    e = blocks <= sms ? LaunchChained(true, GreedyKernel<kGreedyWideThreads>, dim3(static_cast<unsigned>(blocks)),
+    e = wide ? LaunchChained(true, GreedyKernel<kGreedyWideThreads>, dim3(static_cast<unsigned>(blocks)),
                                       dim3(kGreedyWideThreads), kGreedyShared, stream, a, in, batch, sc, w, out)
                       : LaunchChained(true, GreedyKernel<kGreedyThreads>, dim3(static_cast<unsigned>(blocks)),
                                       dim3(kGreedyThreads), kGreedyShared, stream, a, in, batch, sc, w, out);

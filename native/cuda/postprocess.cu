@@ -216,7 +216,10 @@ size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s
 size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
   const size_t select = SelectBytes(p, s).bytes;
   const size_t nms = NmsScratchBytes(s.batch, s.num_levels * p.select.topk_candidates, PostprocessRangeParts(p, s));
-  return CandidateBytes(p, s) + TakenBytes(p, s) + (select > nms ? select : nms);  // select and NMS scratch share memory
+  // Select and NMS scratch share memory; the class bitmaps, zeroed while the top-k kernel reads the
+  // select state, have their own.
+  return CandidateBytes(p, s) + TakenBytes(p, s) + ClassBitsBytes(s.batch, p.num_classes, s.num_levels * p.select.topk_candidates) +
+         (select > nms ? select : nms);
 }
 
 namespace {
@@ -240,7 +243,7 @@ Status SelectDecodeStages(const PostprocessParams& p, const AnchorGrid& grid, co
   args.image_sizes = in.image_sizes;
   if (!count) return LaunchTopkDecode(args, st, out, error, stream);
   const TakenKeys tk = CarveTaken(taken, p, in.shapes);
-  RK_RETURN_IF_ERROR(LaunchTopkTake(st, out, tk, in.shapes.batch, in.shapes.num_levels, stream));
+  RK_RETURN_IF_ERROR(LaunchTopkTake(st, out, tk, ranks, in.shapes.batch, in.shapes.num_levels, p.num_classes, stream));
   return LaunchCountRank(args, tk, out, ranks, error, stream);
 }
 
@@ -292,12 +295,21 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
   uint8_t* taken = q;
   q += TakenBytes(p, in.shapes);
   const int32_t batch = in.shapes.batch;
+  uint32_t* class_bits = reinterpret_cast<uint32_t*>(q);
+  const size_t class_bits_bytes = ClassBitsBytes(batch, p.num_classes, cands.slots_per_image);
+  q += class_bits_bytes;
   if (batch == 0) {
     if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
     return Status::Ok();
   }
-  const NmsScratch sc = CarveNmsScratch(q, batch, cands.slots_per_image, PostprocessRangeParts(p, in.shapes));
+  NmsScratch sc = CarveNmsScratch(q, batch, cands.slots_per_image, PostprocessRangeParts(p, in.shapes));
   if (CountRanks(cands.slots_per_image)) {  // the ranks come with the candidates
+    bool wide = false;
+    RK_RETURN_IF_ERROR(WideGreedy(batch, p.num_classes, &wide));
+    if (class_bits_bytes > 0 && !wide) {  // and the member lists, as class bitmaps
+      sc.class_bits = class_bits;
+      sc.class_words = ClassWords(cands.slots_per_image);
+    }
     RK_RETURN_IF_ERROR(SelectDecodeStages(p, grid, in, cands, error, q, taken, &sc, true, stream));
     return LaunchNmsStages(p, cands, batch, in.image_sizes, in.output_sizes, out, sc, /*ranked=*/true, /*chained=*/true, stream);
   }

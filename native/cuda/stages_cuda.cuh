@@ -40,7 +40,26 @@ struct NmsScratch {
   uint8_t* kept = nullptr;          // [N, slots] by score rank
   int32_t* info = nullptr;          // [N, 4]: valid candidates, partial ranges left
   uint32_t* done = nullptr;         // [N] greedy blocks done (zeroed by the rank stage)
+  // The count path's member lists: [N, K, class_words], bit r of row (n, g) set when rank r of image n
+  // has label g (zeroed by the top-k kernel, set by the rank kernel). Null: the greedy stage finds its
+  // members in rank_label.
+  uint32_t* class_bits = nullptr;
+  int32_t class_words = 0;  // ClassWords(slots): a row starts 16-byte aligned
 };
+
+// Whether the greedy stage's blocks (one per image and class) are no more than the SMs: then each
+// has 1024 threads and an SM to itself (batch 1), else 256 threads, several an SM (batch 8).
+Status WideGreedy(int32_t batch, int32_t classes, bool* wide);
+
+// Rows of the class bitmaps: a bit a rank, padded to a multiple of four words.
+__host__ __device__ constexpr int32_t ClassWords(int32_t slots) { return ((slots + 31) / 32 + 3) & ~3; }
+// The bitmaps are used when the greedy blocks share SMs (not WideGreedy: with 640 blocks at batch 8,
+// reading every label of the image in each block made a queue) and an image's rows
+// (K * ClassWords(slots) words) are at most kClassBitsMaxWords (256 KB an image: 80 classes of 5
+// levels of 1000 take 12800 words); otherwise the greedy blocks read the labels per rank.
+constexpr int64_t kClassBitsMaxWords = 65536;
+// Bytes of the class bitmaps for a batch on the count path, or 0 when they are not used.
+size_t ClassBitsBytes(int32_t batch, int32_t classes, int32_t slots);
 
 // The labels per rank are 16 bits, so that the greedy stage reads eight ranks' labels in one 16-byte
 // load and compares them packed: the CUDA backend's NMS takes up to kMaxCudaClasses classes (0xFFFF
@@ -117,12 +136,14 @@ constexpr int32_t kCountMaxSlots = 16384;  // levels * k of the count path (the 
 // captured graph keeps the path it was captured with).
 bool CountRanks(int32_t slots_per_image);
 
-Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, int32_t batch, int32_t levels,
-                      cudaStream_t stream);
+// `ranks`: the NMS scratch whose class bitmaps (when it has them) the top-k blocks zero, or null.
+Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, const NmsScratch* ranks,
+                      int32_t batch, int32_t levels, int32_t classes, cudaStream_t stream);
 // Blocks of the count path's rank kernel per image, each of which leaves a partial coordinate range.
 int32_t CountRangeParts(int32_t slots);
 // Ranks and decodes the taken candidates into `out`; with `ranks`, also leaves the NMS stage's
-// ranks (rank <-> slot, label per rank, zeroed kept marks, valid count, coordinate ranges).
+// ranks (rank <-> slot, the class bitmaps or the label per rank, zeroed kept marks, valid count,
+// coordinate ranges).
 Status LaunchCountRank(const DecodeArgs& args, const TakenKeys& tk, const DeviceCandidates& out, const NmsScratch* ranks,
                        int32_t* error, cudaStream_t stream);
 
