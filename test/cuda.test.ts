@@ -246,12 +246,12 @@ describe("cuda backend", function () {
     assertSame(await gpu.run(skew), await cpu.run(skew), "skewed sample");
   });
 
-  it("large top-k and large NMS groups equal the cpu backend (shared-memory sort, chunked bitmask, whole triangle, block-wide greedy, groups staged in global memory)", async function () {
+  it("large top-k and large NMS groups equal the cpu backend (shared-memory sort, chunked bitmask, block-wide greedy, groups staged in global memory)", async function () {
     // Three classes and the top 2000 of each level: sorts of more keys than a block has threads, and
     // groups of more than 1024 members (block-wide greedy, staged in global memory, placed after the
     // lower classes' members); the top 300: groups of 257-1024 members, staged in shared memory, by
-    // the bitmask of many chunks; the top 80: groups of about 130 dense members, whose whole triangle
-    // a block of 1024 threads computes at batch 1. Batch 1 gives each group a block of 1024 threads
+    // the bitmask of many chunks; the top 80: groups of about 130 dense members (a few chunks). Batch 1
+    // gives each group a block of 1024 threads
     // (members from the labels per rank); a batch with more groups than the device has SMs (up to 192
     // SMs) gives them blocks of 256 (members from the class bitmaps).
     const sms = loadNative()!.devices!().devices[0].multiprocessors;

@@ -307,57 +307,6 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
   __syncthreads();
 }
 
-// Greedy NMS of a group of at most kWholeMax members by a block that has an SM to itself (batch 1:
-// the greedy blocks are no more than the SMs): every word of the upper triangle is computed at once
-// (word w of row i: which members of chunk w after i it suppresses), spread over the block's 32
-// warps; then warp 0 alone resolves the chunks in order, with no barrier: a chunk's kept members
-// (ResolveChunk) OR their later words into the later chunks' removed words, a warp reduction a word.
-// The triangle is more tests than BitmaskGroup's kept members' words, but they all run at once,
-// where BitmaskGroup's chunk loop is a chain of fills and barriers (on an H100 at batch 1, the largest
-// group's chunks took about 5 us). Leaves the removed flags in sup.
-constexpr int kWholeMax = 256;
-constexpr int kWholeWords = kWholeMax / kWarp;
-static_assert(kWholeWords <= kWarp, "lane w holds the removed word w");
-
-__device__ void WholeMaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* whole,
-                               uint32_t* final_removed) {
-  const int lane = threadIdx.x & (kWarp - 1);
-  const int32_t words = (m + kWarp - 1) / kWarp;
-  // Task t -> (row i, word w): word w takes the rows that have members after them in chunk w, 0 ..
-  // 32w + 31 (32(w + 1) tasks from 16w(w + 1)) but the last word, whose rows are all m.
-  FillWords(
-      a, box, area, m, 16 * (words - 1) * words + m,
-      [&](int32_t t, int32_t& i, int32_t& w) {
-        int32_t v = 0;
-        while (v < words - 1 && t >= 16 * (v + 1) * (v + 2)) ++v;
-        w = v;
-        i = t - 16 * v * (v + 1);
-      },
-      [&](int32_t i, int32_t w, uint32_t bits) { whole[i * kWholeWords + w] = bits; });
-  __syncthreads();
-  RK_TRACE_POINT(kTraceGreedyMask);  // the triangle is filled
-  if (threadIdx.x < kWarp) {
-    uint32_t removed = 0;  // lane w: the removed word of chunk w so far
-    for (int32_t c = 0; c < words; ++c) {
-      const int32_t live = min(kWarp, m - c * kWarp);
-      const int32_t row = c * kWarp + lane;
-      const uint32_t* r = whole + row * kWholeWords;
-      const uint32_t d = lane < live ? r[c] : 0u;
-      const uint32_t allowed = ~__shfl_sync(0xFFFFFFFFu, removed, c) & (live == kWarp ? 0xFFFFFFFFu : ((1u << live) - 1u));
-      const uint32_t kept = ResolveChunk(allowed, d, lane);
-      if (lane == 0) final_removed[c] = ~kept;  // bits past `live` are never read
-      const bool mine = ((kept >> lane) & 1u) != 0;  // kept bits are live members
-      for (int32_t w = c + 1; w < words; ++w) {
-        const uint32_t later = __reduce_or_sync(0xFFFFFFFFu, mine ? r[w] : 0u);
-        if (lane == w) removed |= later;
-      }
-    }
-  }
-  __syncthreads();
-  StoreRemoved(final_removed, sup, m);
-  __syncthreads();
-}
-
 // The same greedy NMS by a whole block. The next unsuppressed member is found a block-width window
 // at a time (warp ballots, a shared minimum), so runs of suppressed members cost one barrier per
 // window; for a kept member every thread tests a share of the later members, and a barrier makes its
@@ -475,7 +424,7 @@ __device__ void WriteImage(const WriteArgs& a, const DeviceCandidates& in, const
 }
 
 constexpr int kStage = 1024;  // members staged in shared memory per block (25 bytes each): 8 blocks fit an SM
-static_assert(kMaskMax <= kStage && kWholeMax <= kStage, "a bitmask group is staged in shared memory");
+static_assert(kMaskMax <= kStage, "a bitmask group is staged in shared memory");
 // A warp's ranks are read eight labels a lane (one 16-byte load of 16-bit labels) and compared
 // packed, so a round of a warp covers kLabelRound ranks. Rounds of labels a warp keeps in registers
 // between its two passes (count, then place), so that the second pass loads them again only past
@@ -526,7 +475,6 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   __shared__ int32_t group_first;
   __shared__ uint32_t range[2];
   __shared__ uint32_t diag[kMaskMax];  // BitmaskGroup's diagonal words
-  __shared__ uint32_t whole[kThreads == kGreedyWideThreads ? kWholeMax * kWholeWords : 1];  // WholeMaskGroup's triangle
   __shared__ uint32_t removed[kMaskWords], final_removed[kMaskWords];
   float4* s_box = stage;
   float* s_area = reinterpret_cast<float*>(s_box + kStage);
@@ -713,9 +661,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   // marks were zeroed by the rank stage) are written afterwards, in parallel.
   RK_TRACE_POINT(kTraceGreedyGathered);
   uint8_t* kept = sc.kept + base;
-  if (kThreads == kGreedyWideThreads && m <= kWholeMax) {  // a block an SM (kWholeMax <= kStage)
-    WholeMaskGroup(a, s_box, s_area, s_sup, m, whole, final_removed);  // ends after a barrier: sup is final in every thread
-  } else if (m <= kMaskMax) {  // staged in shared memory (kMaskMax <= kStage)
+  if (m <= kMaskMax) {  // staged in shared memory (kMaskMax <= kStage)
     BitmaskGroup(a, s_box, s_area, s_sup, m, diag, removed, final_removed);  // ends after a barrier: sup is final in every thread
   } else {
     GreedyBlock(a, box, area, sup, m, next);  // ends after a barrier: sup is final in every thread
