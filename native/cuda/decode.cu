@@ -329,6 +329,7 @@ __device__ __forceinline__ uint32_t BucketOf(uint32_t u, uint32_t lo, uint32_t s
 // Also zeroes its share (1 / levels) of the image's class bitmaps when there are any (class_bits: image_words
 // words an image, a multiple of four), for the rank kernel that follows: the previous run's greedy
 // blocks, which read them, ended before this run's first kernel started.
+template <bool kClassBits>
 __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, DeviceCandidates out, TakenKeys tk, int32_t levels,
                                                                uint32_t* class_bits, int32_t image_words) {
   using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
@@ -349,7 +350,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
     span[1] = 0u;
   }
   for (int b = threadIdx.x; b < kBuckets; b += blockDim.x) bucket[b] = 0;  // before TakeBest's barriers
-  if (class_bits != nullptr) {
+  if constexpr (kClassBits) {
     const int32_t quads = image_words / 4, share = (quads + levels - 1) / levels;
     uint4* rows = reinterpret_cast<uint4*>(class_bits + static_cast<size_t>(blockIdx.y) * image_words);
     const int32_t end = min(quads, (static_cast<int32_t>(blockIdx.x) + 1) * share);
@@ -412,6 +413,7 @@ constexpr uint32_t kCountBatch = 2;  // keys of a bucket loaded at once per leve
 // equal score in a lower level). Then it decodes the candidate into its slot (level * k + rank in
 // level) and, when `ranked`, leaves what the NMS stages read: the slot of each rank, the label of each rank,
 // a zeroed kept mark and the block's coordinate range.
+template <bool kClassBits>
 __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs args, TakenKeys tk, DeviceCandidates out,
                                                                     NmsScratch sc, bool ranked, int32_t* error) {
   __shared__ int32_t base[kMaxLevels + 1];
@@ -507,7 +509,7 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
       const uint32_t label = pending.label;
       sc.by_rank[image + rank] = slot;
       const int32_t g = min(static_cast<int32_t>(label), args.heads.classes - 1);
-      if (sc.class_bits != nullptr) {  // the member lists: bit `rank` of row (n, g)
+      if constexpr (kClassBits) {  // the member lists: bit `rank` of row (n, g)
         atomicOr(sc.class_bits + (static_cast<size_t>(n) * args.heads.classes + g) * sc.class_words + (rank >> 5),
                  1u << (rank & 31));
       } else {
@@ -620,11 +622,12 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
 Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, const NmsScratch* ranks,
                       int32_t batch, int32_t levels, int32_t classes, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(out.topk) * (sizeof(uint64_t) + sizeof(uint32_t));
-  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(TopkTakeKernel), smem, kTopkSharedExpected));
   uint32_t* bits = ranks != nullptr ? ranks->class_bits : nullptr;
   const int32_t image_words = bits != nullptr ? classes * ranks->class_words : 0;
-  const cudaError_t e = LaunchChained(true, TopkTakeKernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels,
-                                      bits, image_words);
+  auto* kernel = bits != nullptr ? TopkTakeKernel<true> : TopkTakeKernel<false>;
+  RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(kernel), smem, kTopkSharedExpected));
+  const cudaError_t e = LaunchChained(true, kernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels, bits,
+                                      image_words);
   RK_RETURN_IF_ERROR(CudaStatus("top-k", e));
   return LastError("top-k");
 }
@@ -634,7 +637,8 @@ int32_t CountRangeParts(int32_t slots) { return (slots + kCountCandidates - 1) /
 Status LaunchCountRank(const DecodeArgs& args, const TakenKeys& tk, const DeviceCandidates& out, const NmsScratch* ranks,
                        int32_t* error, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(CountRangeParts(out.slots_per_image)), static_cast<unsigned>(args.heads.batch));
-  const cudaError_t e = LaunchChained(true, CountRankKernel, grid, dim3(kCountCandidates), 0, stream, args, tk, out,
+  auto* kernel = ranks != nullptr && ranks->class_bits != nullptr ? CountRankKernel<true> : CountRankKernel<false>;
+  const cudaError_t e = LaunchChained(true, kernel, grid, dim3(kCountCandidates), 0, stream, args, tk, out,
                                       ranks != nullptr ? *ranks : NmsScratch{}, ranks != nullptr, error);
   RK_RETURN_IF_ERROR(CudaStatus("rank + decode", e));
   return LastError("rank + decode");

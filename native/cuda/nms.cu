@@ -463,7 +463,7 @@ __device__ __forceinline__ uint32_t RanksBefore(int32_t r, int32_t end) {
 // shared memory when the group fits (else into the global scratch, at the group's offset: the ranks
 // of lower labels); then their boxes (shifted on the trick path) and areas are gathered through
 // by_rank; then greedy NMS as a bitmask (groups of up to kMaskMax) or by the block.
-template <int kThreads>
+template <int kThreads, bool kClassBits>
 __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandidates& in, const NmsScratch& sc, int n, int g,
                                             int32_t valid) {
   constexpr int kGreedyWarps = kThreads / kWarp;
@@ -489,7 +489,6 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   const int32_t span = ((valid + kGreedyWarps - 1) / kGreedyWarps + kLabelsPerLoad - 1) & ~(kLabelsPerLoad - 1);
   const int32_t r_begin = min(valid, warp * span), r_end = min(valid, r_begin + span);
   const uint32_t gg = static_cast<uint32_t>(g) * 0x10001u;  // g < kMaxCudaClasses: never the 0xFFFF padding
-  const bool bitmaps = sc.class_bits != nullptr;  // the count path's member lists (else the labels per rank)
   // Eight labels from rank r (a multiple of eight below the stride): padding past the warp's range.
   auto load = [&](int32_t r) {
     return r < r_end ? *reinterpret_cast<const uint4*>(rank_label + r) : make_uint4(~0u, ~0u, ~0u, ~0u);
@@ -519,7 +518,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   uint32_t thread_before = 0;
   // Per warp: the group's members (and, from the labels, the ranks of lower labels) among its ranks.
   uint32_t count = 0, below = 0;
-  if (bitmaps) {
+  if constexpr (kClassBits) {  // the count path's member lists (else the labels per rank)
     const uint32_t* row = sc.class_bits + (static_cast<size_t>(n) * a.classes + g) * sc.class_words;
     per = (sc.class_words + kThreads - 1) / kThreads;
     uint32_t mine = 0;
@@ -590,7 +589,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   RK_TRACE_POINT(kTraceGreedyCounted);
   if (m == 0) return;  // the whole block
   const bool fits = m <= kStage;
-  if (bitmaps && path.per_class && !fits) {  // block-uniform: the ranks of lower labels are rows 0 .. g - 1's bits
+  if (kClassBits && path.per_class && !fits) {  // block-uniform: the ranks of lower labels are rows 0 .. g - 1's bits
     if (threadIdx.x == 0) group_first = 0;
     __syncthreads();
     const uint32_t* rows = sc.class_bits + static_cast<size_t>(n) * a.classes * sc.class_words;
@@ -602,7 +601,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   }
   const int32_t g0 = path.per_class ? group_first : 0;  // the group's offset in the global scratch: the ranks of lower labels
   int32_t* members = fits ? s_slot : sc.grouped + base + g0;  // the members' ranks, in score order
-  if (path.per_class && bitmaps) {  // each word's ranks in order, after the threads before
+  if (kClassBits && path.per_class) {  // each word's ranks in order, after the threads before
     int32_t at = warp_offset[warp] + static_cast<int32_t>(thread_before);
 #pragma unroll
     for (int i = 0; i < kBitWords; ++i) {
@@ -675,7 +674,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
 // One block per (image, group): the group's greedy NMS (GreedyGroup, whose early returns are
 // block-uniform); then each block publishes its kept marks and counts itself done, and the last
 // block of the image writes the image's detections (the count was zeroed by the rank stage).
-template <int kThreads>
+template <int kThreads, bool kClassBits>
 __global__ void __launch_bounds__(kThreads, kGreedyMinBlocks<kThreads>) GreedyKernel(NmsArgs a, DeviceCandidates in, int32_t batch, NmsScratch sc, WriteArgs w,
                                                          DeviceDetections out) {
   RK_TRACE_KERNEL(kTraceGreedy);
@@ -685,7 +684,7 @@ __global__ void __launch_bounds__(kThreads, kGreedyMinBlocks<kThreads>) GreedyKe
   const int n = static_cast<int>(blockIdx.x / a.classes), g = static_cast<int>(blockIdx.x % a.classes);
   if (n >= batch) return;
   const int32_t valid = sc.info[n * 4 + 0];  // the image's candidates (left by the rank stage)
-  GreedyGroup<kThreads>(a, in, sc, n, g, valid);
+  GreedyGroup<kThreads, kClassBits>(a, in, sc, n, g, valid);
   __threadfence();  // this thread's kept marks, before the block counts itself done
   __syncthreads();
   if (threadIdx.x == 0) last = atomicAdd(&sc.done[n], 1u) == static_cast<uint32_t>(a.classes) - 1u;
@@ -787,10 +786,18 @@ Status LaunchNmsStages(const PostprocessParams& p, const DeviceCandidates& in, i
   if (e == cudaSuccess) RK_RETURN_IF_ERROR(WideGreedy(batch, p.num_classes, &wide));
   const WriteArgs w{p.decode.clip, p.output.remove_empty, image_sizes, output_sizes};
   if (e == cudaSuccess) {
-    e = wide ? LaunchChained(true, GreedyKernel<kGreedyWideThreads>, dim3(static_cast<unsigned>(blocks)),
-                                      dim3(kGreedyWideThreads), kGreedyShared, stream, a, in, batch, sc, w, out)
-                      : LaunchChained(true, GreedyKernel<kGreedyThreads>, dim3(static_cast<unsigned>(blocks)),
-                                      dim3(kGreedyThreads), kGreedyShared, stream, a, in, batch, sc, w, out);
+    // Each variant is its own kernel: the wide one never has the class bitmaps (LaunchPostprocess).
+    const dim3 grid(static_cast<unsigned>(blocks));
+    if (wide) {
+      e = LaunchChained(true, GreedyKernel<kGreedyWideThreads, false>, grid, dim3(kGreedyWideThreads), kGreedyShared, stream, a, in,
+                        batch, sc, w, out);
+    } else if (sc.class_bits != nullptr) {
+      e = LaunchChained(true, GreedyKernel<kGreedyThreads, true>, grid, dim3(kGreedyThreads), kGreedyShared, stream, a, in, batch, sc,
+                        w, out);
+    } else {
+      e = LaunchChained(true, GreedyKernel<kGreedyThreads, false>, grid, dim3(kGreedyThreads), kGreedyShared, stream, a, in, batch,
+                        sc, w, out);
+    }
   }
   RK_RETURN_IF_ERROR(CudaStatus("nms", e));
   return LastError("nms");

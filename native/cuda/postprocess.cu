@@ -217,9 +217,9 @@ size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s)
   const size_t select = SelectBytes(p, s).bytes;
   const size_t nms = NmsScratchBytes(s.batch, s.num_levels * p.select.topk_candidates, PostprocessRangeParts(p, s));
   // Select and NMS scratch share memory; the class bitmaps, zeroed while the top-k kernel reads the
-  // select state, have their own.
-  return CandidateBytes(p, s) + TakenBytes(p, s) + ClassBitsBytes(s.batch, p.num_classes, s.num_levels * p.select.topk_candidates) +
-         (select > nms ? select : nms);
+  // select state, have their own, at the end.
+  return CandidateBytes(p, s) + TakenBytes(p, s) + (select > nms ? select : nms) +
+         ClassBitsBytes(s.batch, p.num_classes, s.num_levels * p.select.topk_candidates);
 }
 
 namespace {
@@ -295,9 +295,11 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
   uint8_t* taken = q;
   q += TakenBytes(p, in.shapes);
   const int32_t batch = in.shapes.batch;
-  uint32_t* class_bits = reinterpret_cast<uint32_t*>(q);
+  // The class bitmaps come last, after the memory that the select state and the NMS scratch share.
+  const size_t shared_bytes = std::max(SelectBytes(p, in.shapes).bytes,
+                                       NmsScratchBytes(batch, cands.slots_per_image, PostprocessRangeParts(p, in.shapes)));
+  uint32_t* class_bits = reinterpret_cast<uint32_t*>(q + shared_bytes);
   const size_t class_bits_bytes = ClassBitsBytes(batch, p.num_classes, cands.slots_per_image);
-  q += class_bits_bytes;
   if (batch == 0) {
     if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
     return Status::Ok();
