@@ -8,9 +8,9 @@
 //    (decode.cu) the ranks come from the kernel that decodes the candidates, and this stage is skipped.
 // 2. Greedy (one block per image and group): from the valid count and the coordinate range, the path
 //    torchvision's batched_nms would take (coordinate trick on shifted boxes, or per class on the
-//    boxes); the block counts and collects its group's members in score order (on the count path
-//    from its class's bitmap of ranks, left by the rank kernel; else from the labels of all the
-//    image's ranks), stages their boxes in shared memory (or global scratch for large groups), and
+//    boxes); the block counts and collects its group's members in score order (on the count path,
+//    when the blocks share SMs, from its class's bitmap of ranks, left by the rank kernel; else from
+//    the labels of all the image's ranks), stages their boxes in shared memory (or global scratch for large groups), and
 //    runs greedy NMS on them: as a bitmask for the groups staged in shared memory (up to 1024; chunks
 //    of 32 members in order, only the kept members' words computed), block-wide for larger ones. Blocks of 1024
 //    threads when the groups are fewer than the SMs (batch 1: each group has an SM to itself), else
@@ -454,10 +454,12 @@ __device__ __forceinline__ uint32_t RanksBefore(int32_t r, int32_t end) {
   return left <= 0 ? 0u : left >= kLabelsPerLoad ? 0xFFu : (1u << left) - 1u;
 }
 
-// One block per (image, group). The group's members in score order are the set bits of its row of
-// class_bits on the count path: thread t takes words t * per .., and a scan of the threads' counts
-// places them (a row is 160 words for 5000 ranks: one load a thread). Without the bitmaps they are its
-// entries of rank_label (every rank when there is one group): each warp filters a contiguous range of ranks (a multiple of
+// One block per (image, group). With kClassBits (the count path, blocks of 256 that share SMs), the
+// group's members in score order are the set bits of its row of class_bits: thread t takes words
+// t * per .., and a scan of the threads' counts places them (a row is 160 words for 5000 ranks: one
+// load a thread; 640 blocks at batch 8 no longer each read all of their image's labels: 0.6-1.5 us
+// less, bench/results/gpu-h100-2026-12-07-class-bits.txt). Without them they are its entries of
+// rank_label (every rank when there is one group): each warp filters a contiguous range of ranks (a multiple of
 // eight long; the labels of its first rounds loaded once, with the coordinate ranges, and kept in
 // registers; counted first, then the member ranks written at the warp's offset), straight into
 // shared memory when the group fits (else into the global scratch, at the group's offset: the ranks
