@@ -457,7 +457,7 @@ __device__ __forceinline__ uint32_t RanksBefore(int32_t r, int32_t end) {
 // One block per (image, group). With kClassBits (the count path, blocks of 256 that share SMs), the
 // group's members in score order are the set bits of its row of class_bits: thread t takes words
 // t * per .., and a scan of the threads' counts places them (a row is 160 words for 5000 ranks: one
-// load a thread; 640 blocks at batch 8 no longer each read all of their image's labels: 0.6-1.5 us
+// load a thread; 640 blocks at batch 8 no longer each read all of their image's labels: 0.9-1.4 us
 // less, bench/results/gpu-h100-2026-12-07-class-bits.txt). Without them they are its entries of
 // rank_label (every rank when there is one group): each warp filters a contiguous range of ranks (a multiple of
 // eight long; the labels of its first rounds loaded once, with the coordinate ranges, and kept in
