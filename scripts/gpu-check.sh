@@ -16,7 +16,7 @@
 # Addons built on the development machine and packed by gpu-pack.sh (RK_PACK_ADDONS) are run by name:
 #   RK_ADDON=NAME          test, sanitize and bench run .carry/addons/NAME (no build here)
 #   RK_COMPARE="a=NAME b=NAME,VAR=VALUE"   (default: every packed addon, by its name)
-#   RK_TRACE_ADDONS="NAME ..."             trace runs these trace builds instead of building one
+#   RK_TRACE_ADDONS="NAME[,VAR=VALUE,...] ..." trace runs these trace builds (each under its settings) instead of building one
 # RK_CALL_S=SECONDS bounds the whole run (a device call's limit): each step runs under a timeout of what
 # is left, at most its own cap (RK_CAP_<STEP>, e.g. RK_CAP_SANITIZE=300), keeping 10 s for each step after
 # it, so that a slow step cannot take the later ones' results with it. One call, for example:
@@ -268,15 +268,20 @@ PY
       ;;
     trace)
       setup_node "$([ -n "${RK_TRACE_ADDONS:-}" ] && echo 0 || echo 1)"
-      traces=()  # name=addon: the carried trace builds (RK_TRACE_ADDONS), else one built here
-      for name in ${RK_TRACE_ADDONS:-}; do traces+=("$name=$(addon_path "$name")") || exit 1; done
+      traces=()  # label|addon[,VAR=VALUE,...]: the carried trace builds (RK_TRACE_ADDONS, with settings), else one built here
+      for spec in ${RK_TRACE_ADDONS:-}; do
+        name=${spec%%,*}
+        extra=""
+        [ "$spec" != "$name" ] && extra=",${spec#*,}"
+        traces+=("$spec|$(addon_path "$name")$extra") || exit 1
+      done
       if [ ${#traces[@]} -eq 0 ]; then
         say "timeline of the kernels (diagnostic build with -DRK_CUDA_TRACE=ON, sm_90 only), chained launches on and off"
         if [ ! -f "$WORK/build-trace/retinanet_kernel.node" ]; then
           build_tree "$WORK/build-trace" "$OUT/trace-build.log" -DRK_CUDA_TRACE=ON -DCMAKE_CUDA_ARCHITECTURES=90-real ||
             { tail -30 "$OUT/trace-build.log"; exit 1; }
         fi
-        traces=("build=$WORK/build-trace/retinanet_kernel.node")
+        traces=("build|$WORK/build-trace/retinanet_kernel.node")
       else
         say "timeline of the kernels: the carried trace builds ${RK_TRACE_ADDONS}"
       fi
@@ -287,11 +292,14 @@ PY
       : > "$OUT/trace.log"
       for entry in "${traces[@]}"; do
         for pdl in $pdls; do
-          echo "-- ${entry%%=*}, RK_CUDA_PDL=$pdl" | tee -a "$OUT/trace.log"
+          echo "-- ${entry%%|*}, RK_CUDA_PDL=$pdl" | tee -a "$OUT/trace.log"
           log="$WORK/trace-run.log"
           limit=$(step_left $runs_left)
           runs_left=$((runs_left - 1))
-          RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="${entry#*=}" timeout "$limit" \
+          target=${entry#*|}
+          settings=()  # the entry's VAR=VALUE settings (e.g. RK_CUDA_SAMPLE_RUNS=4)
+          [ "$target" != "${target#*,}" ] && IFS=, read -r -a settings <<< "${target#*,}"
+          env "${settings[@]}" RK_CUDA_PDL=$pdl RETINANET_KERNEL_ADDON="${target%%,*}" timeout "$limit" \
             node dist/bench/gpu-trace.js --runs "${RK_TRACE_RUNS:-20}" --fp16 > /dev/null 2> "$log"
           cat "$log" >> "$OUT/trace.log"
           # per case: its median, and the timeline of the last three runs
