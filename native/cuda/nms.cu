@@ -21,6 +21,8 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "common.cuh"
@@ -261,13 +263,6 @@ __device__ __forceinline__ uint32_t ResolveChunk(uint32_t allowed, uint32_t d, i
   }
 }
 
-// The removed flags of the members (sup) from the chunks' final removed words.
-__device__ __forceinline__ void StoreRemoved(const uint32_t* final_removed, uint8_t* sup, int32_t m) {
-  for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
-    sup[q] = static_cast<uint8_t>((final_removed[q / kWarp] >> (q % kWarp)) & 1u);
-  }
-}
-
 __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* area, uint8_t* sup, int32_t m, uint32_t* diag,
                              uint32_t* removed, uint32_t* final_removed) {
   const int lane = threadIdx.x & (kWarp - 1);
@@ -303,7 +298,9 @@ __device__ void BitmaskGroup(const NmsArgs& a, const float4* box, const float* a
     __syncthreads();
   }
   __syncthreads();
-  StoreRemoved(final_removed, sup, m);
+  for (int32_t q = static_cast<int32_t>(threadIdx.x); q < m; q += static_cast<int32_t>(blockDim.x)) {
+    sup[q] = static_cast<uint8_t>((final_removed[q / kWarp] >> (q % kWarp)) & 1u);
+  }
   __syncthreads();
 }
 
@@ -454,6 +451,16 @@ __device__ __forceinline__ uint32_t RanksBefore(int32_t r, int32_t end) {
   return left <= 0 ? 0u : left >= kLabelsPerLoad ? 0xFFu : (1u << left) - 1u;
 }
 
+// The sum of x over lanes 0 .. lane of the warp (a shuffle scan; every lane calls it).
+template <typename T>
+__device__ __forceinline__ T WarpInclusiveSum(T x, int lane) {
+  for (int off = 1; off < kWarp; off <<= 1) {
+    const T up = __shfl_up_sync(0xFFFFFFFFu, x, off);
+    if (lane >= off) x += up;
+  }
+  return x;
+}
+
 // One block per (image, group). With kClassBits (the count path, blocks of 256 that share SMs), the
 // group's members in score order are the set bits of its row of class_bits: thread t takes words
 // t * per .., and a scan of the threads' counts places them (a row is 160 words for 5000 ranks: one
@@ -512,6 +519,8 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   RK_TRACE_POINT(kTraceGreedyRanges);  // warp 0 has its coordinate ranges
   constexpr int kHeld = kHeldRounds<kThreads>;
   uint4 held[kHeld];
+  // This lane's first rank in held round hr.
+  auto held_rank = [&](int hr) { return r_begin + hr * kLabelRound + kLabelsPerLoad * lane; };
   // The bitmap path: thread t holds words t * per .. of the row, kBitWords at most (a row of the count
   // path has at most ClassWords(kCountMaxSlots) words); its members come after those of the threads before.
   constexpr int kBitWords = (ClassWords(kCountMaxSlots) + kThreads - 1) / kThreads;
@@ -530,19 +539,15 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
       word[i] = i < per && w < sc.class_words ? row[w] : 0u;
       mine += __popc(word[i]);
     }
-    uint32_t upto = mine;
-    for (int off = 1; off < kWarp; off <<= 1) {
-      const uint32_t up = __shfl_up_sync(0xFFFFFFFFu, upto, off);
-      if (lane >= off) upto += up;
-    }
+    const uint32_t upto = WarpInclusiveSum(mine, lane);
     thread_before = upto - mine;
     count = __shfl_sync(0xFFFFFFFFu, upto, kWarp - 1);
   } else {
 #pragma unroll
-    for (int hr = 0; hr < kHeld; ++hr) held[hr] = load(r_begin + hr * kLabelRound + kLabelsPerLoad * lane);
+    for (int hr = 0; hr < kHeld; ++hr) held[hr] = load(held_rank(hr));
 #pragma unroll
     for (int hr = 0; hr < kHeld; ++hr) {
-      const uint32_t in_range = RanksBefore(r_begin + hr * kLabelRound + kLabelsPerLoad * lane, r_end);
+      const uint32_t in_range = RanksBefore(held_rank(hr), r_end);
       count += __popc(LabelBits(held[hr], gg, false) & in_range);
       below += __popc(LabelBits(held[hr], gg, true) & in_range);
     }
@@ -571,13 +576,8 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
   }
   __syncthreads();
   if (warp == 0) {  // the warps' offsets: a shuffle scan of their counts
-    int32_t c = lane < kGreedyWarps ? warp_offset[lane + 1] : 0;
-    int32_t b = lane < kGreedyWarps ? warp_below[lane] : 0;
-    for (int off = 1; off < kWarp; off <<= 1) {
-      const int32_t up = __shfl_up_sync(0xFFFFFFFFu, c, off);
-      if (lane >= off) c += up;
-      b += __shfl_xor_sync(0xFFFFFFFFu, b, off);
-    }
+    const int32_t c = WarpInclusiveSum(lane < kGreedyWarps ? warp_offset[lane + 1] : 0, lane);
+    const int32_t b = __reduce_add_sync(0xFFFFFFFFu, lane < kGreedyWarps ? warp_below[lane] : 0);
     if (lane < kGreedyWarps) warp_offset[lane + 1] = c;
     if (lane == 0) {
       warp_offset[0] = 0;
@@ -619,11 +619,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
       uint32_t bits = LabelBits(q, gg, false) & RanksBefore(r, r_end);
       if (__ballot_sync(0xFFFFFFFFu, bits != 0) == 0) return;  // warp-uniform
       const int32_t c = __popc(bits);
-      int32_t upto = c;
-      for (int off = 1; off < kWarp; off <<= 1) {
-        const int32_t up = __shfl_up_sync(0xFFFFFFFFu, upto, off);
-        if (lane >= off) upto += up;
-      }
+      const int32_t upto = WarpInclusiveSum(c, lane);
       for (int32_t w = at + upto - c; bits != 0; ++w) {
         members[w] = r + __ffs(bits) - 1;
         bits &= bits - 1;
@@ -631,7 +627,7 @@ __device__ __forceinline__ void GreedyGroup(const NmsArgs& a, const DeviceCandid
       at += __shfl_sync(0xFFFFFFFFu, upto, kWarp - 1);
     };
 #pragma unroll
-    for (int hr = 0; hr < kHeld; ++hr) emit(held[hr], r_begin + hr * kLabelRound + kLabelsPerLoad * lane);
+    for (int hr = 0; hr < kHeld; ++hr) emit(held[hr], held_rank(hr));
     for (int32_t r0 = r_begin + kHeld * kLabelRound; r0 < r_end; r0 += kLabelRound) {
       const int32_t r = r0 + kLabelsPerLoad * lane;
       emit(load(r), r);
@@ -710,9 +706,21 @@ Status CheckNmsClasses(const PostprocessParams& p) {
 int32_t RankRangeParts(int32_t slots) { return (slots + kRankThreads - 1) / kRankThreads; }
 
 Status WideGreedy(int32_t batch, int32_t classes, bool* wide) {
-  int device = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    return LastError("nms (device attributes)");
+  // SM counts by device, asked once each (LaunchPostprocess and the NMS launcher both ask, every launch).
+  static std::mutex mu;
+  static std::map<int, int> sms_of;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return LastError("nms (current device)");
+  int sms = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = sms_of.find(device);
+    if (it != sms_of.end()) {
+      sms = it->second;
+    } else {
+      if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return LastError("nms (device attributes)");
+      sms_of.emplace(device, sms);
+    }
   }
   *wide = static_cast<int64_t>(batch) * classes <= sms;
   return Status::Ok();

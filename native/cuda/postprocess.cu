@@ -213,12 +213,15 @@ size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s
   return SelectBytes(p, s).bytes + TakenBytes(p, s);
 }
 
-size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
-  const size_t select = SelectBytes(p, s).bytes;
+// The memory that the select state and the NMS scratch share (the NMS stages start after the select's end).
+static size_t SharedScratchBytes(const PostprocessParams& p, const HeadShapes& s) {
   const size_t nms = NmsScratchBytes(s.batch, s.num_levels * p.select.topk_candidates, PostprocessRangeParts(p, s));
-  // Select and NMS scratch share memory; the class bitmaps, zeroed while the top-k kernel reads the
-  // select state, have their own, at the end.
-  return CandidateBytes(p, s) + TakenBytes(p, s) + (select > nms ? select : nms) +
+  return std::max(SelectBytes(p, s).bytes, nms);
+}
+
+size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
+  // The class bitmaps, zeroed while the top-k kernel reads the select state, have memory of their own, at the end.
+  return CandidateBytes(p, s) + TakenBytes(p, s) + SharedScratchBytes(p, s) +
          ClassBitsBytes(s.batch, p.num_classes, s.num_levels * p.select.topk_candidates);
 }
 
@@ -296,9 +299,7 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
   q += TakenBytes(p, in.shapes);
   const int32_t batch = in.shapes.batch;
   // The class bitmaps come last, after the memory that the select state and the NMS scratch share.
-  const size_t shared_bytes = std::max(SelectBytes(p, in.shapes).bytes,
-                                       NmsScratchBytes(batch, cands.slots_per_image, PostprocessRangeParts(p, in.shapes)));
-  uint32_t* class_bits = reinterpret_cast<uint32_t*>(q + shared_bytes);
+  uint32_t* class_bits = reinterpret_cast<uint32_t*>(q + SharedScratchBytes(p, in.shapes));
   const size_t class_bits_bytes = ClassBitsBytes(batch, p.num_classes, cands.slots_per_image);
   if (batch == 0) {
     if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
