@@ -1,0 +1,61 @@
+/**
+ * bench/upload: where the first upload() of a process spends its time (issue 19's open doubt: bench/gpu
+ * measures 38-68 ms for the first case's upload of 68 MB, 3 ms for the same bytes later).
+ *
+ *   node dist/bench/upload.js [--images 1] [--rounds 4]
+ *
+ * In a fresh process: `rounds` uploads of one synthesized dataset through the Postprocessor (each array
+ * timed, then freed), then the same arrays through the addon's upload() alone, then a fresh buffer of the
+ * same size (never uploaded before). Each row is one upload() call; the first rows are the first ones.
+ */
+import { loadNative } from "../kernel/native";
+import { resolveConfig } from "../kernel/postprocess/config";
+import { createPostprocessor } from "../kernel/postprocess/postprocessor";
+import { synthesize } from "../kernel/postprocess/synth";
+import { fmtMs, machine, table } from "./stats";
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+function main(): void {
+  const addon = loadNative();
+  const devices = addon?.devices?.();
+  if (!addon?.upload || !devices || devices.devices.length === 0) {
+    console.error(`bench/upload needs the cuda backend and a GPU: ${devices?.reason ?? addon?.buildInfo.cuda.reason ?? "the native addon is not built"}`);
+    process.exit(2);
+  }
+  const images = Number(arg("images", "1"));
+  const rounds = Number(arg("rounds", "4"));
+  const config = resolveConfig({ preset: "torchvision", num_classes: 80 });
+  const ds = synthesize({ images, size: [800, 1333], classes: 80, bgMean: -6, seed: 1 });
+  const rows: string[][] = [];
+  const t0 = performance.now();
+  const pp = createPostprocessor(config, { backend: "cuda" });
+  rows.push(["createPostprocessor", "-", "-", fmtMs(performance.now() - t0)]);
+  const heads = pp.prepare(ds);
+  const arrays = [...heads.cls, ...heads.box] as (Float32Array | Uint16Array)[];
+  const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
+  const time = (label: string, a: Float32Array | Uint16Array) => {
+    const t = performance.now();
+    const d = addon.upload!(a, 0);
+    const ms = performance.now() - t;
+    d.free();
+    return [label, mb(a.byteLength), `${((a.byteLength / 1e6) / ms).toFixed(1)} GB/s`, fmtMs(ms)];
+  };
+  for (let r = 0; r < rounds; r++) {
+    const t = performance.now();
+    pp.upload(heads).free();
+    rows.push([`Postprocessor.upload, round ${r + 1}`, mb(arrays.reduce((s, a) => s + a.byteLength, 0)), "-", fmtMs(performance.now() - t)]);
+  }
+  for (let r = 0; r < 2; r++) arrays.forEach((a, i) => rows.push(time(`addon.upload array ${i}, round ${r + 1}`, a)));
+  const fresh = new Float32Array(arrays[0].length).fill(1);
+  rows.push(time("addon.upload, a fresh buffer", fresh));
+  rows.push(time("addon.upload, the same again", fresh));
+  console.log(`bench/upload: ${devices.devices[0].name}; ${machine()}`);
+  console.log(table(["call", "bytes", "rate", "time"], rows));
+  void pp.dispose();
+}
+
+main();
