@@ -21,12 +21,7 @@ import { ndarray, NdArray } from "../kernel/postprocess/ndarray";
 import { writeNpz } from "../kernel/postprocess/npz";
 import { synthesize } from "../kernel/postprocess/synth";
 import { Workbench } from "../kernel/postprocess/workbench";
-import { machine, table } from "./stats";
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
+import { arg, machine, table } from "./stats";
 
 /** Peak RSS while `fn` runs (sampled every 50 ms), in MB. */
 async function withPeak<T>(fn: () => Promise<T> | T): Promise<{ value: T; peakMb: number; seconds: number }> {

@@ -15,12 +15,7 @@ import { loadNative } from "../kernel/native";
 import { Dataset, loadDataset } from "../kernel/postprocess/dataset";
 import { createPostprocessor } from "../kernel/postprocess/postprocessor";
 import { synthesize } from "../kernel/postprocess/synth";
-import { fmtMs, machine, median, table } from "./stats";
-
-function arg(name: string, fallback?: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
+import { arg, fmtMs, machine, median, table } from "./stats";
 
 interface CaseResult {
   name: string;

@@ -27,12 +27,7 @@ import { resolveConfig } from "../kernel/postprocess/config";
 import { generateAnchors } from "../kernel/postprocess/reference";
 import { synthesize } from "../kernel/postprocess/synth";
 import { toHalfHeads } from "../kernel/postprocess/heads";
-import { fmtMs, machine, median, percentile, table } from "./stats";
-
-function arg(name: string, fallback?: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
+import { arg, fmtMs, machine, median, percentile, table } from "./stats";
 
 interface Case {
   name: string;
@@ -51,7 +46,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const iterations = Number(arg("iterations", "50"));
-  const python = arg("python", "python3")!;
+  const python = arg("python", "python3");
   const quick = process.argv.includes("--quick");
   const cases: Case[] = [
     { name: "b1 bg-6", batch: 1, bgMean: -6, target: 0.05, fp16Target: 0.05 },

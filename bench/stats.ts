@@ -26,3 +26,11 @@ export function machine(): string {
   const os = require("os") as typeof import("os");
   return `${os.cpus()[0]?.model.trim()} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
 }
+
+/** The value after `--name` on the command line, or `fallback` when the flag is absent or last. */
+export function arg(name: string): string | undefined;
+export function arg(name: string, fallback: string): string;
+export function arg(name: string, fallback?: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
+}

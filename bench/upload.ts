@@ -12,12 +12,7 @@ import { loadNative } from "../kernel/native";
 import { resolveConfig } from "../kernel/postprocess/config";
 import { createPostprocessor } from "../kernel/postprocess/postprocessor";
 import { synthesize } from "../kernel/postprocess/synth";
-import { fmtMs, machine, table } from "./stats";
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
+import { arg, fmtMs, machine, table } from "./stats";
 
 function main(): void {
   const addon = loadNative();
