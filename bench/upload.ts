@@ -4,9 +4,10 @@
  *
  *   node dist/bench/upload.js [--images 1] [--rounds 4]
  *
- * In a fresh process: `rounds` uploads of one synthesized dataset through the Postprocessor (each array
- * timed, then freed), then the same arrays through the addon's upload() alone, then a fresh buffer of the
- * same size (never uploaded before). Each row is one upload() call; the first rows are the first ones.
+ * In a fresh process: `rounds` uploads of one synthesized dataset through the Postprocessor (all its head
+ * arrays, each round timed whole, then freed), then each array twice through the addon's upload() alone,
+ * then a fresh buffer of the first array's size (never uploaded before), twice. Each row is one call, in
+ * the order they ran.
  */
 import { loadNative } from "../kernel/native";
 import { resolveConfig } from "../kernel/postprocess/config";
@@ -15,14 +16,23 @@ import { synthesize } from "../kernel/postprocess/synth";
 import { arg, fmtMs, machine, table } from "./stats";
 
 function main(): void {
+  const count = (name: string, fallback: string, most: number): number => {
+    const text = arg(name, fallback);
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > most) {
+      console.error(`Expected --${name} to be an integer from 1 to ${most} but received ${JSON.stringify(text)}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const images = count("images", "1", 16);
+  const rounds = count("rounds", "4", 100);
   const addon = loadNative();
   const devices = addon?.devices?.();
   if (!addon?.upload || !devices || devices.devices.length === 0) {
     console.error(`bench/upload needs the cuda backend and a GPU: ${devices?.reason ?? addon?.buildInfo.cuda.reason ?? "the native addon is not built"}`);
     process.exit(2);
   }
-  const images = Number(arg("images", "1"));
-  const rounds = Number(arg("rounds", "4"));
   const config = resolveConfig({ preset: "torchvision", num_classes: 80 });
   const ds = synthesize({ images, size: [800, 1333], classes: 80, bgMean: -6, seed: 1 });
   const rows: string[][] = [];
@@ -31,18 +41,18 @@ function main(): void {
   rows.push(["createPostprocessor", "-", "-", fmtMs(performance.now() - t0)]);
   const heads = pp.prepare(ds);
   const arrays = [...heads.cls, ...heads.box] as (Float32Array | Uint16Array)[];
-  const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
   const time = (label: string, a: Float32Array | Uint16Array) => {
     const t = performance.now();
     const d = addon.upload!(a, 0);
     const ms = performance.now() - t;
     d.free();
-    return [label, mb(a.byteLength), `${((a.byteLength / 1e6) / ms).toFixed(1)} GB/s`, fmtMs(ms)];
+    return [label, mib(a.byteLength), `${((a.byteLength / 1e6) / ms).toFixed(1)} GB/s`, fmtMs(ms)];
   };
   for (let r = 0; r < rounds; r++) {
     const t = performance.now();
     pp.upload(heads).free();
-    rows.push([`Postprocessor.upload, round ${r + 1}`, mb(arrays.reduce((s, a) => s + a.byteLength, 0)), "-", fmtMs(performance.now() - t)]);
+    rows.push([`Postprocessor.upload, round ${r + 1}`, mib(arrays.reduce((s, a) => s + a.byteLength, 0)), "-", fmtMs(performance.now() - t)]);
   }
   for (let r = 0; r < 2; r++) arrays.forEach((a, i) => rows.push(time(`addon.upload array ${i}, round ${r + 1}`, a)));
   const fresh = new Float32Array(arrays[0].length).fill(1);
