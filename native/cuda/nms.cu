@@ -21,8 +21,6 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
-#include <map>
-#include <mutex>
 #include <string>
 
 #include "common.cuh"
@@ -706,22 +704,8 @@ Status CheckNmsClasses(const PostprocessParams& p) {
 int32_t RankRangeParts(int32_t slots) { return (slots + kRankThreads - 1) / kRankThreads; }
 
 Status WideGreedy(int32_t batch, int32_t classes, bool* wide) {
-  // SM counts by device, asked once each (LaunchPostprocess and the NMS launcher both ask, every launch).
-  static std::mutex mu;
-  static std::map<int, int> sms_of;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return LastError("nms (current device)");
-  int sms = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = sms_of.find(device);
-    if (it != sms_of.end()) {
-      sms = it->second;
-    } else {
-      if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return LastError("nms (device attributes)");
-      sms_of.emplace(device, sms);
-    }
-  }
+  int device = 0, sms = 0;
+  RK_RETURN_IF_ERROR(CurrentDeviceSms(&device, &sms));
   *wide = static_cast<int64_t>(batch) * classes <= sms;
   return Status::Ok();
 }

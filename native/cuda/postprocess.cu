@@ -203,6 +203,21 @@ Status AllowSharedBytes(const void* kernel, size_t smem, const char* expected) {
                                             " bytes of shared memory asked) but the device refused: " + cudaGetErrorString(e));
 }
 
+Status CurrentDeviceSms(int* device, int* sms) {
+  static std::mutex mu;
+  static std::map<int, int> sms_of;
+  if (cudaGetDevice(device) != cudaSuccess) return LastError("current device");
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = sms_of.find(*device);
+  if (it == sms_of.end()) {
+    int count = 0;
+    if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, *device) != cudaSuccess) return LastError("device attributes");
+    it = sms_of.emplace(*device, count).first;
+  }
+  *sms = it->second;
+  return Status::Ok();
+}
+
 bool CountRanks(int32_t slots_per_image) {
   if (slots_per_image <= 0 || slots_per_image > kCountMaxSlots) return false;
   const char* forced = std::getenv("RK_CUDA_RANKS");

@@ -19,6 +19,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "common.cuh"
 #include "select.cuh"
@@ -575,17 +577,24 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
   }
 }
 
-// The cooperative grid of the fallback: up to two blocks per SM, all resident (asked once per element type).
+// The cooperative grid of the fallback on the current device: up to two blocks per SM, all resident
+// (the occupancy asked once per element type and device).
 template <typename E>
-int FallbackGrid() {
-  static const int grid = [] {
-    int device = 0, sms = 0, per_sm = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FallbackKernel<E>, 256, 0);
-    return max(1, sms * max(1, min(per_sm, 2)));
-  }();
-  return grid;
+Status FallbackGrid(int* grid) {
+  static std::mutex mu;
+  static std::map<int, int> grid_of;
+  int device = 0, sms = 0;
+  RK_RETURN_IF_ERROR(CurrentDeviceSms(&device, &sms));
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = grid_of.find(device);
+  if (it == grid_of.end()) {
+    int per_sm = 0;
+    const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FallbackKernel<E>, 256, 0);
+    if (e != cudaSuccess) return CudaStatus("fallback occupancy", e);
+    it = grid_of.emplace(device, max(1, sms * max(1, min(per_sm, 2)))).first;
+  }
+  *grid = it->second;
+  return Status::Ok();
 }
 
 // The chain of the select pass for heads of element type E (float or binary16 bits): one
@@ -605,7 +614,9 @@ Status LaunchSelectAs(const SelectParams& p, const HeadArgs& h, const TileMap& t
   // Cooperative (grid-wide rounds when a level needs the exact path) and chained: its blocks are
   // resident before the select pass ends and wait for it, so the common case (no level needs it)
   // costs its check, not a launch after the pass.
-  e = LaunchChainedAs(true, true, FallbackKernel<E>, dim3(FallbackGrid<E>()), dim3(256), 0, stream, h, p, st);
+  int grid = 0;
+  RK_RETURN_IF_ERROR(FallbackGrid<E>(&grid));
+  e = LaunchChainedAs(true, true, FallbackKernel<E>, dim3(grid), dim3(256), 0, stream, h, p, st);
   RK_RETURN_IF_ERROR(CudaStatus("select fallback", e));
   return LastError("select fallback");
 }

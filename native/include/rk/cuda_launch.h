@@ -91,6 +91,8 @@ Status CudaStatus(const char* what, cudaError_t e);
 // granted before (a new top-k, say), not at every launch: runs without a graph (and TensorRT's
 // enqueue) call this each time. A refusal is an error that says what was expected (`expected`).
 Status AllowSharedBytes(const void* kernel, size_t smem, const char* expected);
+// The current device and its multiprocessor count (asked of the device once, then remembered per device).
+Status CurrentDeviceSms(int* device, int* sms);
 
 }  // namespace cuda
 }  // namespace rk
