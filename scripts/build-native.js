@@ -39,8 +39,12 @@ if (!ok) {
   const lines = output.split("\n").filter((l) => /error|not found|No such file/i.test(l));
   reason = lines.length ? lines.slice(0, 3).join(" | ").trim() : `cmake-js exited with ${result.status}`;
 }
-const cudaFound = /RK_HAVE_CUDA|nvcc|CUDA/.test(output) && !/nvcc not found/.test(output);
-fs.writeFileSync(statusFile, JSON.stringify({ ok, reason, log: logFile, seconds: (Date.now() - started) / 1000, warnings: warnings.length, cuda: ok && cudaFound }, null, 1));
+// Whether the CUDA backend is in: the built addon says (a build with nothing to redo prints nothing about it).
+const probe = ok
+  ? spawnSync(process.execPath, ["-e", `process.stdout.write(String(require(${JSON.stringify(addon)}).buildInfo.cuda.compiled))`], { encoding: "utf8" })
+  : undefined;
+const cuda = probe !== undefined && probe.status === 0 && probe.stdout === "true";
+fs.writeFileSync(statusFile, JSON.stringify({ ok, reason, log: logFile, seconds: (Date.now() - started) / 1000, warnings: warnings.length, cuda }, null, 1));
 if (verbose) process.stdout.write(output);
 if (ok) {
   console.log(`retinanet-kernel: native addon built in ${((Date.now() - started) / 1000).toFixed(0)} s (${warnings.length} warnings; log ${path.relative(root, logFile)})`);

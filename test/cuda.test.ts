@@ -171,6 +171,31 @@ describe("cuda backend", function () {
     dev.free();
   });
 
+  it("many replays of one shape give the same bits, with and without the exact path", async function () {
+    this.timeout(600000);
+    // Races between the chain's kernels (chained launches let each start before the last ends) would
+    // show as a replay that differs or never ends. Batch 1 of the benchmark's size; batch 3 with a
+    // level of image 0 whose estimate is too high (the exact path runs there and not in the other
+    // images); and a case where every slice takes the exact path.
+    const wide = synthesize({ images: 1, size: [800, 1333], classes: 80, bgMean: -6, seed: 11 });
+    const skew = synthesize({ images: 3, size: [640, 640], classes: 4, bgMean: -8, seed: 12 });
+    const x = (skew.cls_logits as NdArray).data as Float32Array;
+    for (let i = 0; i < x.length / 3; i += 4096 * 7) x.fill(3, i, Math.min(x.length, i + 512));
+    const ties = synthesize({ images: 2, size: [256, 320], classes: 8, density: 0.01, seed: 13 });
+    ((ties.cls_logits as NdArray).data as Float32Array).fill(0.25);
+    for (const [name, ds, config, runs] of [
+      ["batch 1, 800x1333, K 80", wide, { num_classes: 80 }, 200],
+      ["skewed sample, batch 3", skew, { num_classes: 4 }, 100],
+      ["all ties", ties, { num_classes: 8 }, 50],
+    ] as [string, HeadOutputs, Partial<PostprocessConfig>, number][]) {
+      const want = await createPostprocessor(config, { backend: "cpu" }).run(ds);
+      const gpu = createPostprocessor(config, { backend: "cuda" });
+      const dev = gpu.upload(ds);
+      for (let r = 0; r < runs; r++) assertSame(await gpu.run(dev), want, `${name}, run ${r}`);
+      dev.free();
+    }
+  });
+
   it("ranks by counting and by sorting give the same bits (golden cases, ties, fp16, both layouts, batches)", async function () {
     // The launchers rank the top-k candidates one of two ways: by counting (the default for these
     // shapes) or by sorting (larger shapes, or RK_CUDA_RANKS=sort): every case here runs both ways and
@@ -323,7 +348,7 @@ describe("cuda backend", function () {
     dev.free();
   });
 
-  it("the one pass's tile sizes (RK_CUDA_TILE_VECTORS=2048, 4096 and 256) give the cpu backend's bits", function () {
+  it("the one pass's tile sizes (RK_CUDA_TILE_VECTORS=2048, 4096 and 256) and chained launches off (RK_CUDA_PDL=0) give the cpu backend's bits", function () {
     this.timeout(600000);
     // A child process per setting: it is read once, when the pass first runs. 2048 vectors: the size
     // the pass takes for heads of 128 MB and more (these small cases take 1024 by default); 4096:
@@ -360,7 +385,7 @@ describe("cuda backend", function () {
         console.log(JSON.stringify({ bad, checked }));
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const cases = goldenCases().filter((g) => isBuiltPreset(g.preset)).slice(0, 6).map((c) => ({ name: c.name, npz: c.npz, config: goldenConfig(c) }));
-    for (const env of [{ RK_CUDA_TILE_VECTORS: "2048" }, { RK_CUDA_TILE_VECTORS: "4096" }, { RK_CUDA_TILE_VECTORS: "256" }]) {
+    for (const env of [{ RK_CUDA_TILE_VECTORS: "2048" }, { RK_CUDA_TILE_VECTORS: "4096" }, { RK_CUDA_TILE_VECTORS: "256" }, { RK_CUDA_PDL: "0" }]) {
       const r = spawnSync(process.execPath, ["-e", script, JSON.stringify(cases)], { env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 16 << 20 });
       assert.strictEqual(r.status, 0, `${JSON.stringify(env)}: ${r.stderr}`);
       const out = JSON.parse(r.stdout.trim().split("\n").pop()!);

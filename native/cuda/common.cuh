@@ -159,6 +159,7 @@ enum TraceId {
   kTraceWrite = 20, kTraceGreedyWalked = 21, kTraceGreedyDone = 27,
   kTraceRankBase = 22, kTraceRankStaged = 23, kTraceRankSearched = 25, kTraceGreedyCounted = 26,
   kTraceGreedyWaited = 32, kTraceGreedyLabels = 33, kTraceGreedyRanges = 34,
+  kTraceTopkBucketed = 0, kTraceTopkScattered = 1,
 };
 
 // Unsigned key whose ascending order is the float's ascending order (NaN mapped below everything).

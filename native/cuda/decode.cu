@@ -386,6 +386,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
     out.level_counts[s] = static_cast<int32_t>(m);
   }
   __syncthreads();
+  RK_TRACE_POINT(kTraceTopkBucketed);
   const size_t first = static_cast<size_t>(s) * k;
   for (uint32_t j0 = 0; j0 < m; j0 += blockDim.x) {
     const uint32_t j = j0 + threadIdx.x;
@@ -403,6 +404,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
       tk.pos[first + at] = spos[j];
     }
   }
+  RK_TRACE_POINT(kTraceTopkScattered);
 }
 
 constexpr uint32_t kCountBatch = 2;  // keys of a bucket loaded at once per level (the loads of a round overlap)

@@ -38,6 +38,7 @@ static void Print() {
                          {kTraceEstimateStaged, ".staged", false}, {kTraceEstimateRound, ".round1", false}, {kTraceSelect, "select", true},
                          {kTraceFallback, "fallback", true}, {kTraceTopk, "topk", true}, {kTraceTopkWaited, ".waited", false}, {kTraceTopkRadix, ".radix", false},
                          {kTraceTopkCompact, ".compact", false}, {kTraceTopkSorted, ".sorted", false},
+                         {kTraceTopkBucketed, ".bucketed", false}, {kTraceTopkScattered, ".scattered", false},
                          {kTraceRank, "rank", true}, {kTraceRankBase, ".base", false}, {kTraceRankStaged, ".staged", false},
                          {kTraceRankSearched, ".searched", false}, {kTraceGreedy, "greedy", true},
                          {kTraceGreedyWaited, ".waited", false}, {kTraceGreedyRanges, ".ranges", false}, {kTraceGreedyLabels, ".labels", false},
