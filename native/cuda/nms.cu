@@ -30,8 +30,6 @@ namespace rk {
 namespace cuda {
 namespace {
 
-size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
-
 constexpr int kRankThreads = 256;
 constexpr int kRankUnroll = 8;  // scores staged per thread and round (independent loads)
 // One block per (image, group): 256 threads, or 1024 when the groups are fewer than the SMs (the
@@ -718,28 +716,27 @@ size_t ClassBitsBytes(int32_t batch, int32_t classes, int32_t slots) {
 }
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts) {
-  const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  const size_t labels = static_cast<size_t>(batch) * static_cast<size_t>(RankLabelStride(slots < 1 ? 1 : slots)) * 2;
-  return 2 * Align(ns * 4) + Align(labels) + Align(static_cast<size_t>(batch) * range_parts * 8) + Align(ns * 16) +
-         Align(ns * 4) + 2 * Align(ns) + Align(static_cast<size_t>(batch) * 16) + Align(static_cast<size_t>(batch) * 4);
+  Carver c(nullptr);
+  CarveNmsScratch(c, batch, slots, range_parts);
+  return c.used();
 }
 
-NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t range_parts) {
+NmsScratch CarveNmsScratch(Carver& c, int32_t batch, int32_t slots, int32_t range_parts) {
   const size_t ns = static_cast<size_t>(batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  auto* p = static_cast<uint8_t*>(base);
+  const size_t images = static_cast<size_t>(batch);
   NmsScratch s;
-  s.by_rank = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
-  s.grouped = reinterpret_cast<int32_t*>(p); p += Align(ns * 4);
+  s.by_rank = c.Take<int32_t>(ns);
+  s.grouped = c.Take<int32_t>(ns);
   s.label_stride = RankLabelStride(slots < 1 ? 1 : slots);
-  s.rank_label = reinterpret_cast<uint16_t*>(p); p += Align(static_cast<size_t>(batch) * static_cast<size_t>(s.label_stride) * 2);
+  s.rank_label = c.Take<uint16_t>(images * static_cast<size_t>(s.label_stride));
   s.range_parts = range_parts;
-  s.range_part = reinterpret_cast<uint32_t*>(p); p += Align(static_cast<size_t>(batch) * s.range_parts * 8);
-  s.member_box = reinterpret_cast<float4*>(p); p += Align(ns * 16);
-  s.member_area = reinterpret_cast<float*>(p); p += Align(ns * 4);
-  s.suppressed = p; p += Align(ns);
-  s.kept = p; p += Align(ns);
-  s.info = reinterpret_cast<int32_t*>(p); p += Align(static_cast<size_t>(batch) * 16);
-  s.done = reinterpret_cast<uint32_t*>(p);
+  s.range_part = c.Take<uint32_t>(images * static_cast<size_t>(range_parts) * 2);
+  s.member_box = c.Take<float4>(ns);
+  s.member_area = c.Take<float>(ns);
+  s.suppressed = c.Take<uint8_t>(ns);
+  s.kept = c.Take<uint8_t>(ns);
+  s.info = c.Take<int32_t>(images * 4);
+  s.done = c.Take<uint32_t>(images);
   return s;
 }
 

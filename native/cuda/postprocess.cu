@@ -15,87 +15,70 @@ namespace rk {
 namespace cuda {
 namespace {
 
-size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
-
-struct SelectLayout {
-  size_t bytes = 0;
-  int32_t slices = 0;
-  uint32_t capacity = 0;
-};
-
-SelectLayout SelectBytes(const PostprocessParams& p, const HeadShapes& s) {
-  SelectLayout out;
-  out.slices = s.batch * s.num_levels;
-  out.capacity = SelectCapacity(p.select);
-  const size_t S = static_cast<size_t>(out.slices < 1 ? 1 : out.slices);
-  out.bytes = 2 * Align(S * 4)                                // start, cut
-              + 8 * Align(S * 4)                              // count .. kth_order_key
-              + Align(S * out.capacity * 8) + Align(S * out.capacity * 4)  // keys, pos
-              + Align(S * kSelectBins * 4);                   // hist
-  return out;
-}
-
-SelectState CarveSelect(uint8_t*& p, const SelectLayout& lay) {
-  const size_t S = static_cast<size_t>(lay.slices < 1 ? 1 : lay.slices);
+// The select state of every (image, level) slice.
+SelectState CarveSelect(Carver& c, const PostprocessParams& p, const HeadShapes& s) {
+  const size_t S = static_cast<size_t>(s.batch * s.num_levels < 1 ? 1 : s.batch * s.num_levels);
   SelectState st;
-  auto take = [&](size_t bytes) {
-    uint8_t* q = p;
-    p += Align(bytes);
-    return q;
-  };
-  st.start = reinterpret_cast<float*>(take(S * 4));
-  st.cut = reinterpret_cast<float*>(take(S * 4));
-  st.count = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.need_fallback = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.prefix = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.prefix_mask = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.remaining = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.taken_all = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.kth_key = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.kth_order_key = reinterpret_cast<uint32_t*>(take(S * 4));
-  st.keys = reinterpret_cast<uint64_t*>(take(S * lay.capacity * 8));
-  st.pos = reinterpret_cast<uint32_t*>(take(S * lay.capacity * 4));
-  st.hist = reinterpret_cast<uint32_t*>(take(S * kSelectBins * 4));
-  st.capacity = lay.capacity;
+  st.capacity = SelectCapacity(p.select);
+  st.start = c.Take<float>(S);
+  st.cut = c.Take<float>(S);
+  st.count = c.Take<uint32_t>(S);
+  st.need_fallback = c.Take<uint32_t>(S);
+  st.prefix = c.Take<uint32_t>(S);
+  st.prefix_mask = c.Take<uint32_t>(S);
+  st.remaining = c.Take<uint32_t>(S);
+  st.taken_all = c.Take<uint32_t>(S);
+  st.kth_key = c.Take<uint32_t>(S);
+  st.kth_order_key = c.Take<uint32_t>(S);
+  st.keys = c.Take<uint64_t>(S * st.capacity);
+  st.pos = c.Take<uint32_t>(S * st.capacity);
+  st.hist = c.Take<uint32_t>(S * kSelectBins);
   return st;
 }
 
-size_t CandidateBytes(const PostprocessParams& p, const HeadShapes& s) {
-  const size_t slots = static_cast<size_t>(s.batch) * s.num_levels * static_cast<size_t>(p.select.topk_candidates);
-  return Align(slots * 4) + Align(slots * 16) + Align(slots * 4) + Align(static_cast<size_t>(s.batch) * s.num_levels * 4);
+size_t SelectBytes(const PostprocessParams& p, const HeadShapes& s) {
+  Carver c(nullptr);
+  CarveSelect(c, p, s);
+  return c.used();
 }
 
-DeviceCandidates CarveCandidates(uint8_t*& p, const PostprocessParams& pp, const HeadShapes& s) {
+// The candidates of every (image, level) slice: topk_candidates slots each.
+DeviceCandidates CarveCandidates(Carver& c, const PostprocessParams& pp, const HeadShapes& s) {
   const size_t slots = static_cast<size_t>(s.batch) * s.num_levels * static_cast<size_t>(pp.select.topk_candidates);
-  DeviceCandidates c;
-  c.topk = pp.select.topk_candidates;
-  c.slots_per_image = s.num_levels * pp.select.topk_candidates;
-  c.scores = reinterpret_cast<float*>(p); p += Align(slots * 4);
-  c.boxes = reinterpret_cast<float*>(p); p += Align(slots * 16);
-  c.labels = reinterpret_cast<int32_t*>(p); p += Align(slots * 4);
-  c.level_counts = reinterpret_cast<int32_t*>(p); p += Align(static_cast<size_t>(s.batch) * s.num_levels * 4);
-  return c;
+  DeviceCandidates d;
+  d.topk = pp.select.topk_candidates;
+  d.slots_per_image = s.num_levels * pp.select.topk_candidates;
+  d.scores = c.Take<float>(slots);
+  d.boxes = c.Take<float>(slots * 4);
+  d.labels = c.Take<int32_t>(slots);
+  d.level_counts = c.Take<int32_t>(static_cast<size_t>(s.batch) * s.num_levels);
+  return d;
 }
 
-// The count path's hand-off arrays (decode.cu), sized whenever the shape's slots fit the path.
-size_t TakenBytes(const PostprocessParams& p, const HeadShapes& s) {
-  const int64_t slots = static_cast<int64_t>(s.num_levels) * p.select.topk_candidates;
-  if (slots > kCountMaxSlots) return 0;
-  const size_t n = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
-  const size_t slices = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(s.num_levels);
-  return Align(n * 8) + Align(n * 4) + Align(slices * (kBuckets + 1) * 4) + Align(slices * 8);
+size_t CandidateBytes(const PostprocessParams& p, const HeadShapes& s) {
+  Carver c(nullptr);
+  CarveCandidates(c, p, s);
+  return c.used();
 }
 
-TakenKeys CarveTaken(uint8_t* p, const PostprocessParams& pp, const HeadShapes& s) {
+// The count path's hand-off arrays (decode.cu), laid out whenever the shape's slots fit the path.
+TakenKeys CarveTaken(Carver& c, const PostprocessParams& pp, const HeadShapes& s) {
   const int64_t slots = static_cast<int64_t>(s.num_levels) * pp.select.topk_candidates;
   const size_t n = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(slots < 1 ? 1 : slots);
   const size_t slices = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(s.num_levels);
   TakenKeys t;
-  t.keys = reinterpret_cast<uint64_t*>(p); p += Align(n * 8);
-  t.pos = reinterpret_cast<uint32_t*>(p); p += Align(n * 4);
-  t.bucket_start = reinterpret_cast<uint32_t*>(p); p += Align(slices * (kBuckets + 1) * 4);
-  t.span = reinterpret_cast<uint2*>(p);
+  t.keys = c.Take<uint64_t>(n);
+  t.pos = c.Take<uint32_t>(n);
+  t.bucket_start = c.Take<uint32_t>(slices * (kBuckets + 1));
+  t.span = c.Take<uint2>(slices);
   return t;
+}
+
+size_t TakenBytes(const PostprocessParams& p, const HeadShapes& s) {
+  if (static_cast<int64_t>(s.num_levels) * p.select.topk_candidates > kCountMaxSlots) return 0;
+  Carver c(nullptr);
+  CarveTaken(c, p, s);
+  return c.used();
 }
 
 // NMS scratch of the fused launcher: room for the partial ranges of either path's rank kernel.
@@ -225,13 +208,13 @@ bool CountRanks(int32_t slots_per_image) {
 }
 
 size_t SelectDecodeWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
-  return SelectBytes(p, s).bytes + TakenBytes(p, s);
+  return SelectBytes(p, s) + TakenBytes(p, s);
 }
 
 // The memory that the select state and the NMS scratch share (the NMS stages start after the select's end).
 static size_t SharedScratchBytes(const PostprocessParams& p, const HeadShapes& s) {
   const size_t nms = NmsScratchBytes(s.batch, s.num_levels * p.select.topk_candidates, PostprocessRangeParts(p, s));
-  return std::max(SelectBytes(p, s).bytes, nms);
+  return std::max(SelectBytes(p, s), nms);
 }
 
 size_t PostprocessWorkspaceSize(const PostprocessParams& p, const HeadShapes& s) {
@@ -248,8 +231,8 @@ namespace {
 Status SelectDecodeStages(const PostprocessParams& p, const AnchorGrid& grid, const DeviceHeads& in, const DeviceCandidates& out,
                           int32_t* error, uint8_t* select, uint8_t* taken, const NmsScratch* ranks, bool count,
                           cudaStream_t stream) {
-  uint8_t* q = select;
-  const SelectState st = CarveSelect(q, SelectBytes(p, in.shapes));
+  Carver select_carver(select);
+  const SelectState st = CarveSelect(select_carver, p, in.shapes);
   const HeadArgs h = MakeHeadArgs(in);
   RK_RETURN_IF_ERROR(LaunchSelect(p.select, h, MakeTileMap(in.shapes, in.dtype), st, error, stream));  // zeroes error
   DecodeArgs args;
@@ -260,7 +243,8 @@ Status SelectDecodeStages(const PostprocessParams& p, const AnchorGrid& grid, co
   args.anchors_per_image = in.anchors_per_image;
   args.image_sizes = in.image_sizes;
   if (!count) return LaunchTopkDecode(args, st, out, error, stream);
-  const TakenKeys tk = CarveTaken(taken, p, in.shapes);
+  Carver taken_carver(taken);
+  const TakenKeys tk = CarveTaken(taken_carver, p, in.shapes);
   RK_RETURN_IF_ERROR(LaunchTopkTake(st, out, tk, ranks, in.shapes.batch, in.shapes.num_levels, p.num_classes, stream));
   return LaunchCountRank(args, tk, out, ranks, error, stream);
 }
@@ -289,7 +273,7 @@ Status LaunchSelectDecode(const PostprocessParams& p, const AnchorGrid& grid, co
     return Status::Ok();
   }
   uint8_t* select = static_cast<uint8_t*>(workspace);
-  return SelectDecodeStages(p, grid, in, out, error, select, select + SelectBytes(p, in.shapes).bytes, nullptr,
+  return SelectDecodeStages(p, grid, in, out, error, select, select + SelectBytes(p, in.shapes), nullptr,
                             CountRanks(out.slots_per_image), stream);
 }
 
@@ -307,11 +291,11 @@ Status LaunchPostprocess(const PostprocessParams& p, const AnchorGrid& grid, con
                                               std::to_string(p.output.detections_per_img) + " rows but received " +
                                               std::to_string(out.max_detections));
   }
-  uint8_t* q = static_cast<uint8_t*>(workspace);
-  const DeviceCandidates cands = CarveCandidates(q, p, in.shapes);
+  Carver candidates(workspace);
+  const DeviceCandidates cands = CarveCandidates(candidates, p, in.shapes);
   RK_RETURN_IF_ERROR(CheckSelectDecode(p, in, cands));
-  uint8_t* taken = q;
-  q += TakenBytes(p, in.shapes);
+  uint8_t* taken = static_cast<uint8_t*>(workspace) + candidates.used();
+  uint8_t* q = taken + TakenBytes(p, in.shapes);
   const int32_t batch = in.shapes.batch;
   // The class bitmaps come last, after the memory that the select state and the NMS scratch share.
   uint32_t* class_bits = reinterpret_cast<uint32_t*>(q + SharedScratchBytes(p, in.shapes));
@@ -360,11 +344,10 @@ Status LaunchCandidatePostprocess(const PostprocessParams& p, const AnchorGrid& 
     if (cudaMemsetAsync(error, 0, kErrorWords * sizeof(int32_t), stream) != cudaSuccess) return LastError("error record");
     return Status::Ok();
   }
-  uint8_t* q = static_cast<uint8_t*>(workspace);
-  const DeviceCandidates cands = CarveCandidates(q, p, s);
-  int32_t* positions = reinterpret_cast<int32_t*>(q);
-  q += Align(static_cast<size_t>(s.batch) * static_cast<size_t>(cands.slots_per_image) * 4);
-  const NmsScratch sc = CarveNmsScratch(q, s.batch, cands.slots_per_image, RankRangeParts(cands.slots_per_image));
+  Carver c(workspace);
+  const DeviceCandidates cands = CarveCandidates(c, p, s);
+  int32_t* positions = c.Take<int32_t>(static_cast<size_t>(s.batch) * static_cast<size_t>(cands.slots_per_image));
+  const NmsScratch sc = CarveNmsScratch(c, s.batch, cands.slots_per_image, RankRangeParts(cands.slots_per_image));
   DeviceHeads heads;  // shapes only: the lists hold the values
   heads.shapes = s;
   heads.layout = Layout::kConcatenated;

@@ -26,6 +26,26 @@ size_t TopkSharedBytes(int32_t k);
 constexpr int32_t kMaxCudaTopk = 16384;
 
 
+// Workspace regions start 256 bytes apart. A Carver hands them out in order from a base; with a null
+// base it only measures, so that each layout's size comes from the function that lays it out (a
+// *Bytes function is its Carve* function run on a null base).
+inline size_t Align(size_t b) { return (b + 255) & ~static_cast<size_t>(255); }
+class Carver {
+ public:
+  explicit Carver(void* base) : base_(static_cast<uint8_t*>(base)) {}
+  template <typename T>
+  T* Take(size_t count) {
+    T* p = base_ == nullptr ? nullptr : reinterpret_cast<T*>(base_ + used_);
+    used_ += Align(count * sizeof(T));
+    return p;
+  }
+  size_t used() const { return used_; }
+
+ private:
+  uint8_t* base_;
+  size_t used_ = 0;
+};
+
 // NMS scratch for a batch of N images with `slots` candidate slots each and K classes.
 struct NmsScratch {
   int32_t* by_rank = nullptr;       // [N, slots] slot of each score rank
@@ -109,7 +129,11 @@ __device__ __forceinline__ void WriteRangePart(uint32_t hi, uint32_t lo, uint32_
 // NMS scratch bytes for `slots` candidate slots per image and room for `range_parts` partial ranges
 // per image (RankRangeParts(slots) for the rank stage; the count path's rank kernel leaves more).
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts);
-NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t range_parts);
+NmsScratch CarveNmsScratch(Carver& c, int32_t batch, int32_t slots, int32_t range_parts);
+inline NmsScratch CarveNmsScratch(void* base, int32_t batch, int32_t slots, int32_t range_parts) {
+  Carver c(base);
+  return CarveNmsScratch(c, batch, slots, range_parts);
+}
 int32_t RankRangeParts(int32_t slots);
 
 // The sort path: top-k, sort and decode in one block per (image, level).
