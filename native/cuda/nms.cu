@@ -716,9 +716,7 @@ size_t ClassBitsBytes(int32_t batch, int32_t classes, int32_t slots) {
 }
 
 size_t NmsScratchBytes(int32_t batch, int32_t slots, int32_t range_parts) {
-  Carver c(nullptr);
-  CarveNmsScratch(c, batch, slots, range_parts);
-  return c.used();
+  return Carver::Measure([&](Carver& c) { CarveNmsScratch(c, batch, slots, range_parts); });
 }
 
 NmsScratch CarveNmsScratch(Carver& c, int32_t batch, int32_t slots, int32_t range_parts) {

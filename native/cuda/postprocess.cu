@@ -37,9 +37,7 @@ SelectState CarveSelect(Carver& c, const PostprocessParams& p, const HeadShapes&
 }
 
 size_t SelectBytes(const PostprocessParams& p, const HeadShapes& s) {
-  Carver c(nullptr);
-  CarveSelect(c, p, s);
-  return c.used();
+  return Carver::Measure([&](Carver& c) { CarveSelect(c, p, s); });
 }
 
 // The candidates of every (image, level) slice: topk_candidates slots each.
@@ -56,9 +54,7 @@ DeviceCandidates CarveCandidates(Carver& c, const PostprocessParams& pp, const H
 }
 
 size_t CandidateBytes(const PostprocessParams& p, const HeadShapes& s) {
-  Carver c(nullptr);
-  CarveCandidates(c, p, s);
-  return c.used();
+  return Carver::Measure([&](Carver& c) { CarveCandidates(c, p, s); });
 }
 
 // The count path's hand-off arrays (decode.cu), laid out whenever the shape's slots fit the path.
@@ -76,9 +72,7 @@ TakenKeys CarveTaken(Carver& c, const PostprocessParams& pp, const HeadShapes& s
 
 size_t TakenBytes(const PostprocessParams& p, const HeadShapes& s) {
   if (static_cast<int64_t>(s.num_levels) * p.select.topk_candidates > kCountMaxSlots) return 0;
-  Carver c(nullptr);
-  CarveTaken(c, p, s);
-  return c.used();
+  return Carver::Measure([&](Carver& c) { CarveTaken(c, p, s); });
 }
 
 // NMS scratch of the fused launcher: room for the partial ranges of either path's rank kernel.

@@ -40,6 +40,13 @@ class Carver {
     return p;
   }
   size_t used() const { return used_; }
+  // The bytes that carve(Carver&) takes: a layout's size from the function that lays it out.
+  template <typename Carve>
+  static size_t Measure(Carve&& carve) {
+    Carver c(nullptr);
+    carve(c);
+    return c.used();
+  }
 
  private:
   uint8_t* base_;
