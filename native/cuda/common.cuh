@@ -251,6 +251,24 @@ struct HeadArgs {
     const uint32_t hw = static_cast<uint32_t>(height[l]) * static_cast<uint32_t>(width[l]);
     return ((row % A) * K + label) * hw + row / A;
   }
+
+  // (row, label) of a tie-break key: Order's inverse, so that a candidate's rank key alone says
+  // which element it is (the key's low 32 bits).
+  __device__ __forceinline__ void FromOrder(int l, uint32_t order, CandidateOrder o, uint32_t* row, uint32_t* label) const {
+    const uint32_t K = static_cast<uint32_t>(classes);
+    if (o == CandidateOrder::kAnchorMajor) {  // order = row*K + label
+      *row = order / K;
+      *label = order - *row * K;
+      return;
+    }
+    const uint32_t A = static_cast<uint32_t>(anchors);  // order = (a*K + label)*hw + loc, row = loc*A + a
+    const uint32_t hw = static_cast<uint32_t>(height[l]) * static_cast<uint32_t>(width[l]);
+    const uint32_t channel = order / hw;
+    const uint32_t loc = order - channel * hw;
+    const uint32_t a = channel / K;
+    *label = channel - a * K;
+    *row = loc * A + a;
+  }
 };
 
 HeadArgs MakeHeadArgs(const DeviceHeads& in);

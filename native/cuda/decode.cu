@@ -37,44 +37,31 @@ __host__ __device__ inline uint32_t SortSlots(uint32_t n) {
   return w;
 }
 
-// Sorts width (a power of two, at most the block size) keys with their positions, ascending: the
-// bitonic network with one element per thread, partners within a warp exchanged by shuffles and
-// those further apart through shared memory. Called by the whole block; ends after a barrier.
-__device__ void SortHeld(uint64_t* skeys, uint32_t* spos, uint32_t width) {
+// Sorts width (a power of two, at most the block size) keys, ascending: the bitonic network with one
+// key per thread, partners within a warp exchanged by shuffles and those further apart through shared
+// memory. Called by the whole block; ends after a barrier.
+__device__ void SortHeld(uint64_t* skeys, uint32_t width) {
   const uint32_t t = threadIdx.x;
   const bool mine = t < width;
   uint64_t key = mine ? skeys[t] : ~uint64_t{0};
-  uint32_t p = mine ? spos[t] : 0u;
   for (uint32_t size = 2; size <= width; size <<= 1) {
     for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
       uint64_t other;
-      uint32_t other_pos;
       if (stride >= static_cast<uint32_t>(kWarp)) {  // block-uniform
         __syncthreads();
-        if (mine) {
-          skeys[t] = key;
-          spos[t] = p;
-        }
+        if (mine) skeys[t] = key;
         __syncthreads();
         other = mine ? skeys[t ^ stride] : key;
-        other_pos = mine ? spos[t ^ stride] : p;
       } else {
         other = __shfl_xor_sync(0xFFFFFFFFu, key, stride);
-        other_pos = __shfl_xor_sync(0xFFFFFFFFu, p, stride);
       }
       // The lower element of an ascending pair keeps the smaller key (keys are unique but for the padding).
       const bool keep_min = ((t & stride) == 0) == ((t & size) == 0);
-      if (keep_min ? other < key : other > key) {
-        key = other;
-        p = other_pos;
-      }
+      if (keep_min ? other < key : other > key) key = other;
     }
   }
   __syncthreads();
-  if (mine) {
-    skeys[t] = key;
-    spos[t] = p;
-  }
+  if (mine) skeys[t] = key;
   __syncthreads();
 }
 
@@ -100,7 +87,7 @@ __device__ __forceinline__ float LoadDelta(const HeadArgs& h, const void* const*
   return LoadValue(box[l], h.dtype, static_cast<int64_t>(n) * level_anchors * 4 + (a * 4 + j) * hw + loc);
 }
 
-// The slice's best min(count, k) keys: emit(j, key, pos) is called once for each, with distinct
+// The slice's best min(count, k) keys: emit(j, key) is called once for each, with distinct
 // j < m, and m is returned. The k best are those whose top bits, under `mask`, are at most `prefix`:
 // radix rounds of 11 bits from the top find the digit of the k-th smallest key, and stop early once
 // that digit's bin is wanted whole (keys are unique, since their order part is). With `span` (shared,
@@ -119,7 +106,6 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   __shared__ uint32_t taken;
   const uint32_t count = min(st.count[s], st.capacity);
   const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
-  const uint32_t* pos = st.pos + static_cast<size_t>(s) * st.capacity;
 
   // The slice's keys, visited as f(key, index, valid): held in registers when they fit
   // (kTopkKeysPerThread a thread: read once), else read from the select buffer at each visit.
@@ -185,11 +171,11 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   if (threadIdx.x == 0) taken = 0;
   __syncthreads();
   uint32_t lo = ~0u, hi = 0u;
-  for_keys([&](uint64_t key, uint32_t i, bool valid) {
+  for_keys([&](uint64_t key, uint32_t, bool valid) {
     const bool take = valid && (key & mask) <= prefix;
     const uint32_t j = WarpAppend(&taken, take, __activemask());
     if (take) {
-      emit(j, key, pos[i]);
+      emit(j, key);
       lo = min(lo, static_cast<uint32_t>(key >> 32));
       hi = max(hi, static_cast<uint32_t>(key >> 32));
     }
@@ -211,11 +197,7 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
 // TakeBest's emit for blocks that keep the taken keys in shared memory.
 struct StoreTaken {
   uint64_t* keys;
-  uint32_t* pos;
-  __device__ __forceinline__ void operator()(uint32_t j, uint64_t key, uint32_t p) const {
-    keys[j] = key;
-    pos[j] = p;
-  }
+  __device__ __forceinline__ void operator()(uint32_t j, uint64_t key) const { keys[j] = key; }
 };
 
 // A candidate's decode inputs, loaded ahead of the decode: its anchor, its deltas, its row and label.
@@ -225,11 +207,12 @@ struct Pending {
   uint32_t row, label;
 };
 
-// The decode inputs of the candidate at storage position pos of level l of image n.
-__device__ __forceinline__ Pending LoadPending(const DecodeArgs& args, int n, int l, uint32_t pos) {
+// The decode inputs of the candidate of level l of image n whose rank key is `key` (its order part
+// names the element).
+__device__ __forceinline__ Pending LoadPending(const DecodeArgs& args, int n, int l, uint64_t key) {
   const HeadArgs& h = args.heads;
   Pending c;
-  h.Decompose(l, pos, &c.row, &c.label);
+  h.FromOrder(l, static_cast<uint32_t>(key), args.candidate_order, &c.row, &c.label);
   if (args.anchors != nullptr) {
     const float* a = args.anchors + (args.anchors_per_image ? static_cast<int64_t>(n) * h.total_anchors * 4 : 0) +
                      (h.level_anchor_offset[l] + c.row) * 4;
@@ -282,15 +265,14 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   const uint32_t k = static_cast<uint32_t>(out.topk);
   // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
   uint64_t* skeys = smem;
-  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + SortSlots(k));
-  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys, spos}, nullptr);
+  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys}, nullptr);
   if (threadIdx.x == 0) out.level_counts[s] = static_cast<int32_t>(m);
   const uint32_t width = SortSlots(m);
   for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
   __syncthreads();
   RK_TRACE_POINT(kTraceTopkCompact);
   if (width <= blockDim.x) {
-    SortHeld(skeys, spos, width);
+    SortHeld(skeys, width);
   } else {
     for (uint32_t size = 2; size <= width; size <<= 1) {
       for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
@@ -300,9 +282,6 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
           if ((ki > kj) == ((i & size) == 0)) {
             skeys[i] = kj;
             skeys[j] = ki;
-            const uint32_t pi = spos[i];
-            spos[i] = spos[j];
-            spos[j] = pi;
           }
         }
         __syncthreads();
@@ -311,7 +290,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   }
   RK_TRACE_POINT(kTraceTopkSorted);
   for (uint32_t rank = threadIdx.x; rank < m; rank += blockDim.x) {
-    FinishDecode(args, n, l, LoadPending(args, n, l, spos[rank]), skeys[rank],
+    FinishDecode(args, n, l, LoadPending(args, n, l, skeys[rank]), skeys[rank],
                  static_cast<size_t>(n) * out.slots_per_image + static_cast<size_t>(l) * k + rank, out, error);
   }
 }
@@ -344,7 +323,6 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
   const int s = static_cast<int>(blockIdx.y) * levels + static_cast<int>(blockIdx.x);
   const uint32_t k = static_cast<uint32_t>(out.topk);
   uint64_t* skeys = smem;
-  uint32_t* spos = reinterpret_cast<uint32_t*>(smem + k);
   if (threadIdx.x == 0) {
     span[0] = ~0u;
     span[1] = 0u;
@@ -358,7 +336,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
       rows[i] = make_uint4(0u, 0u, 0u, 0u);
     }
   }
-  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys, spos}, span);
+  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys}, span);
   RK_TRACE_POINT(kTraceTopkCompact);
   const uint32_t lo = span[0];
   const uint32_t width = m == 0 ? 0u : span[1] - lo;
@@ -399,10 +377,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
     uint32_t at = 0;
     if (mine && static_cast<int>(lane) == leader) at = atomicAdd(&bucket[b], static_cast<uint32_t>(__popc(peers)));
     at = __shfl_sync(0xFFFFFFFFu, at, leader) + static_cast<uint32_t>(__popc(peers & ((1u << lane) - 1u)));
-    if (mine) {
-      tk.keys[first + at] = skeys[j];
-      tk.pos[first + at] = spos[j];
-    }
+    if (mine) tk.keys[first + at] = skeys[j];
   }
   RK_TRACE_POINT(kTraceTopkScattered);
 }
@@ -450,8 +425,7 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
     while (c >= base[l + 1]) ++l;
     const size_t image_slices = static_cast<size_t>(n) * L;
     const uint64_t key = tk.keys[(image_slices + l) * k + (c - base[l])];
-    const uint32_t pos = tk.pos[(image_slices + l) * k + (c - base[l])];
-    const Pending pending = LoadPending(args, n, l, pos);  // the box's loads overlap the counting
+    const Pending pending = LoadPending(args, n, l, key);  // the box's loads overlap the counting
     const uint32_t u = static_cast<uint32_t>(key >> 32);  // score keys never reach ~0u: u + 1 does not wrap
     // Per level o: the keys before x are those of the buckets below t's (a bucket start) and those of
     // t's bucket that compare below, where t = x's score key (own level: the full keys compare) or,
@@ -529,7 +503,7 @@ __global__ void __launch_bounds__(kCountCandidates) CountRankKernel(DecodeArgs a
 // What a device that refuses a top-k kernel its shared memory was expected to give.
 constexpr char kTopkSharedExpected[] = "topk_candidates whose top-k fits in shared memory on this device";
 
-size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(SortSlots(static_cast<uint32_t>(k))) * (sizeof(uint64_t) + sizeof(uint32_t)); }
+size_t TopkSharedBytes(int32_t k) { return static_cast<size_t>(SortSlots(static_cast<uint32_t>(k))) * sizeof(uint64_t); }
 
 // The candidate path: thread 0 of the block walks the level's list as the host core does (the same
 // tests in the same order, and whether the kept ones are in ranking order), the block decodes them.
@@ -623,7 +597,7 @@ Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const Dev
 
 Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const TakenKeys& tk, const NmsScratch* ranks,
                       int32_t batch, int32_t levels, int32_t classes, cudaStream_t stream) {
-  const size_t smem = static_cast<size_t>(out.topk) * (sizeof(uint64_t) + sizeof(uint32_t));
+  const size_t smem = static_cast<size_t>(out.topk) * sizeof(uint64_t);
   uint32_t* bits = ranks != nullptr ? ranks->class_bits : nullptr;
   const int32_t image_words = bits != nullptr ? classes * ranks->class_words : 0;
   auto* kernel = bits != nullptr ? TopkTakeKernel<true> : TopkTakeKernel<false>;

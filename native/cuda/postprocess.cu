@@ -31,7 +31,6 @@ SelectState CarveSelect(Carver& c, const PostprocessParams& p, const HeadShapes&
   st.kth_key = c.Take<uint32_t>(S);
   st.kth_order_key = c.Take<uint32_t>(S);
   st.keys = c.Take<uint64_t>(S * st.capacity);
-  st.pos = c.Take<uint32_t>(S * st.capacity);
   st.hist = c.Take<uint32_t>(S * kSelectBins);
   return st;
 }
@@ -64,7 +63,6 @@ TakenKeys CarveTaken(Carver& c, const PostprocessParams& pp, const HeadShapes& s
   const size_t slices = static_cast<size_t>(s.batch < 1 ? 1 : s.batch) * static_cast<size_t>(s.num_levels);
   TakenKeys t;
   t.keys = c.Take<uint64_t>(n);
-  t.pos = c.Take<uint32_t>(n);
   t.bucket_start = c.Take<uint32_t>(slices * (kBuckets + 1));
   t.span = c.Take<uint2>(slices);
   return t;
@@ -235,6 +233,7 @@ Status SelectDecodeStages(const PostprocessParams& p, const AnchorGrid& grid, co
   args.decode = p.decode;
   args.anchors = in.anchors;
   args.anchors_per_image = in.anchors_per_image;
+  args.candidate_order = p.select.candidate_order;
   args.image_sizes = in.image_sizes;
   if (!count) return LaunchTopkDecode(args, st, out, error, stream);
   Carver taken_carver(taken);
@@ -351,6 +350,7 @@ Status LaunchCandidatePostprocess(const PostprocessParams& p, const AnchorGrid& 
   args.decode = p.decode;
   args.anchors = nullptr;
   args.anchors_per_image = false;
+  args.candidate_order = p.select.candidate_order;
   args.image_sizes = image_sizes;
   RK_RETURN_IF_ERROR(LaunchCandidateDecode(p.select, args, lists, cands, positions, error, stream));
   return LaunchNmsStages(p, cands, s.batch, image_sizes, output_sizes, out, sc, /*ranked=*/false, /*chained=*/false, stream);

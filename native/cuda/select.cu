@@ -276,7 +276,6 @@ constexpr int kBlockCandidates = 1024;
 
 struct BlockCandidates {
   uint64_t keys[kBlockCandidates];
-  uint32_t pos[kBlockCandidates];
   uint32_t count;
   uint32_t base;
 };
@@ -309,14 +308,10 @@ __device__ __forceinline__ void Consider(const HeadArgs& h, const SelectParams& 
   const uint64_t key = RankKey(score, h.Order(l, row, label, p.candidate_order));
   if (idx < kBlockCandidates) {
     bc.keys[idx] = key;
-    bc.pos[idx] = pos;
     return;
   }
   const uint32_t g = atomicAdd(&st.count[s], 1u);
-  if (g < st.capacity) {
-    st.keys[static_cast<size_t>(s) * st.capacity + g] = key;
-    st.pos[static_cast<size_t>(s) * st.capacity + g] = pos;
-  }
+  if (g < st.capacity) st.keys[static_cast<size_t>(s) * st.capacity + g] = key;
 }
 
 // Tiles of 16-byte vectors, one block each; blockIdx.y = image, blockIdx.x = tile over the image's
@@ -439,10 +434,7 @@ __global__ void __launch_bounds__(kSelectThreads, kSelectMinBlocks) SelectKernel
   __syncthreads();
   for (uint32_t i = threadIdx.x; i < found; i += blockDim.x) {
     const uint32_t g = bc.base + i;
-    if (g < st.capacity) {
-      st.keys[static_cast<size_t>(s) * st.capacity + g] = bc.keys[i];
-      st.pos[static_cast<size_t>(s) * st.capacity + g] = bc.pos[i];
-    }
+    if (g < st.capacity) st.keys[static_cast<size_t>(s) * st.capacity + g] = bc.keys[i];
   }
 }
 
@@ -569,10 +561,7 @@ __global__ void FallbackKernel(HeadArgs h, SelectParams p, SelectState st) {
       const bool take = st.taken_all[s] || key > st.kth_key[s] || (key == st.kth_key[s] && ~order >= st.kth_order_key[s]);
       if (!take) continue;
       const uint32_t idx = atomicAdd(&st.count[s], 1u);
-      if (idx < st.capacity) {
-        st.keys[static_cast<size_t>(s) * st.capacity + idx] = RankKey(score, order);
-        st.pos[static_cast<size_t>(s) * st.capacity + idx] = static_cast<uint32_t>(i);
-      }
+      if (idx < st.capacity) st.keys[static_cast<size_t>(s) * st.capacity + idx] = RankKey(score, order);
     }
   }
 }

@@ -13,8 +13,7 @@ struct SelectState {
   float* start = nullptr;           // [S] start score from the sample estimate (-inf: none)
   float* cut = nullptr;             // [S] prefilter cut on the raw value
   uint32_t* count = nullptr;        // [S] candidates appended (may exceed capacity: overflow)
-  uint64_t* keys = nullptr;         // [S, capacity] RankKey(score, order)
-  uint32_t* pos = nullptr;          // [S, capacity] storage position within the slice
+  uint64_t* keys = nullptr;         // [S, capacity] RankKey(score, order): the order says which element (FromOrder)
   uint32_t capacity = 0;
   uint32_t* need_fallback = nullptr;  // [S]
   uint32_t* hist = nullptr;           // [S, 2048] radix histograms of the exact path
@@ -38,7 +37,7 @@ TileMap MakeTileMap(const HeadShapes& s, DType dtype);
 uint32_t SelectCapacity(const SelectParams& p);
 constexpr int kSelectBins = 2048;
 
-// Threshold + prefilter + exact fallback: fills st.keys/pos/count for every slice, with count <= capacity
+// Threshold + prefilter + exact fallback: fills st.keys/count for every slice, with count <= capacity
 // and, when count > k, the slice's top-k among them.
 // Also zeroes the error record (kErrorWords words) before the top-k stage can write it.
 Status LaunchSelect(const SelectParams& p, const HeadArgs& h, const TileMap& tiles, const SelectState& st, int32_t* error,

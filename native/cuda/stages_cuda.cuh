@@ -18,6 +18,7 @@ struct DecodeArgs {
   const float* anchors;  // device, optional
   bool anchors_per_image;
   const int32_t* image_sizes;  // device [N, 2]
+  CandidateOrder candidate_order;  // how a rank key's order part names its element (HeadArgs::FromOrder)
 };
 
 // Shared memory of the top-k kernel for k candidates per slice.
@@ -147,15 +148,14 @@ int32_t RankRangeParts(int32_t slots);
 Status LaunchTopkDecode(const DecodeArgs& args, const SelectState& st, const DeviceCandidates& out, int32_t* error,
                         cudaStream_t stream);
 
-// The count path's hand-off between its two kernels: per slice (image, level) the k best keys and
-// their storage positions, grouped in kBuckets buckets of their score keys (key >> 32): bucket b of
+// The count path's hand-off between its two kernels: per slice (image, level) the k best keys (each
+// names its element by its order part), grouped in kBuckets buckets of their score keys (key >> 32): bucket b of
 // slice s holds the keys whose score key u has (u - span[s].x) >> span[s].y == b (the first and the
 // last bucket also hold those below and above), from bucket_start[s][b] to bucket_start[s][b + 1].
 constexpr int kBucketBits = 11;
 constexpr int kBuckets = 1 << kBucketBits;  // two per thread of the top-k block
 struct TakenKeys {
   uint64_t* keys = nullptr;          // [N * L, k]
-  uint32_t* pos = nullptr;           // [N * L, k]
   uint32_t* bucket_start = nullptr;  // [N * L, kBuckets + 1]
   uint2* span = nullptr;             // [N * L]: lowest score key, shift
 };
