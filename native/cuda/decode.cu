@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "common.cuh"
 #include "select.cuh"
@@ -90,20 +91,25 @@ __device__ __forceinline__ float LoadDelta(const HeadArgs& h, const void* const*
 // The slice's best min(count, k) keys: emit(j, key) is called once for each, with distinct
 // j < m, and m is returned. The k best are those whose top bits, under `mask`, are at most `prefix`:
 // radix rounds of 11 bits from the top find the digit of the k-th smallest key, and stop early once
-// that digit's bin is wanted whole (keys are unique, since their order part is). With `span` (shared,
-// {~0u, 0} before the call), it also leaves there the smallest and the largest score key (key >> 32)
-// of the taken keys. Called by the whole block (kTopkThreads); ends after a barrier.
+// that digit's bin is wanted whole (keys are unique, since their order part is). An Emit whose
+// kBounds is true has emit.Begin(lo, hi) called by every thread before the first emit, with bounds of
+// the taken keys' score keys (key >> 32): lo the smallest (the slice's smallest), hi at least the
+// largest (the slice's largest, or less where the radix rounds bound it). Called by the whole block
+// (kTopkThreads); ends after a barrier.
 constexpr int kTakeBits = 11;
 constexpr int kTakeBins = 1 << kTakeBits;  // two per thread
 static_assert(kTakeBins == 2 * kTopkThreads, "the digit scan takes two bins a thread");
 
 template <typename Emit>
-__device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& emit, uint32_t* span) {
+__device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& emit) {
   using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
+  constexpr bool kBounds = std::decay_t<Emit>::kBounds;
+  constexpr int kWarps = kTopkThreads / kWarp;
   __shared__ typename Scan::TempStorage scan;
   __shared__ uint32_t hist[kTakeBins];
   __shared__ uint32_t shared[3];
   __shared__ uint32_t taken;
+  __shared__ uint32_t warp_lo[kBounds ? kWarps : 1], warp_hi[kBounds ? kWarps : 1];
   const uint32_t count = min(st.count[s], st.capacity);
   const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
 
@@ -129,6 +135,25 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
       for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) f(keys[i], i, true);
     }
   };
+
+  // Each warp's smallest and largest score key, read by every thread after the next barrier.
+  if constexpr (kBounds) {
+    uint32_t lo = ~0u, hi = 0u;
+    for_keys([&](uint64_t key, uint32_t, bool valid) {
+      if (valid) {
+        lo = min(lo, static_cast<uint32_t>(key >> 32));
+        hi = max(hi, static_cast<uint32_t>(key >> 32));
+      }
+    });
+    for (int off = kWarp / 2; off > 0; off >>= 1) {
+      lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+      hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+    }
+    if ((threadIdx.x & (kWarp - 1)) == 0) {
+      warp_lo[threadIdx.x / kWarp] = lo;
+      warp_hi[threadIdx.x / kWarp] = hi;
+    }
+  }
 
   uint64_t prefix = 0, mask = 0;
   if (count > k) {
@@ -170,32 +195,29 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   RK_TRACE_POINT(kTraceTopkRadix);
   if (threadIdx.x == 0) taken = 0;
   __syncthreads();
-  uint32_t lo = ~0u, hi = 0u;
+  if constexpr (kBounds) {
+    uint32_t lo = ~0u, hi = 0u;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      lo = min(lo, warp_lo[w]);
+      hi = max(hi, warp_hi[w]);
+    }
+    // The taken keys are at most prefix | ~mask (all of them when there was no round: mask 0).
+    if (count > k) hi = min(hi, static_cast<uint32_t>((prefix | ~mask) >> 32));
+    emit.Begin(lo, hi);
+  }
   for_keys([&](uint64_t key, uint32_t, bool valid) {
     const bool take = valid && (key & mask) <= prefix;
     const uint32_t j = WarpAppend(&taken, take, __activemask());
-    if (take) {
-      emit(j, key);
-      lo = min(lo, static_cast<uint32_t>(key >> 32));
-      hi = max(hi, static_cast<uint32_t>(key >> 32));
-    }
+    if (take) emit(j, key);
   });
-  if (span != nullptr) {
-    for (int off = kWarp / 2; off > 0; off >>= 1) {
-      lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
-      hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-    }
-    if ((threadIdx.x & (kWarp - 1)) == 0 && lo <= hi) {
-      atomicMin(&span[0], lo);
-      atomicMax(&span[1], hi);
-    }
-  }
   __syncthreads();
   return taken;
 }
 
 // TakeBest's emit for blocks that keep the taken keys in shared memory.
 struct StoreTaken {
+  static constexpr bool kBounds = false;
   uint64_t* keys;
   __device__ __forceinline__ void operator()(uint32_t j, uint64_t key) const { keys[j] = key; }
 };
@@ -265,7 +287,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkDecodeKernel(DecodeArgs args
   const uint32_t k = static_cast<uint32_t>(out.topk);
   // The taken keys, padded with ~0 to a power of two, sorted (bitonic network).
   uint64_t* skeys = smem;
-  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys}, nullptr);
+  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys});
   if (threadIdx.x == 0) out.level_counts[s] = static_cast<int32_t>(m);
   const uint32_t width = SortSlots(m);
   for (uint32_t j = m + threadIdx.x; j < width; j += blockDim.x) skeys[j] = ~uint64_t{0};
@@ -301,6 +323,25 @@ __device__ __forceinline__ uint32_t BucketOf(uint32_t u, uint32_t lo, uint32_t s
   return u < lo ? 0u : min((u - lo) >> shift, static_cast<uint32_t>(kBuckets - 1));
 }
 
+// TakeBest's emit for the count path: stores the taken key in shared memory and counts it in its
+// bucket (kBuckets buckets from lo, 1 << shift score keys each, spanning TakeBest's bounds).
+struct BucketTaken {
+  static constexpr bool kBounds = true;
+  uint64_t* keys;
+  uint32_t* bucket;  // shared, zeroed
+  uint32_t lo = 0, shift = 0;
+  __device__ __forceinline__ void Begin(uint32_t lo_bound, uint32_t hi_bound) {
+    lo = lo_bound;
+    const uint32_t width = lo_bound <= hi_bound ? hi_bound - lo_bound : 0u;
+    const int bits = 32 - __clz(width);  // kBuckets << shift > width
+    shift = bits > kBucketBits ? static_cast<uint32_t>(bits - kBucketBits) : 0u;
+  }
+  __device__ __forceinline__ void operator()(uint32_t j, uint64_t key) const {
+    keys[j] = key;
+    WarpHistAdd(bucket, BucketOf(static_cast<uint32_t>(key >> 32), lo, shift), true);
+  }
+};
+
 // The count path, first half: one block per (image, level) takes the k best keys and stores them
 // bucketed by score key (a counting sort on kBuckets buckets spanning the taken keys' score keys;
 // order within a bucket is arbitrary), with each bucket's start, so that the rank stage counts the
@@ -314,7 +355,6 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
   using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
   __shared__ typename Scan::TempStorage scan;
   __shared__ uint32_t bucket[kBuckets];
-  __shared__ uint32_t span[2];  // the smallest and the largest taken score key
   extern __shared__ uint64_t smem[];
   RK_TRACE_KERNEL(kTraceTopk);
   WaitPrevious();  // the select pass's keys and counts
@@ -323,10 +363,6 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
   const int s = static_cast<int>(blockIdx.y) * levels + static_cast<int>(blockIdx.x);
   const uint32_t k = static_cast<uint32_t>(out.topk);
   uint64_t* skeys = smem;
-  if (threadIdx.x == 0) {
-    span[0] = ~0u;
-    span[1] = 0u;
-  }
   for (int b = threadIdx.x; b < kBuckets; b += blockDim.x) bucket[b] = 0;  // before TakeBest's barriers
   if constexpr (kClassBits) {
     const int32_t quads = image_words / 4, share = (quads + levels - 1) / levels;
@@ -336,17 +372,10 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
       rows[i] = make_uint4(0u, 0u, 0u, 0u);
     }
   }
-  const uint32_t m = TakeBest(st, s, k, StoreTaken{skeys}, span);
+  BucketTaken emit{skeys, bucket};
+  const uint32_t m = TakeBest(st, s, k, emit);  // counted in their buckets as they are taken
   RK_TRACE_POINT(kTraceTopkCompact);
-  const uint32_t lo = span[0];
-  const uint32_t width = m == 0 ? 0u : span[1] - lo;
-  const int bits = 32 - __clz(width);  // kBuckets << shift > width
-  const uint32_t shift = bits > kBucketBits ? static_cast<uint32_t>(bits - kBucketBits) : 0u;
-  for (uint32_t j0 = 0; j0 < m; j0 += blockDim.x) {  // block-uniform trip count: whole warps vote
-    const uint32_t j = j0 + threadIdx.x;
-    WarpHistAdd(bucket, j < m ? BucketOf(static_cast<uint32_t>(skeys[j] >> 32), lo, shift) : 0u, j < m);
-  }
-  __syncthreads();
+  const uint32_t lo = emit.lo, shift = emit.shift;
   // Bucket starts: an exclusive scan, two buckets a thread (kBuckets = 2 * kTopkThreads).
   uint32_t* start = tk.bucket_start + static_cast<size_t>(s) * (kBuckets + 1);
   const uint32_t b0 = 2 * threadIdx.x;
