@@ -198,8 +198,10 @@ describe("cuda backend", function () {
 
   it("ranks by counting and by sorting give the same bits (golden cases, ties, fp16, both layouts, batches)", async function () {
     // The launchers rank the top-k candidates one of two ways: by counting (the default for these
-    // shapes) or by sorting (larger shapes, or RK_CUDA_RANKS=sort): every case here runs both ways and
-    // is compared with the cpu backend.
+    // shapes) or by sorting (larger shapes, or RK_CUDA_RANKS=sort); the counting path's top-k takes a
+    // slice in one histogram (the span path) or, where the boundary bucket is crowded (the tied case)
+    // or under RK_CUDA_TOPK=radix, by radix rounds. Every case here runs the three ways and is
+    // compared with the cpu backend.
     type Case = { what: string; config: Partial<PostprocessConfig>; ds: HeadOutputs };
     const cases: Case[] = goldenCases()
       .filter((g) => isBuiltPreset(g.preset))
@@ -207,20 +209,29 @@ describe("cuda backend", function () {
     const tied = synthesize({ images: 2, size: [512, 512], classes: 8, density: 0.01, seed: 7 });
     ((tied.cls_logits as NdArray).data as Float32Array).fill(0.25);  // every score ties, in every level
     cases.push({ what: "all tied", config: { num_classes: 8, score_thresh: 0.0, topk_candidates: 37 }, ds: tied });
+    // Scores on a coarse grid: runs of equal scores inside a bucket, ranked by the rest of their key.
+    const coarse = synthesize({ images: 2, size: [384, 512], classes: 8, density: 0.05, seed: 21 });
+    const coarseLogits = (coarse.cls_logits as NdArray).data as Float32Array;
+    for (let i = 0; i < coarseLogits.length; ++i) coarseLogits[i] = Math.round(coarseLogits[i] * 4) / 4;
+    cases.push({ what: "coarse scores", config: { num_classes: 8, topk_candidates: 200 }, ds: coarse });
     const few = synthesize({ images: 3, size: [320, 480], classes: 80, density: 0.05, seed: 12 });
     const halves: HeadOutputs = { ...few, cls_logits: toHalf(few.cls_logits as NdArray), bbox_regression: toHalf(few.bbox_regression as NdArray) };
     cases.push({ what: "fp16, 3 images", config: { num_classes: 80, topk_candidates: 300 }, ds: halves });
     const d2: Partial<PostprocessConfig> = { preset: "detectron2", num_classes: 20 };
     const per = synthesize({ images: 2, size: [512, 640], classes: 20, density: 0.1, seed: 13, config: d2 });
     cases.push({ what: "detectron2, per-level layout", config: d2, ds: asPerLevel(per, d2) });
-    const saved = process.env.RK_CUDA_RANKS;
+    const saved = { ranks: process.env.RK_CUDA_RANKS, topk: process.env.RK_CUDA_TOPK };
+    const restore = (name: string, value: string | undefined) => {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    };
     try {
       for (const c of cases) {
         const cpu = createPostprocessor(c.config, { backend: "cpu" });
         const want = await cpu.run(c.ds);
-        for (const path of ["count", "sort"]) {
-          if (path === "sort") process.env.RK_CUDA_RANKS = "sort";
-          else delete process.env.RK_CUDA_RANKS;
+        for (const path of ["count", "count with the radix top-k", "sort"]) {
+          restore("RK_CUDA_RANKS", path === "sort" ? "sort" : undefined);
+          restore("RK_CUDA_TOPK", path === "count with the radix top-k" ? "radix" : undefined);
           const gpu = createPostprocessor(c.config, { backend: "cuda" });
           assertSame(await gpu.run(c.ds), want, `${c.what}, ranks by ${path}`);
           await gpu.dispose();
@@ -228,8 +239,8 @@ describe("cuda backend", function () {
         await cpu.dispose();
       }
     } finally {
-      if (saved === undefined) delete process.env.RK_CUDA_RANKS;
-      else process.env.RK_CUDA_RANKS = saved;
+      restore("RK_CUDA_RANKS", saved.ranks);
+      restore("RK_CUDA_TOPK", saved.topk);
     }
   });
 

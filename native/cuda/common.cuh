@@ -191,6 +191,16 @@ __device__ __forceinline__ uint32_t WarpAppend(uint32_t* counter, bool pred, uin
   return base + static_cast<uint32_t>(__popc(mask & ((1u << lane) - 1u)));
 }
 
+// The sum of x over lanes 0 .. lane of the warp (a shuffle scan; every lane calls it).
+template <typename T>
+__device__ __forceinline__ T WarpInclusiveSum(T x, int lane) {
+  for (int off = 1; off < kWarp; off <<= 1) {
+    const T up = __shfl_up_sync(0xFFFFFFFFu, x, off);
+    if (lane >= off) x += up;
+  }
+  return x;
+}
+
 // Adds 1 to hist[bin] for each lane with `take`, one atomic per distinct bin of the warp (keys that
 // share a bin are common in radix selects, and shared-memory atomics on one address serialise).
 __device__ __forceinline__ void WarpHistAdd(uint32_t* hist, uint32_t bin, bool take) {

@@ -17,6 +17,8 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <type_traits>
 
@@ -323,6 +325,13 @@ __device__ __forceinline__ uint32_t BucketOf(uint32_t u, uint32_t lo, uint32_t s
   return u < lo ? 0u : min((u - lo) >> shift, static_cast<uint32_t>(kBuckets - 1));
 }
 
+// The shift of kBuckets buckets from lo that span score keys up to hi: kBuckets << shift > hi - lo.
+__device__ __forceinline__ uint32_t SpanShift(uint32_t lo, uint32_t hi) {
+  const uint32_t width = lo <= hi ? hi - lo : 0u;
+  const int bits = 32 - __clz(width);
+  return bits > kBucketBits ? static_cast<uint32_t>(bits - kBucketBits) : 0u;
+}
+
 // TakeBest's emit for the count path: stores the taken key in shared memory and counts it in its
 // bucket (kBuckets buckets from lo, 1 << shift score keys each, spanning TakeBest's bounds).
 struct BucketTaken {
@@ -332,15 +341,159 @@ struct BucketTaken {
   uint32_t lo = 0, shift = 0;
   __device__ __forceinline__ void Begin(uint32_t lo_bound, uint32_t hi_bound) {
     lo = lo_bound;
-    const uint32_t width = lo_bound <= hi_bound ? hi_bound - lo_bound : 0u;
-    const int bits = 32 - __clz(width);  // kBuckets << shift > width
-    shift = bits > kBucketBits ? static_cast<uint32_t>(bits - kBucketBits) : 0u;
+    shift = SpanShift(lo_bound, hi_bound);
   }
   __device__ __forceinline__ void operator()(uint32_t j, uint64_t key) const {
     keys[j] = key;
     WarpHistAdd(bucket, BucketOf(static_cast<uint32_t>(key >> 32), lo, shift), true);
   }
 };
+
+// The starts of buckets b0 and b0 + 1 of slice s (counts c0 and the next, `before` them), capped at the
+// m keys taken: in the hand-off, and in `bucket` as the cursors of BucketPlace. Thread 0 also stores
+// the span (lo, shift) and the slice's count.
+__device__ __forceinline__ void StoreStarts(uint32_t* bucket, const TakenKeys& tk, int s, uint32_t b0, uint32_t before, uint32_t c0,
+                                            uint32_t m, uint32_t lo, uint32_t shift, const DeviceCandidates& out) {
+  uint32_t* start = tk.bucket_start + static_cast<size_t>(s) * (kBuckets + 1);
+  bucket[b0] = start[b0] = min(before, m);
+  bucket[b0 + 1] = start[b0 + 1] = min(before + c0, m);
+  if (threadIdx.x == 0) {
+    start[kBuckets] = m;
+    tk.span[s] = make_uint2(lo, shift);
+    out.level_counts[s] = static_cast<int32_t>(m);
+  }
+}
+
+// The place in the hand-off of a key of bucket b, for lanes with `mine`: one shared atomic on the
+// bucket's cursor per bucket of the warp (ties share a bucket), places within it by lane. Called by
+// the whole warp.
+__device__ __forceinline__ uint32_t BucketPlace(uint32_t* cursor, uint32_t b, bool mine) {
+  const uint32_t peers = __match_any_sync(0xFFFFFFFFu, mine ? b : static_cast<uint32_t>(kBuckets));
+  const int leader = __ffs(peers) - 1;
+  const uint32_t lane = threadIdx.x & (kWarp - 1);
+  uint32_t at = 0;
+  if (mine && static_cast<int>(lane) == leader) at = atomicAdd(&cursor[b], static_cast<uint32_t>(__popc(peers)));
+  return __shfl_sync(0xFFFFFFFFu, at, leader) + static_cast<uint32_t>(__popc(peers & ((1u << lane) - 1u)));
+}
+
+// The count path's top-k in one histogram (the span path), for slices whose keys fit in registers:
+// the slice's keys are counted in the hand-off's kBuckets buckets, spanning the slice's own score
+// keys; the exclusive scan of the counts gives every bucket's start and the bucket that holds the
+// k-th smallest key (the boundary). The keys of the buckets below it are all taken: each goes from
+// registers to its bucket's place. The boundary bucket's keys (at most kSpanEdgeKeys) are staged in
+// shared memory and ranked among themselves; the first `need` of them are taken, each at its bucket's
+// start plus its rank. Returns false where the slice is too large for registers or its boundary bucket
+// holds more keys (ties, or scores packed into one bucket), leaving `bucket` zeroed for the radix path
+// (TakeBest). Called by the whole block (kTopkThreads; `bucket` zeroed before it); the result is
+// block-uniform.
+constexpr uint32_t kSpanEdgeKeys = 256;
+
+__device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceCandidates& out, const TakenKeys& tk,
+                         uint32_t* bucket) {
+  constexpr int kWarps = kTopkThreads / kWarp;
+  static_assert(kWarps == kWarp, "one warp scans the warps' sums");
+  __shared__ uint32_t warp_lo[kWarps], warp_hi[kWarps], warp_sum[kWarps];
+  __shared__ uint64_t edge[kSpanEdgeKeys];
+  __shared__ uint32_t boundary[3];  // the boundary bucket, its start, the keys taken from it
+  __shared__ uint32_t edge_count[2];  // its keys (from the counts), staged so far
+  const uint32_t count = min(st.count[s], st.capacity);
+  if (count > static_cast<uint32_t>(kTopkKeysPerThread * kTopkThreads)) return false;
+  const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
+  uint64_t held[kTopkKeysPerThread];
+  uint32_t lo = ~0u, hi = 0u;
+#pragma unroll
+  for (int j = 0; j < kTopkKeysPerThread; ++j) {
+    const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
+    held[j] = i < count ? keys[i] : 0;
+    if (i < count) {
+      lo = min(lo, static_cast<uint32_t>(held[j] >> 32));
+      hi = max(hi, static_cast<uint32_t>(held[j] >> 32));
+    }
+  }
+  for (int off = kWarp / 2; off > 0; off >>= 1) {
+    lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
+    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
+  }
+  if ((threadIdx.x & (kWarp - 1)) == 0) {
+    warp_lo[threadIdx.x / kWarp] = lo;
+    warp_hi[threadIdx.x / kWarp] = hi;
+  }
+  if (threadIdx.x == 0) {  // no boundary unless the scan finds one (count <= k: every key taken)
+    boundary[0] = kBuckets;
+    boundary[1] = boundary[2] = 0;
+    edge_count[0] = edge_count[1] = 0;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    lo = min(lo, warp_lo[w]);
+    hi = max(hi, warp_hi[w]);
+  }
+  const uint32_t shift = SpanShift(lo, hi);
+#pragma unroll
+  for (int j = 0; j < kTopkKeysPerThread; ++j) {
+    const bool valid = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count;
+    WarpHistAdd(bucket, BucketOf(static_cast<uint32_t>(held[j] >> 32), lo, shift), valid);
+  }
+  __syncthreads();
+  RK_TRACE_POINT(kTraceTopkRadix);
+  // Bucket starts, two buckets a thread (kBuckets = 2 * kTopkThreads); past the boundary, m.
+  const uint32_t m = min(count, k);
+  const uint32_t b0 = 2 * threadIdx.x;
+  const uint32_t c0 = bucket[b0], c1 = bucket[b0 + 1];
+  // An exclusive scan of the pairs by warp shuffles (cub's block scan spills the held keys here).
+  const int lane = static_cast<int>(threadIdx.x & (kWarp - 1)), warp = static_cast<int>(threadIdx.x / kWarp);
+  const uint32_t in_warp = WarpInclusiveSum(c0 + c1, lane);
+  if (lane == kWarp - 1) warp_sum[warp] = in_warp;
+  __syncthreads();
+  const uint32_t warps_through = WarpInclusiveSum(warp_sum[lane], lane);  // kWarps == kWarp
+  const uint32_t warps_before = __shfl_sync(0xFFFFFFFFu, warps_through, (warp + kWarp - 1) & (kWarp - 1));
+  const uint32_t before = (warp > 0 ? warps_before : 0u) + in_warp - (c0 + c1);
+  if (count > k && before < k && k <= before + c0 + c1) {
+    const bool first = k <= before + c0;
+    boundary[0] = first ? b0 : b0 + 1;
+    boundary[1] = first ? before : before + c0;
+    boundary[2] = k - boundary[1];
+    edge_count[0] = first ? c0 : c1;
+  }
+  __syncthreads();  // every count read, the boundary known
+  if (edge_count[0] > kSpanEdgeKeys) {  // block-uniform: the radix path takes the slice
+    bucket[b0] = 0;
+    bucket[b0 + 1] = 0;
+    __syncthreads();
+    return false;
+  }
+  StoreStarts(bucket, tk, s, b0, before, c0, m, lo, shift, out);
+  const uint32_t edge_bucket = boundary[0];
+  __syncthreads();
+  RK_TRACE_POINT(kTraceTopkCompact);
+  // The keys below the boundary to their buckets (one shared atomic per bucket of the warp, places
+  // within it by lane), the boundary's to the staging.
+  const size_t first = static_cast<size_t>(s) * k;
+#pragma unroll
+  for (int j = 0; j < kTopkKeysPerThread; ++j) {
+    const bool valid = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count;
+    const uint32_t b = valid ? BucketOf(static_cast<uint32_t>(held[j] >> 32), lo, shift) : kBuckets;
+    const bool below = b < edge_bucket;
+    const uint32_t at = BucketPlace(bucket, b, below);
+    if (below) tk.keys[first + at] = held[j];
+    const bool staged = valid && b == edge_bucket;
+    const uint32_t e = WarpAppend(&edge_count[1], staged, 0xFFFFFFFFu);
+    if (staged) edge[e] = held[j];
+  }
+  __syncthreads();
+  RK_TRACE_POINT(kTraceTopkBucketed);
+  // The boundary bucket's keys ranked among themselves (keys are unique): its first boundary[2] are taken.
+  const uint32_t edge_keys = edge_count[0];
+  if (threadIdx.x < edge_keys) {
+    const uint64_t key = edge[threadIdx.x];
+    uint32_t rank = 0;
+    for (uint32_t i = 0; i < edge_keys; ++i) rank += edge[i] < key ? 1u : 0u;
+    if (rank < boundary[2]) tk.keys[first + boundary[1] + rank] = key;
+  }
+  RK_TRACE_POINT(kTraceTopkScattered);
+  return true;
+}
 
 // The count path, first half: one block per (image, level) takes the k best keys and stores them
 // bucketed by score key (a counting sort on kBuckets buckets spanning the taken keys' score keys;
@@ -351,7 +504,7 @@ struct BucketTaken {
 // blocks, which read them, ended before this run's first kernel started.
 template <bool kClassBits>
 __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, DeviceCandidates out, TakenKeys tk, int32_t levels,
-                                                               uint32_t* class_bits, int32_t image_words) {
+                                                               uint32_t* class_bits, int32_t image_words, bool use_span) {
   using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
   __shared__ typename Scan::TempStorage scan;
   __shared__ uint32_t bucket[kBuckets];
@@ -372,41 +525,26 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
       rows[i] = make_uint4(0u, 0u, 0u, 0u);
     }
   }
-  BucketTaken emit{skeys, bucket};
-  const uint32_t m = TakeBest(st, s, k, emit);  // counted in their buckets as they are taken
-  RK_TRACE_POINT(kTraceTopkCompact);
-  const uint32_t lo = emit.lo, shift = emit.shift;
-  // Bucket starts: an exclusive scan, two buckets a thread (kBuckets = 2 * kTopkThreads).
-  uint32_t* start = tk.bucket_start + static_cast<size_t>(s) * (kBuckets + 1);
-  const uint32_t b0 = 2 * threadIdx.x;
-  const uint32_t c0 = bucket[b0], c1 = bucket[b0 + 1];
-  uint32_t before = 0;
-  Scan(scan).ExclusiveSum(c0 + c1, before);
-  __syncthreads();  // every count read before the cursors overwrite them
-  bucket[b0] = before;
-  bucket[b0 + 1] = before + c0;
-  start[b0] = before;
-  start[b0 + 1] = before + c0;
-  if (threadIdx.x == 0) {
-    start[kBuckets] = m;
-    tk.span[s] = make_uint2(lo, shift);
-    out.level_counts[s] = static_cast<int32_t>(m);
-  }
-  __syncthreads();
-  RK_TRACE_POINT(kTraceTopkBucketed);
-  const size_t first = static_cast<size_t>(s) * k;
-  for (uint32_t j0 = 0; j0 < m; j0 += blockDim.x) {
-    const uint32_t j = j0 + threadIdx.x;
-    const bool mine = j < m;
-    const uint32_t b = mine ? BucketOf(static_cast<uint32_t>(skeys[j] >> 32), lo, shift) : kBuckets;
-    // One shared atomic per bucket of the warp (ties share a bucket), positions within it by lane.
-    const uint32_t peers = __match_any_sync(0xFFFFFFFFu, b);
-    const int leader = __ffs(peers) - 1;
-    const uint32_t lane = threadIdx.x & (kWarp - 1);
-    uint32_t at = 0;
-    if (mine && static_cast<int>(lane) == leader) at = atomicAdd(&bucket[b], static_cast<uint32_t>(__popc(peers)));
-    at = __shfl_sync(0xFFFFFFFFu, at, leader) + static_cast<uint32_t>(__popc(peers & ((1u << lane) - 1u)));
-    if (mine) tk.keys[first + at] = skeys[j];
+  if (!use_span || !SpanTake(st, s, k, out, tk, bucket)) {  // the radix path
+    BucketTaken emit{skeys, bucket};
+    const uint32_t m = TakeBest(st, s, k, emit);  // counted in their buckets as they are taken
+    RK_TRACE_POINT(kTraceTopkCompact);
+    const uint32_t b0 = 2 * threadIdx.x;
+    const uint32_t c0 = bucket[b0], c1 = bucket[b0 + 1];
+    uint32_t before = 0;
+    Scan(scan).ExclusiveSum(c0 + c1, before);
+    __syncthreads();  // every count read before the cursors overwrite them
+    StoreStarts(bucket, tk, s, b0, before, c0, m, emit.lo, emit.shift, out);
+    __syncthreads();
+    RK_TRACE_POINT(kTraceTopkBucketed);
+    const size_t first = static_cast<size_t>(s) * k;
+    for (uint32_t j0 = 0; j0 < m; j0 += blockDim.x) {
+      const uint32_t j = j0 + threadIdx.x;
+      const bool mine = j < m;
+      const uint64_t key = mine ? skeys[j] : 0;
+      const uint32_t at = BucketPlace(bucket, BucketOf(static_cast<uint32_t>(key >> 32), emit.lo, emit.shift), mine);
+      if (mine) tk.keys[first + at] = key;
+    }
   }
   RK_TRACE_POINT(kTraceTopkScattered);
 }
@@ -631,8 +769,11 @@ Status LaunchTopkTake(const SelectState& st, const DeviceCandidates& out, const 
   const int32_t image_words = bits != nullptr ? classes * ranks->class_words : 0;
   auto* kernel = bits != nullptr ? TopkTakeKernel<true> : TopkTakeKernel<false>;
   RK_RETURN_IF_ERROR(AllowSharedBytes(reinterpret_cast<const void*>(kernel), smem, kTopkSharedExpected));
+  // RK_CUDA_TOPK=radix: every slice by the radix path (for tests and comparisons; chosen at launch).
+  const char* forced = std::getenv("RK_CUDA_TOPK");
+  const bool use_span = forced == nullptr || std::strcmp(forced, "radix") != 0;
   const cudaError_t e = LaunchChained(true, kernel, dim3(levels, batch), dim3(kTopkThreads), smem, stream, st, out, tk, levels, bits,
-                                      image_words);
+                                      image_words, use_span);
   RK_RETURN_IF_ERROR(CudaStatus("top-k", e));
   return LastError("top-k");
 }

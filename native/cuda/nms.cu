@@ -447,16 +447,6 @@ __device__ __forceinline__ uint32_t RanksBefore(int32_t r, int32_t end) {
   return left <= 0 ? 0u : left >= kLabelsPerLoad ? 0xFFu : (1u << left) - 1u;
 }
 
-// The sum of x over lanes 0 .. lane of the warp (a shuffle scan; every lane calls it).
-template <typename T>
-__device__ __forceinline__ T WarpInclusiveSum(T x, int lane) {
-  for (int off = 1; off < kWarp; off <<= 1) {
-    const T up = __shfl_up_sync(0xFFFFFFFFu, x, off);
-    if (lane >= off) x += up;
-  }
-  return x;
-}
-
 // One block per (image, group). With kClassBits (the count path, blocks of 256 that share SMs), the
 // group's members in score order are the set bits of its row of class_bits: thread t takes words
 // t * per .., and a scan of the threads' counts places them (a row is 160 words for 5000 ranks: one
