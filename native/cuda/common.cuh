@@ -191,6 +191,13 @@ __device__ __forceinline__ uint32_t WarpAppend(uint32_t* counter, bool pred, uin
   return base + static_cast<uint32_t>(__popc(mask & ((1u << lane) - 1u)));
 }
 
+// The largest x over the warp's lanes, to every lane (a butterfly; every lane calls it). The
+// smallest: ~WarpMax(~x).
+__device__ __forceinline__ uint32_t WarpMax(uint32_t x) {
+  for (int off = kWarp / 2; off > 0; off >>= 1) x = max(x, __shfl_xor_sync(0xFFFFFFFFu, x, off));
+  return x;
+}
+
 // The sum of x over lanes 0 .. lane of the warp (a shuffle scan; every lane calls it).
 template <typename T>
 __device__ __forceinline__ T WarpInclusiveSum(T x, int lane) {

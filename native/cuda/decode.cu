@@ -6,10 +6,12 @@
 // because the order part is). The rank of each taken candidate in its level (its slot: level * k +
 // rank, the order the NMS stage reads) is then found one of two ways:
 // - the count path (levels * k <= kCountMaxSlots, see CountRanks): the block stores its taken keys
-//   bucketed by score key (a counting sort on 2048 buckets spanning them; order within a bucket is
-//   arbitrary); then one thread per candidate, over the whole GPU, counts the keys before its own
-//   from bucket starts and the keys of one bucket, in its level and (for the NMS stage) in the
-//   image, and decodes it;
+//   bucketed by score key (a counting sort on 2048 buckets; order within a bucket is arbitrary); then
+//   one thread per candidate, over the whole GPU, counts the keys before its own from bucket starts
+//   and the keys of one bucket, in its level and (for the NMS stage) in the image, and decodes it.
+//   Where the slice's keys fit in registers, its top-k needs no radix rounds (SpanTake): one
+//   histogram over buckets spanning the slice finds the k-th key's bucket, whose few keys are ranked
+//   among themselves;
 // - the sort path (RK_CUDA_RANKS=sort, or larger levels * k): the block sorts its taken keys in
 //   shared memory (a bitonic network over the next power of two: one key per thread, partners within
 //   a warp exchanged by shuffles, when it fits the block) and decodes candidate r of the level with
@@ -147,10 +149,8 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
         hi = max(hi, static_cast<uint32_t>(key >> 32));
       }
     });
-    for (int off = kWarp / 2; off > 0; off >>= 1) {
-      lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
-      hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-    }
+    lo = ~WarpMax(~lo);
+    hi = WarpMax(hi);
     if ((threadIdx.x & (kWarp - 1)) == 0) {
       warp_lo[threadIdx.x / kWarp] = lo;
       warp_hi[threadIdx.x / kWarp] = hi;
@@ -410,10 +410,8 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
       hi = max(hi, static_cast<uint32_t>(held[j] >> 32));
     }
   }
-  for (int off = kWarp / 2; off > 0; off >>= 1) {
-    lo = min(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
-    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-  }
+  lo = ~WarpMax(~lo);
+  hi = WarpMax(hi);
   if ((threadIdx.x & (kWarp - 1)) == 0) {
     warp_lo[threadIdx.x / kWarp] = lo;
     warp_hi[threadIdx.x / kWarp] = hi;

@@ -114,10 +114,8 @@ __device__ __forceinline__ void AddToRange(float x1, float y1, float x2, float y
 // Reduces the block's ranges and writes them as partial blockIdx.x of image n. Called by the whole block.
 __device__ __forceinline__ void WriteRangePart(uint32_t hi, uint32_t lo, uint32_t* range_part, int32_t range_parts, int n) {
   __shared__ uint32_t red_hi[kWarp], red_lo[kWarp];
-  for (int off = kWarp / 2; off > 0; off >>= 1) {
-    hi = max(hi, __shfl_xor_sync(0xFFFFFFFFu, hi, off));
-    lo = max(lo, __shfl_xor_sync(0xFFFFFFFFu, lo, off));
-  }
+  hi = WarpMax(hi);
+  lo = WarpMax(lo);
   if ((threadIdx.x & (kWarp - 1)) == 0) {
     red_hi[threadIdx.x / kWarp] = hi;
     red_lo[threadIdx.x / kWarp] = lo;
