@@ -56,14 +56,23 @@ describe("event loop responsiveness", function () {
       ({ ds, pp, blockedMs } = measure(Math.min(32, Math.ceil((4 * 40) / Math.max(blockedMs, 1)))));
     }
     const heads = pp.prepare(ds);
-    // Five runs in a row: the event loop must keep turning through all of them.
-    const async = await maxTimerGap(async () => {
-      for (let i = 0; i < 5; i++) await pp.run(heads);
-    });
-    // The synchronous run blocks for its whole duration; the asynchronous ones must not.
+    // Five runs in a row: the event loop must keep turning through all of them. The synchronous run
+    // blocks for its whole duration; the asynchronous ones must not. On a busy 2-core machine another
+    // process can hold the main thread off its core for a while (a 23 ms gap was seen once in CI), so
+    // up to three tries of five runs are made and the best is judged: a run() that blocked the loop
+    // would leave a gap of about its whole duration in every try.
     assert.ok(blockedMs > 20, `the batch is large enough to matter (${blockedMs.toFixed(1)} ms synchronously)`);
-    assert.ok(async.ticks >= 5, `timer ticked ${async.ticks} times during ${async.ms.toFixed(1)} ms of runs`);
-    assert.ok(async.gap < Math.max(15, blockedMs / 2), `largest timer gap ${async.gap.toFixed(1)} ms during run() vs ${blockedMs.toFixed(1)} ms blocked by runSync()`);
+    const limit = Math.max(15, blockedMs / 2);
+    const tries: { gap: number; ticks: number; ms: number }[] = [];
+    while (tries.length < 3 && !tries.some((t) => t.gap < limit)) {
+      tries.push(await maxTimerGap(async () => {
+        for (let i = 0; i < 5; i++) await pp.run(heads);
+      }));
+    }
+    const best = tries.reduce((a, b) => (b.gap < a.gap ? b : a));
+    assert.ok(best.ticks >= 5, `timer ticked ${best.ticks} times during ${best.ms.toFixed(1)} ms of runs`);
+    const gaps = tries.map((t) => t.gap.toFixed(1)).join(", ");
+    assert.ok(best.gap < limit, `largest timer gap during run() ${gaps} ms in ${tries.length} tries vs ${blockedMs.toFixed(1)} ms blocked by runSync()`);
     await pp.dispose();
   });
 
