@@ -20,7 +20,7 @@ import { resolveConfig } from "../kernel/postprocess/config";
 import { PostprocessConfig } from "../kernel/postprocess/presets";
 import { floatToHalf } from "../kernel/postprocess/reference";
 import { synthesize } from "../kernel/postprocess/synth";
-import { assertSameBits, cudaUnavailableReason, goldenCases, goldenConfig, isBuiltPreset, toPerLevel } from "./helpers";
+import { assertSameBits, cudaUnavailableReason, goldenCases, goldenConfig, isBuiltPreset, toPerLevel, withEnv } from "./helpers";
 
 const assertSame = assertSameBits;
 
@@ -220,27 +220,22 @@ describe("cuda backend", function () {
     const d2: Partial<PostprocessConfig> = { preset: "detectron2", num_classes: 20 };
     const per = synthesize({ images: 2, size: [512, 640], classes: 20, density: 0.1, seed: 13, config: d2 });
     cases.push({ what: "detectron2, per-level layout", config: d2, ds: asPerLevel(per, d2) });
-    const saved = { ranks: process.env.RK_CUDA_RANKS, topk: process.env.RK_CUDA_TOPK };
-    const restore = (name: string, value: string | undefined) => {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    };
-    try {
-      for (const c of cases) {
-        const cpu = createPostprocessor(c.config, { backend: "cpu" });
-        const want = await cpu.run(c.ds);
-        for (const path of ["count", "count with the radix top-k", "sort"]) {
-          restore("RK_CUDA_RANKS", path === "sort" ? "sort" : undefined);
-          restore("RK_CUDA_TOPK", path === "count with the radix top-k" ? "radix" : undefined);
+    const paths: [string, Record<string, string | undefined>][] = [
+      ["count", { RK_CUDA_RANKS: undefined, RK_CUDA_TOPK: undefined }],
+      ["count with the radix top-k", { RK_CUDA_RANKS: undefined, RK_CUDA_TOPK: "radix" }],
+      ["sort", { RK_CUDA_RANKS: "sort", RK_CUDA_TOPK: undefined }],
+    ];
+    for (const c of cases) {
+      const cpu = createPostprocessor(c.config, { backend: "cpu" });
+      const want = await cpu.run(c.ds);
+      for (const [path, env] of paths) {
+        await withEnv(env, async () => {
           const gpu = createPostprocessor(c.config, { backend: "cuda" });
           assertSame(await gpu.run(c.ds), want, `${c.what}, ranks by ${path}`);
           await gpu.dispose();
-        }
-        await cpu.dispose();
+        });
       }
-    } finally {
-      restore("RK_CUDA_RANKS", saved.ranks);
-      restore("RK_CUDA_TOPK", saved.topk);
+      await cpu.dispose();
     }
   });
 
@@ -312,11 +307,8 @@ describe("cuda backend", function () {
     // labels per rank, 16 bits at a time, eight a lane (ranks by sorting).
     const config: Partial<PostprocessConfig> = { num_classes: 700, topk_candidates: 300 };
     const cpu = createPostprocessor(config, { backend: "cpu" });
-    const saved = process.env.RK_CUDA_RANKS;
-    try {
-      for (const path of ["count", "sort"]) {
-        if (path === "sort") process.env.RK_CUDA_RANKS = "sort";
-        else delete process.env.RK_CUDA_RANKS;
+    for (const path of ["count", "sort"]) {
+      await withEnv({ RK_CUDA_RANKS: path === "sort" ? "sort" : undefined }, async () => {
         const gpu = createPostprocessor(config, { backend: "cuda" });
         for (const images of [1, 3]) {
           const ds = synthesize({ images, size: [256, 320], classes: 700, density: 0.02, seed: 50 + images });
@@ -325,10 +317,7 @@ describe("cuda backend", function () {
           assertSame(await gpu.run(ds), want, `${images} images of 700 classes, ranks by ${path}`);
         }
         await gpu.dispose();
-      }
-    } finally {
-      if (saved === undefined) delete process.env.RK_CUDA_RANKS;
-      else process.env.RK_CUDA_RANKS = saved;
+      });
     }
   });
 

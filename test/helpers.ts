@@ -8,6 +8,26 @@ import { NdArray, ndarray } from "../kernel/postprocess/ndarray";
 import { availableBackends, BackendName, PostprocessResult } from "../kernel/postprocess/postprocessor";
 import { PostprocessConfig, PRESET_NAMES, PresetName } from "../kernel/postprocess/presets";
 
+/**
+ * Runs `fn` with the environment variables `vars` set (undefined: unset), then puts back what was
+ * there before, also when `fn` throws. For settings the native code reads at launch (RK_CUDA_RANKS, RK_CUDA_TOPK).
+ */
+export async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(vars);
+  try {
+    return await fn();
+  } finally {
+    apply(saved);
+  }
+}
+
 /** ../shared/golden beside the checkout, or RK_GOLDEN_DIR (the GPU machine carries a copy). */
 export const GOLDEN_DIR = process.env.RK_GOLDEN_DIR ?? path.resolve(PACKAGE_ROOT, "..", "shared", "golden");
 
