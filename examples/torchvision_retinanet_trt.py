@@ -44,15 +44,13 @@ def torchvision_detections(model, images, cls_logits, bbox_regression):
     """torchvision's own post-processing of the same head outputs (per-level split, anchors, decode, NMS)."""
     from torchvision.models.detection.image_list import ImageList
 
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from export_heads import torchvision_detections as postprocess
+
     sizes = [tuple(images.shape[-2:])] * images.shape[0]
     features = list(model.backbone(images).values())
     anchors = model.anchor_generator(ImageList(images, sizes), features)
-    per_level = [f.size(2) * f.size(3) for f in features]
-    A = cls_logits.size(1) // sum(per_level)
-    split = [n * A for n in per_level]
-    heads = {"cls_logits": list(cls_logits.split(split, dim=1)), "bbox_regression": list(bbox_regression.split(split, dim=1))}
-    anchors = [list(a.split(split)) for a in anchors]
-    return model.postprocess_detections(heads, anchors, sizes)
+    return postprocess(model, features, cls_logits, bbox_regression, anchors, sizes)
 
 
 def main():

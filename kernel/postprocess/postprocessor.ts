@@ -4,7 +4,7 @@
  */
 import * as os from "os";
 
-import { DeviceArray, NativeInputs, NativePostprocessor, NativeResult, loadNative, nativeStatus } from "../native";
+import { DeviceArray, NativeInputs, NativePostprocessor, NativeResult, NativeTimings, loadNative, nativeStatus } from "../native";
 import { describe, resolveConfig, toNativeParams } from "./config";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
 import { PostprocessConfig } from "./presets";
@@ -45,15 +45,10 @@ export interface ImageDetections {
   count: number;
 }
 
-export interface RunTimings {
+/** A run's timings: the native engine's (zero copies for JavaScript) and the call's wall time. */
+export interface RunTimings extends NativeTimings {
   /** Wall time of the call as seen from JavaScript. */
   totalMs: number;
-  uploadMs: number;
-  computeMs: number;
-  downloadMs: number;
-  selectMs?: number;
-  decodeNmsMs?: number;
-  graphReplayed: boolean;
 }
 
 export interface PostprocessResult {
@@ -258,23 +253,8 @@ export class Postprocessor {
     this.check();
     const callSite = new Error("called from");
     const job = this.tail.then(async () => {
-      if (isCandidateBatch(heads)) {
-        const { engine, inputs } = this.candidateInputs(heads);
-        if (!engine) return this.runCandidatesJs(heads);
-        const start = performance.now();
-        const r = await engine.run(inputs);
-        return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
-      }
-      const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
-      const start = performance.now();
-      const engine = this.engine(h.numClasses);
-      if (!engine) {
-        const padded = runReference(this.config, hostHeads(h));
-        const ms = performance.now() - start;
-        return toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false });
-      }
-      const r = await engine.run(this.toInputs(h));
-      return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
+      const route = this.route(heads);
+      return "done" in route ? route.done : this.finish(await route.engine.run(route.inputs), route.start);
     });
     this.tail = job.catch(() => undefined);
     return job.catch((e: Error) => {
@@ -287,12 +267,22 @@ export class Postprocessor {
   /** The same on the calling thread: for small inputs, or where blocking is fine. */
   runSync(heads: HeadOutputs | NormalizedHeads | DeviceHeads | CandidateBatch): PostprocessResult {
     this.check();
+    const route = this.route(heads);
+    return "done" in route ? route.done : this.finish(route.engine.runSync(route.inputs), route.start);
+  }
+
+  /**
+   * What run() and runSync() do with their input: the result itself where JavaScript computes it
+   * (no native engine), else the engine and its inputs, with the call's start time (the heads'
+   * normalisation excluded, the engine's creation included).
+   */
+  private route(
+    heads: HeadOutputs | NormalizedHeads | DeviceHeads | CandidateBatch,
+  ): { done: PostprocessResult } | { engine: NativePostprocessor; inputs: NativeInputs; start: number } {
     if (isCandidateBatch(heads)) {
       const { engine, inputs } = this.candidateInputs(heads);
-      if (!engine) return this.runCandidatesJs(heads);
-      const start = performance.now();
-      const r = engine.runSync(inputs);
-      return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
+      if (!engine) return { done: this.runCandidatesJs(heads) };
+      return { engine, inputs, start: performance.now() };
     }
     const h = Postprocessor.isNormalized(heads) ? heads : this.prepare(heads);
     const start = performance.now();
@@ -300,9 +290,13 @@ export class Postprocessor {
     if (!engine) {
       const padded = runReference(this.config, hostHeads(h));
       const ms = performance.now() - start;
-      return toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false });
+      return { done: toResult("js", padded, { totalMs: ms, uploadMs: 0, computeMs: ms, downloadMs: 0, graphReplayed: false }) };
     }
-    const r = engine.runSync(this.toInputs(h));
+    return { engine, inputs: this.toInputs(h), start };
+  }
+
+  /** A native engine's result as the caller sees it, timed from `start`. */
+  private finish(r: NativeResult, start: number): PostprocessResult {
     return toResult(this.backend, padded(r), { totalMs: performance.now() - start, ...r.timings });
   }
 

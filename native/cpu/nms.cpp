@@ -41,10 +41,19 @@ NmsScratch Carve(void* workspace, int32_t n) {
   return s;
 }
 
-// Greedy NMS over `idx[0..m)` (already in score order), IoU on `boxes`. Pairs whose intersection
-// is empty have IoU exactly 0 (0 / union, or NaN for a zero union), which never suppresses for a
-// threshold >= 0: they are skipped before the division. The IoU of intersecting pairs is always
-// the scalar Iou(), so the result does not depend on the path.
+// Whether box i (area ai) suppresses box j (area aj). Pairs whose intersection is empty have IoU
+// exactly 0 (0 / union, or NaN for a zero union), which never suppresses for a threshold >= 0: they
+// are decided before the division. The IoU of intersecting pairs is always the scalar Iou(), so the
+// result does not depend on the path that asks.
+inline bool PairSuppresses(const Box& bi, float ai, const Box& bj, float aj, float off, double thresh, bool in_double) {
+  if (!(MinLikeStd(bi.x2, bj.x2) - MaxLikeStd(bi.x1, bj.x1) + off > 0.0f) ||
+      !(MinLikeStd(bi.y2, bj.y2) - MaxLikeStd(bi.y1, bj.y1) + off > 0.0f)) {
+    return false;
+  }
+  return Suppresses(Iou(bi, ai, bj, aj, off), thresh, in_double);
+}
+
+// Greedy NMS over `idx[0..m)` (already in score order), IoU on `boxes`.
 void GreedyScalar(const int32_t* idx, int32_t m, const Box* boxes, const float* area, float off,
                   double thresh, bool in_double, uint8_t* suppressed) {
   for (int32_t a = 0; a < m; ++a) {
@@ -55,12 +64,7 @@ void GreedyScalar(const int32_t* idx, int32_t m, const Box* boxes, const float* 
     for (int32_t b = a + 1; b < m; ++b) {
       const int32_t j = idx[b];
       if (suppressed[j]) continue;
-      const Box& bj = boxes[j];
-      if (!(MinLikeStd(bi.x2, bj.x2) - MaxLikeStd(bi.x1, bj.x1) + off > 0.0f) ||
-          !(MinLikeStd(bi.y2, bj.y2) - MaxLikeStd(bi.y1, bj.y1) + off > 0.0f)) {
-        continue;
-      }
-      if (Suppresses(Iou(bi, ai, bj, area[j], off), thresh, in_double)) suppressed[j] = 1;
+      if (PairSuppresses(bi, ai, boxes[j], area[j], off, thresh, in_double)) suppressed[j] = 1;
     }
   }
 }
@@ -120,12 +124,7 @@ __attribute__((target("avx2"))) void GreedyAvx2(const int32_t* idx, int32_t m, c
         open &= open - 1;
         const int32_t j = idx[b + lane];
         if (suppressed[j]) continue;
-        const Box& bj = boxes[j];
-        if (!(MinLikeStd(bi.x2, bj.x2) - MaxLikeStd(bi.x1, bj.x1) + off > 0.0f) ||
-            !(MinLikeStd(bi.y2, bj.y2) - MaxLikeStd(bi.y1, bj.y1) + off > 0.0f)) {
-          continue;
-        }
-        if (Suppresses(Iou(bi, ai, bj, area[j], off), thresh, in_double)) suppressed[j] = 1;
+        if (PairSuppresses(bi, ai, boxes[j], area[j], off, thresh, in_double)) suppressed[j] = 1;
       }
     }
   }

@@ -100,6 +100,12 @@ RK_HD Box ShiftCell(const float cell[4], float shift_x, float shift_y) {
   return Box{shift_x + cell[0], shift_y + cell[1], shift_x + cell[2], shift_y + cell[3]};
 }
 
+// A decoded box clamped to the canvas [0, w - 1] x [0, h - 1] (ODTK's clamps in decode, fmaxf/fminf:
+// a NaN coordinate becomes the bound).
+RK_HD Box ClampToCanvas(const Box& b, float canvas_w, float canvas_h) {
+  return Box{fmaxf(0.0f, b.x1), fmaxf(0.0f, b.y1), fminf(b.x2, canvas_w - 1.0f), fminf(b.y2, canvas_h - 1.0f)};
+}
+
 // Box decode. pixel_offset 0: torchvision BoxCoder.decode_single / Detectron2 apply_deltas (SPEC
 // 1(3)); pixel_offset 1: ODTK decode.cu with its +1 convention and canvas clamps (SPEC 3(3)).
 RK_HD Box DecodeBox(const Box& a, float dx, float dy, float dw, float dh, const DecodeParams& p,
@@ -124,14 +130,8 @@ RK_HD Box DecodeBox(const Box& a, float dx, float dy, float dw, float dh, const 
     const float pred_h = ExpF32(dh) * heights;
     const float half_w = 0.5f * pred_w;
     const float half_h = 0.5f * pred_h;
-    Box b{pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h};
-    if (p.clip == ClipMode::kCanvasInDecode) {
-      b.x1 = fmaxf(0.0f, b.x1);
-      b.y1 = fmaxf(0.0f, b.y1);
-      b.x2 = fminf(b.x2, canvas_w - 1.0f);
-      b.y2 = fminf(b.y2, canvas_h - 1.0f);
-    }
-    return b;
+    const Box b{pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h};
+    return p.clip == ClipMode::kCanvasInDecode ? ClampToCanvas(b, canvas_w, canvas_h) : b;
   }
   // ODTK: no weights, no dw/dh clamp unless asked for.
   const float w = a.x2 - a.x1 + 1.0f;
@@ -145,15 +145,9 @@ RK_HD Box DecodeBox(const Box& a, float dx, float dy, float dw, float dh, const 
   const float pred_ctr_y = dy * h + a.y1 + 0.5f * h;
   const float pred_w = ExpF32(dw) * w;
   const float pred_h = ExpF32(dh) * h;
-  Box b{pred_ctr_x - 0.5f * pred_w, pred_ctr_y - 0.5f * pred_h, pred_ctr_x + 0.5f * pred_w - 1.0f,
-        pred_ctr_y + 0.5f * pred_h - 1.0f};
-  if (p.clip == ClipMode::kCanvasInDecode) {
-    b.x1 = fmaxf(0.0f, b.x1);
-    b.y1 = fmaxf(0.0f, b.y1);
-    b.x2 = fminf(b.x2, canvas_w - 1.0f);
-    b.y2 = fminf(b.y2, canvas_h - 1.0f);
-  }
-  return b;
+  const Box b{pred_ctr_x - 0.5f * pred_w, pred_ctr_y - 0.5f * pred_h, pred_ctr_x + 0.5f * pred_w - 1.0f,
+              pred_ctr_y + 0.5f * pred_h - 1.0f};
+  return p.clip == ClipMode::kCanvasInDecode ? ClampToCanvas(b, canvas_w, canvas_h) : b;
 }
 
 // torchvision clip_boxes_to_image: clamp(min=0, max=size), NaN kept.
