@@ -44,8 +44,10 @@ def torchvision_detections(model, images, cls_logits, bbox_regression):
     """torchvision's own post-processing of the same head outputs (per-level split, anchors, decode, NMS)."""
     from torchvision.models.detection.image_list import ImageList
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from export_heads import torchvision_detections as postprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from export_heads import torchvision_detections as postprocess  # the same split, anchors and postprocess_detections
 
     sizes = [tuple(images.shape[-2:])] * images.shape[0]
     features = list(model.backbone(images).values())
