@@ -208,6 +208,23 @@ __device__ __forceinline__ T WarpInclusiveSum(T x, int lane) {
   return x;
 }
 
+// The sum of x over the threads before this one in the block (threadIdx.x order): a shuffle scan in
+// each warp, then every warp scans the warps' sums (kThreads a multiple of kWarp, at most kWarp warps).
+// `warp_sum` holds kThreads / kWarp values in shared memory. Called by the whole block; the caller puts
+// a barrier between this call and the next write of warp_sum.
+template <int kThreads>
+__device__ __forceinline__ uint32_t BlockExclusiveSum(uint32_t x, uint32_t* warp_sum) {
+  constexpr int kWarps = kThreads / kWarp;
+  static_assert(kThreads % kWarp == 0 && kWarps <= kWarp, "whole warps, at most a warp of them");
+  const int lane = static_cast<int>(threadIdx.x & (kWarp - 1)), warp = static_cast<int>(threadIdx.x / kWarp);
+  const uint32_t in_warp = WarpInclusiveSum(x, lane);
+  if (lane == kWarp - 1) warp_sum[warp] = in_warp;
+  __syncthreads();
+  const uint32_t through = WarpInclusiveSum(lane < kWarps ? warp_sum[lane] : 0u, lane);
+  const uint32_t warps_before = __shfl_sync(0xFFFFFFFFu, through, (warp + kWarp - 1) & (kWarp - 1));
+  return (warp > 0 ? warps_before : 0u) + in_warp - x;
+}
+
 // Adds 1 to hist[bin] for each lane with `take`, one atomic per distinct bin of the warp (keys that
 // share a bin are common in radix selects, and shared-memory atomics on one address serialise).
 __device__ __forceinline__ void WarpHistAdd(uint32_t* hist, uint32_t bin, bool take) {

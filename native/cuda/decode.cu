@@ -16,7 +16,6 @@
 //   shared memory (a bitonic network over the next power of two: one key per thread, partners within
 //   a warp exchanged by shuffles, when it fits the block) and decodes candidate r of the level with
 //   thread r (mod the block).
-#include <cub/block/block_scan.cuh>
 
 #include <cmath>
 #include <cstdlib>
@@ -104,12 +103,42 @@ constexpr int kTakeBits = 11;
 constexpr int kTakeBins = 1 << kTakeBits;  // two per thread
 static_assert(kTakeBins == 2 * kTopkThreads, "the digit scan takes two bins a thread");
 
+// A slice's keys in registers, kTopkKeysPerThread a thread (key j of thread t: t + j * kTopkThreads;
+// 0 past count). For slices of at most kTopkKeysPerThread * kTopkThreads keys.
+__device__ __forceinline__ void LoadHeld(const uint64_t* keys, uint32_t count, uint64_t (&held)[kTopkKeysPerThread]) {
+#pragma unroll
+  for (int j = 0; j < kTopkKeysPerThread; ++j) {
+    const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
+    held[j] = i < count ? keys[i] : 0;
+  }
+}
+
+// The block's smallest and largest score key (the keys' high words) from each thread's (lo, hi):
+// StoreWarpBounds reduces each warp's and its lane 0 stores them (warp_lo / warp_hi: kTopkThreads /
+// kWarp each, in shared memory); after a barrier, BlockBounds reads every warp's. Called by the whole block.
+__device__ __forceinline__ void StoreWarpBounds(uint32_t lo, uint32_t hi, uint32_t* warp_lo, uint32_t* warp_hi) {
+  lo = ~WarpMax(~lo);
+  hi = WarpMax(hi);
+  if ((threadIdx.x & (kWarp - 1)) == 0) {
+    warp_lo[threadIdx.x / kWarp] = lo;
+    warp_hi[threadIdx.x / kWarp] = hi;
+  }
+}
+__device__ __forceinline__ uint2 BlockBounds(const uint32_t* warp_lo, const uint32_t* warp_hi) {
+  uint32_t lo = ~0u, hi = 0u;
+#pragma unroll
+  for (int w = 0; w < kTopkThreads / kWarp; ++w) {
+    lo = min(lo, warp_lo[w]);
+    hi = max(hi, warp_hi[w]);
+  }
+  return make_uint2(lo, hi);
+}
+
 template <typename Emit>
 __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& emit) {
-  using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
   constexpr bool kBounds = std::decay_t<Emit>::kBounds;
   constexpr int kWarps = kTopkThreads / kWarp;
-  __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t warp_sum[kWarps];
   __shared__ uint32_t hist[kTakeBins];
   __shared__ uint32_t shared[3];
   __shared__ uint32_t taken;
@@ -121,13 +150,7 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   // (kTopkKeysPerThread a thread: read once), else read from the select buffer at each visit.
   const bool held_in_registers = count <= static_cast<uint32_t>(kTopkKeysPerThread * kTopkThreads);
   uint64_t held[kTopkKeysPerThread];
-  if (held_in_registers) {
-#pragma unroll
-    for (int j = 0; j < kTopkKeysPerThread; ++j) {
-      const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
-      held[j] = i < count ? keys[i] : 0;
-    }
-  }
+  if (held_in_registers) LoadHeld(keys, count, held);
   auto for_keys = [&](auto&& f) {
     if (held_in_registers) {
 #pragma unroll
@@ -149,12 +172,7 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
         hi = max(hi, static_cast<uint32_t>(key >> 32));
       }
     });
-    lo = ~WarpMax(~lo);
-    hi = WarpMax(hi);
-    if ((threadIdx.x & (kWarp - 1)) == 0) {
-      warp_lo[threadIdx.x / kWarp] = lo;
-      warp_hi[threadIdx.x / kWarp] = hi;
-    }
+    StoreWarpBounds(lo, hi, warp_lo, warp_hi);
   }
 
   uint64_t prefix = 0, mask = 0;
@@ -173,8 +191,7 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
       __syncthreads();
       // The digit holding the m-th smallest key: a block scan of the bins, two a thread.
       const uint32_t c0 = hist[2 * threadIdx.x], c1 = hist[2 * threadIdx.x + 1];
-      uint32_t below = 0;
-      Scan(scan).ExclusiveSum(c0 + c1, below);
+      const uint32_t below = BlockExclusiveSum<kTopkThreads>(c0 + c1, warp_sum);
       if (below < m && m <= below + c0 + c1) {
         const bool first = m <= below + c0;
         const uint32_t c = first ? c0 : c1;
@@ -198,15 +215,9 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   if (threadIdx.x == 0) taken = 0;
   __syncthreads();
   if constexpr (kBounds) {
-    uint32_t lo = ~0u, hi = 0u;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      lo = min(lo, warp_lo[w]);
-      hi = max(hi, warp_hi[w]);
-    }
+    const uint2 bounds = BlockBounds(warp_lo, warp_hi);
     // The taken keys are at most prefix | ~mask (all of them when there was no round: mask 0).
-    if (count > k) hi = min(hi, static_cast<uint32_t>((prefix | ~mask) >> 32));
-    emit.Begin(lo, hi);
+    emit.Begin(bounds.x, count > k ? min(bounds.y, static_cast<uint32_t>((prefix | ~mask) >> 32)) : bounds.y);
   }
   for_keys([&](uint64_t key, uint32_t, bool valid) {
     const bool take = valid && (key & mask) <= prefix;
@@ -350,7 +361,7 @@ struct BucketTaken {
 };
 
 // The starts of buckets b0 and b0 + 1 of slice s (counts c0 and the next, `before` them), capped at the
-// m keys taken: in the hand-off, and in `bucket` as the cursors of BucketPlace. Thread 0 also stores
+// m keys taken: in the hand-off, and in `bucket` as the cursors of the keys' places. Thread 0 also stores
 // the span (lo, shift) and the slice's count.
 __device__ __forceinline__ void StoreStarts(uint32_t* bucket, const TakenKeys& tk, int s, uint32_t b0, uint32_t before, uint32_t c0,
                                             uint32_t m, uint32_t lo, uint32_t shift, const DeviceCandidates& out) {
@@ -400,38 +411,29 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
   if (count > static_cast<uint32_t>(kTopkKeysPerThread * kTopkThreads)) return false;
   const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
   uint64_t held[kTopkKeysPerThread];
+  LoadHeld(keys, count, held);
   uint32_t lo = ~0u, hi = 0u;
 #pragma unroll
   for (int j = 0; j < kTopkKeysPerThread; ++j) {
-    const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
-    held[j] = i < count ? keys[i] : 0;
-    if (i < count) {
+    if (threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count) {
       lo = min(lo, static_cast<uint32_t>(held[j] >> 32));
       hi = max(hi, static_cast<uint32_t>(held[j] >> 32));
     }
   }
-  lo = ~WarpMax(~lo);
-  hi = WarpMax(hi);
-  if ((threadIdx.x & (kWarp - 1)) == 0) {
-    warp_lo[threadIdx.x / kWarp] = lo;
-    warp_hi[threadIdx.x / kWarp] = hi;
-  }
+  StoreWarpBounds(lo, hi, warp_lo, warp_hi);
   if (threadIdx.x == 0) {  // no boundary unless the scan finds one (count <= k: every key taken)
     boundary[0] = kBuckets;
     boundary[1] = boundary[2] = 0;
     edge_count[0] = edge_count[1] = 0;
   }
   __syncthreads();
-#pragma unroll
-  for (int w = 0; w < kWarps; ++w) {
-    lo = min(lo, warp_lo[w]);
-    hi = max(hi, warp_hi[w]);
-  }
-  const uint32_t shift = SpanShift(lo, hi);
+  const uint2 bounds = BlockBounds(warp_lo, warp_hi);
+  lo = bounds.x;
+  const uint32_t shift = SpanShift(lo, bounds.y);
 #pragma unroll
   for (int j = 0; j < kTopkKeysPerThread; ++j) {
     const bool valid = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count;
-    WarpHistAdd(bucket, BucketOf(static_cast<uint32_t>(held[j] >> 32), lo, shift), valid);
+    if (valid) atomicAdd(&bucket[BucketOf(static_cast<uint32_t>(held[j] >> 32), lo, shift)], 1u);
   }
   __syncthreads();
   RK_TRACE_POINT(kTraceTopkRadix);
@@ -439,14 +441,7 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
   const uint32_t m = min(count, k);
   const uint32_t b0 = 2 * threadIdx.x;
   const uint32_t c0 = bucket[b0], c1 = bucket[b0 + 1];
-  // An exclusive scan of the pairs by warp shuffles (cub's block scan spills the held keys here).
-  const int lane = static_cast<int>(threadIdx.x & (kWarp - 1)), warp = static_cast<int>(threadIdx.x / kWarp);
-  const uint32_t in_warp = WarpInclusiveSum(c0 + c1, lane);
-  if (lane == kWarp - 1) warp_sum[warp] = in_warp;
-  __syncthreads();
-  const uint32_t warps_through = WarpInclusiveSum(warp_sum[lane], lane);  // kWarps == kWarp
-  const uint32_t warps_before = __shfl_sync(0xFFFFFFFFu, warps_through, (warp + kWarp - 1) & (kWarp - 1));
-  const uint32_t before = (warp > 0 ? warps_before : 0u) + in_warp - (c0 + c1);
+  const uint32_t before = BlockExclusiveSum<kTopkThreads>(c0 + c1, warp_sum);
   if (count > k && before < k && k <= before + c0 + c1) {
     const bool first = k <= before + c0;
     boundary[0] = first ? b0 : b0 + 1;
@@ -465,16 +460,15 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
   const uint32_t edge_bucket = boundary[0];
   __syncthreads();
   RK_TRACE_POINT(kTraceTopkCompact);
-  // The keys below the boundary to their buckets (one shared atomic per bucket of the warp, places
-  // within it by lane), the boundary's to the staging.
+  // The keys below the boundary to their buckets (a shared atomic on the bucket's cursor for each key;
+  // the order within a bucket does not matter), the boundary's to the staging.
   const size_t first = static_cast<size_t>(s) * k;
 #pragma unroll
   for (int j = 0; j < kTopkKeysPerThread; ++j) {
     const bool valid = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count;
     const uint32_t b = valid ? BucketOf(static_cast<uint32_t>(held[j] >> 32), lo, shift) : kBuckets;
     const bool below = b < edge_bucket;
-    const uint32_t at = BucketPlace(bucket, b, below);
-    if (below) tk.keys[first + at] = held[j];
+    if (below) tk.keys[first + atomicAdd(&bucket[b], 1u)] = held[j];
     const bool staged = valid && b == edge_bucket;
     const uint32_t e = WarpAppend(&edge_count[1], staged, 0xFFFFFFFFu);
     if (staged) edge[e] = held[j];
@@ -503,8 +497,7 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
 template <bool kClassBits>
 __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, DeviceCandidates out, TakenKeys tk, int32_t levels,
                                                                uint32_t* class_bits, int32_t image_words, bool use_span) {
-  using Scan = cub::BlockScan<uint32_t, kTopkThreads>;
-  __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t warp_sum[kTopkThreads / kWarp];
   __shared__ uint32_t bucket[kBuckets];
   extern __shared__ uint64_t smem[];
   RK_TRACE_KERNEL(kTraceTopk);
@@ -529,8 +522,7 @@ __global__ void __launch_bounds__(kTopkThreads) TopkTakeKernel(SelectState st, D
     RK_TRACE_POINT(kTraceTopkCompact);
     const uint32_t b0 = 2 * threadIdx.x;
     const uint32_t c0 = bucket[b0], c1 = bucket[b0 + 1];
-    uint32_t before = 0;
-    Scan(scan).ExclusiveSum(c0 + c1, before);
+    const uint32_t before = BlockExclusiveSum<kTopkThreads>(c0 + c1, warp_sum);
     __syncthreads();  // every count read before the cursors overwrite them
     StoreStarts(bucket, tk, s, b0, before, c0, m, emit.lo, emit.shift, out);
     __syncthreads();

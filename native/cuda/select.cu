@@ -13,7 +13,6 @@
 //    the k-th score over the whole level, then of the tie-breaking index among equal scores, then a
 //    collection pass; so the result never depends on the estimate.
 #include <cooperative_groups.h>
-#include <cub/block/block_scan.cuh>
 
 #include <algorithm>
 #include <cmath>
@@ -127,8 +126,7 @@ static_assert(kSamplePerThread * kEstimateThreads == kSampleElements && kEstimat
 constexpr int kWarpSegment = kWarp * kSamplePerThread / 2;
 
 __device__ uint32_t SelectLargestStaged(const uint32_t* staged, const uint32_t* counts, uint32_t m, uint32_t* hist, uint32_t* shared) {
-  using Scan = cub::BlockScan<uint32_t, kEstimateThreads>;
-  __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t warp_sum[kEstimateThreads / kWarp];
   const int lane = threadIdx.x & (kWarp - 1);
   const uint32_t count = counts[threadIdx.x / kWarp];
   const uint32_t* segment = staged + (threadIdx.x / kWarp) * kWarpSegment;
@@ -149,8 +147,7 @@ __device__ uint32_t SelectLargestStaged(const uint32_t* staged, const uint32_t* 
     const int hi = kBins - 1 - 2 * static_cast<int>(threadIdx.x), lo = hi - 1;
     const uint32_t c_hi = hist[hi], c_lo = hist[lo];
     const uint32_t local = c_hi + c_lo;
-    uint32_t above = 0;
-    Scan(scan).ExclusiveSum(local, above);
+    const uint32_t above = BlockExclusiveSum<kEstimateThreads>(local, warp_sum);
     if (above < m && m <= above + local) {
       const bool in_hi = above + c_hi >= m;
       shared[1] = static_cast<uint32_t>(in_hi ? hi : lo);
