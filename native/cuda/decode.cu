@@ -402,7 +402,6 @@ constexpr uint32_t kSpanEdgeKeys = 256;
 __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceCandidates& out, const TakenKeys& tk,
                          uint32_t* bucket) {
   constexpr int kWarps = kTopkThreads / kWarp;
-  static_assert(kWarps == kWarp, "one warp scans the warps' sums");
   __shared__ uint32_t warp_lo[kWarps], warp_hi[kWarps], warp_sum[kWarps];
   __shared__ uint64_t edge[kSpanEdgeKeys];
   __shared__ uint32_t boundary[3];  // the boundary bucket, its start, the keys taken from it
