@@ -113,12 +113,36 @@ __device__ __forceinline__ void LoadHeld(const uint64_t* keys, uint32_t count, u
   }
 }
 
-// The block's smallest and largest score key (the keys' high words) from each thread's (lo, hi):
+// Visits the keys LoadHeld holds as f(key, index, valid) (valid: index < count).
+template <typename F>
+__device__ __forceinline__ void ForHeld(const uint64_t (&held)[kTopkKeysPerThread], uint32_t count, F&& f) {
+#pragma unroll
+  for (int j = 0; j < kTopkKeysPerThread; ++j) {
+    const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
+    f(held[j], i, i < count);
+  }
+}
+
+// This thread's smallest and largest score key (a key's high word) among the valid keys that
+// for_keys visits (as ForHeld does); (~0, 0) when it has none.
+template <typename ForKeys>
+__device__ __forceinline__ uint2 ThreadBounds(ForKeys&& for_keys) {
+  uint2 b = make_uint2(~0u, 0u);
+  for_keys([&](uint64_t key, uint32_t, bool valid) {
+    if (valid) {
+      b.x = min(b.x, static_cast<uint32_t>(key >> 32));
+      b.y = max(b.y, static_cast<uint32_t>(key >> 32));
+    }
+  });
+  return b;
+}
+
+// The block's smallest and largest score key (the keys' high words) from each thread's (ThreadBounds):
 // StoreWarpBounds reduces each warp's and its lane 0 stores them (warp_lo / warp_hi: kTopkThreads /
 // kWarp each, in shared memory); after a barrier, BlockBounds reads every warp's. Called by the whole block.
-__device__ __forceinline__ void StoreWarpBounds(uint32_t lo, uint32_t hi, uint32_t* warp_lo, uint32_t* warp_hi) {
-  lo = ~WarpMax(~lo);
-  hi = WarpMax(hi);
+__device__ __forceinline__ void StoreWarpBounds(uint2 bounds, uint32_t* warp_lo, uint32_t* warp_hi) {
+  const uint32_t lo = ~WarpMax(~bounds.x);
+  const uint32_t hi = WarpMax(bounds.y);
   if ((threadIdx.x & (kWarp - 1)) == 0) {
     warp_lo[threadIdx.x / kWarp] = lo;
     warp_hi[threadIdx.x / kWarp] = hi;
@@ -153,27 +177,14 @@ __device__ uint32_t TakeBest(const SelectState& st, int s, uint32_t k, Emit&& em
   if (held_in_registers) LoadHeld(keys, count, held);
   auto for_keys = [&](auto&& f) {
     if (held_in_registers) {
-#pragma unroll
-      for (int j = 0; j < kTopkKeysPerThread; ++j) {
-        const uint32_t i = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads;
-        f(held[j], i, i < count);
-      }
+      ForHeld(held, count, f);
     } else {
       for (uint32_t i = threadIdx.x; i < count; i += blockDim.x) f(keys[i], i, true);
     }
   };
 
   // Each warp's smallest and largest score key, read by every thread after the next barrier.
-  if constexpr (kBounds) {
-    uint32_t lo = ~0u, hi = 0u;
-    for_keys([&](uint64_t key, uint32_t, bool valid) {
-      if (valid) {
-        lo = min(lo, static_cast<uint32_t>(key >> 32));
-        hi = max(hi, static_cast<uint32_t>(key >> 32));
-      }
-    });
-    StoreWarpBounds(lo, hi, warp_lo, warp_hi);
-  }
+  if constexpr (kBounds) StoreWarpBounds(ThreadBounds(for_keys), warp_lo, warp_hi);
 
   uint64_t prefix = 0, mask = 0;
   if (count > k) {
@@ -411,15 +422,8 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
   const uint64_t* keys = st.keys + static_cast<size_t>(s) * st.capacity;
   uint64_t held[kTopkKeysPerThread];
   LoadHeld(keys, count, held);
-  uint32_t lo = ~0u, hi = 0u;
-#pragma unroll
-  for (int j = 0; j < kTopkKeysPerThread; ++j) {
-    if (threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count) {
-      lo = min(lo, static_cast<uint32_t>(held[j] >> 32));
-      hi = max(hi, static_cast<uint32_t>(held[j] >> 32));
-    }
-  }
-  StoreWarpBounds(lo, hi, warp_lo, warp_hi);
+  auto for_held = [&](auto&& f) { ForHeld(held, count, f); };
+  StoreWarpBounds(ThreadBounds(for_held), warp_lo, warp_hi);
   if (threadIdx.x == 0) {  // no boundary unless the scan finds one (count <= k: every key taken)
     boundary[0] = kBuckets;
     boundary[1] = boundary[2] = 0;
@@ -427,13 +431,11 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
   }
   __syncthreads();
   const uint2 bounds = BlockBounds(warp_lo, warp_hi);
-  lo = bounds.x;
+  const uint32_t lo = bounds.x;
   const uint32_t shift = SpanShift(lo, bounds.y);
-#pragma unroll
-  for (int j = 0; j < kTopkKeysPerThread; ++j) {
-    const bool valid = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count;
-    if (valid) atomicAdd(&bucket[BucketOf(static_cast<uint32_t>(held[j] >> 32), lo, shift)], 1u);
-  }
+  for_held([&](uint64_t key, uint32_t, bool valid) {
+    if (valid) atomicAdd(&bucket[BucketOf(static_cast<uint32_t>(key >> 32), lo, shift)], 1u);
+  });
   __syncthreads();
   RK_TRACE_POINT(kTraceTopkRadix);
   // Bucket starts, two buckets a thread (kBuckets = 2 * kTopkThreads); past the boundary, m.
@@ -462,16 +464,13 @@ __device__ bool SpanTake(const SelectState& st, int s, uint32_t k, const DeviceC
   // The keys below the boundary to their buckets (a shared atomic on the bucket's cursor for each key;
   // the order within a bucket does not matter), the boundary's to the staging.
   const size_t first = static_cast<size_t>(s) * k;
-#pragma unroll
-  for (int j = 0; j < kTopkKeysPerThread; ++j) {
-    const bool valid = threadIdx.x + static_cast<uint32_t>(j) * kTopkThreads < count;
-    const uint32_t b = valid ? BucketOf(static_cast<uint32_t>(held[j] >> 32), lo, shift) : kBuckets;
-    const bool below = b < edge_bucket;
-    if (below) tk.keys[first + atomicAdd(&bucket[b], 1u)] = held[j];
+  for_held([&](uint64_t key, uint32_t, bool valid) {
+    const uint32_t b = valid ? BucketOf(static_cast<uint32_t>(key >> 32), lo, shift) : kBuckets;
+    if (b < edge_bucket) tk.keys[first + atomicAdd(&bucket[b], 1u)] = key;
     const bool staged = valid && b == edge_bucket;
     const uint32_t e = WarpAppend(&edge_count[1], staged, 0xFFFFFFFFu);
-    if (staged) edge[e] = held[j];
-  }
+    if (staged) edge[e] = key;
+  });
   __syncthreads();
   RK_TRACE_POINT(kTraceTopkBucketed);
   // The boundary bucket's keys ranked among themselves (keys are unique): its first boundary[2] are taken.
