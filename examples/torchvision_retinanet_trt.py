@@ -26,6 +26,9 @@ import sys
 import torch
 import torchvision
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_heads  # noqa: E402  (the same split, anchors and postprocess_detections as the exporter)
+
 
 class HeadOutputs(torch.nn.Module):
     """RetinaNet's backbone + head: the tensors its post-processing reads (no transform, no decode)."""
@@ -44,15 +47,10 @@ def torchvision_detections(model, images, cls_logits, bbox_regression):
     """torchvision's own post-processing of the same head outputs (per-level split, anchors, decode, NMS)."""
     from torchvision.models.detection.image_list import ImageList
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from export_heads import torchvision_detections as postprocess  # the same split, anchors and postprocess_detections
-
     sizes = [tuple(images.shape[-2:])] * images.shape[0]
     features = list(model.backbone(images).values())
     anchors = model.anchor_generator(ImageList(images, sizes), features)
-    return postprocess(model, features, cls_logits, bbox_regression, anchors, sizes)
+    return export_heads.torchvision_detections(model, features, cls_logits, bbox_regression, anchors, sizes)
 
 
 def main():
