@@ -6,9 +6,12 @@
  *
  * In a fresh process: `rounds` uploads of one synthesized dataset through the Postprocessor (all its head
  * arrays, each round timed whole, then freed), then each array twice through the addon's upload() alone,
- * then a fresh buffer of the first array's size (never uploaded before), twice. Each row is one call, in
- * the order they ran.
+ * then a fresh buffer of the first array's size (never uploaded before), twice, then `rounds` runs from the
+ * host arrays (the copy in through the pinned staging, and the whole call). Each row is one call, in the
+ * order they ran. RK_CUDA_COPY_THREADS (1-64) sets the threads that fill the staging (default
+ * min(8, cores / 2)); scripts/gpu-check.sh's copy step runs this under several.
  */
+import * as os from "os";
 import { loadNative } from "../kernel/native";
 import { resolveConfig } from "../kernel/postprocess/config";
 import { createPostprocessor } from "../kernel/postprocess/postprocessor";
@@ -58,7 +61,14 @@ function main(): void {
   const fresh = new Float32Array(arrays[0].length).fill(1);
   rows.push(time("addon.upload, a fresh buffer", fresh));
   rows.push(time("addon.upload, the same again", fresh));
-  console.log(`bench/upload: ${devices.devices[0].name}; ${machine()}`);
+  // The whole call from host arrays (what bench/gpu's "from host" times), with its copy in split out.
+  const total = arrays.reduce((s, a) => s + a.byteLength, 0);
+  for (let r = 0; r < rounds; r++) {
+    const t = pp.runSync(heads).timings;
+    rows.push([`runSync from host arrays, round ${r + 1} (copy in / whole call)`, mib(total), `${(total / 1e6 / t.uploadMs).toFixed(1)} GB/s`, `${fmtMs(t.uploadMs)} / ${fmtMs(t.totalMs)}`]);
+  }
+  const threads = process.env.RK_CUDA_COPY_THREADS ?? `default, min(8, ${os.cpus().length} cores / 2)`;
+  console.log(`bench/upload: ${devices.devices[0].name}; staging threads ${threads}; ${machine()}`);
   console.log(table(["call", "bytes", "rate", "time"], rows));
   void pp.dispose();
 }

@@ -12,7 +12,8 @@
 #         knobs (device-time medians under each tile size of the one pass, f32 and f16),
 #         floor (bench/select_floor.cu: the one pass's possible speed on this chip, without the pipeline),
 #         compare (same-run medians of several carried builds of the addon, alternated: RK_COMPARE),
-#         trt (scripts/trt-check.sh on this GPU, with the headers in RK_TRT_HEADERS, default .trt-headers)
+#         trt (scripts/trt-check.sh on this GPU, with the headers in RK_TRT_HEADERS, default .trt-headers),
+#         copy (bench/upload's copy in from host arrays under several staging thread counts, with the host's CPUs and NUMA nodes)
 # Addons built on the development machine and packed by gpu-pack.sh (RK_PACK_ADDONS) are run by name:
 #   RK_ADDON=NAME          test, sanitize and bench run .carry/addons/NAME (no build here)
 #   RK_COMPARE="a=NAME b=NAME,VAR=VALUE"   (default: every packed addon, by its name)
@@ -327,6 +328,20 @@ PY
         echo "-- RK_CUDA_TILE_VECTORS=$tv"
         trace_medians RK_CUDA_TILE_VECTORS="$tv"
       done
+      ;;
+    copy)
+      # The copy in from host arrays under several staging thread counts (bench/upload, batch
+      # RK_COPY_IMAGES, default 8: 540 MB of heads), with the host's CPUs, NUMA nodes and memory beside it:
+      # what bench/gpu's "from host" depends on besides the link.
+      setup_node
+      say "copy: bench/upload under RK_CUDA_COPY_THREADS in ${RK_KNOB_COPY_THREADS:-0 2 4 8 16} (0: the default)"
+      { lscpu | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA)"; command -v numactl > /dev/null && numactl -H | head -4
+        free -g | head -2; nvidia-smi topo -m 2> /dev/null | head -3; } 2>&1 | tee "$OUT/copy.txt"
+      for n in ${RK_KNOB_COPY_THREADS:-0 2 4 8 16}; do
+        if [ "$n" = 0 ]; then unset RK_CUDA_COPY_THREADS; else export RK_CUDA_COPY_THREADS=$n; fi
+        node dist/bench/upload.js --images "${RK_COPY_IMAGES:-8}" --rounds 3 2>&1 | grep -E "^bench/upload|round|fresh" | tee -a "$OUT/copy.txt" || status=1
+      done
+      unset RK_CUDA_COPY_THREADS
       ;;
     compare)
       # Same-run medians of the device time (graph replay, bench/gpu-trace, f32 and f16) of several builds

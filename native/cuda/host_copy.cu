@@ -19,7 +19,11 @@ constexpr size_t kChunk = size_t{8} << 20;  // 8 MiB a chunk
 constexpr int kSlots = 4;                   // 32 MiB of pinned memory per device
 constexpr size_t kPart = size_t{1} << 20;   // at most one thread per MiB of a chunk
 
+// The threads that fill the staging: min(8, cores / 2), or RK_CUDA_COPY_THREADS (1-64) for measuring.
 int Threads() {
+  const char* e = std::getenv("RK_CUDA_COPY_THREADS");
+  const long v = e == nullptr ? 0 : std::atol(e);
+  if (v >= 1 && v <= 64) return static_cast<int>(v);
   const unsigned hw = std::thread::hardware_concurrency();
   return std::max(1, std::min(8, static_cast<int>(hw == 0 ? 1 : hw) / 2));
 }
