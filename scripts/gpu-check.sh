@@ -13,7 +13,8 @@
 #         floor (bench/select_floor.cu: the one pass's possible speed on this chip, without the pipeline),
 #         compare (same-run medians of several carried builds of the addon, alternated: RK_COMPARE),
 #         trt (scripts/trt-check.sh on this GPU, with the headers in RK_TRT_HEADERS, default .trt-headers),
-#         copy (bench/upload's copy in from host arrays under several staging thread counts, with the host's CPUs and NUMA nodes)
+#         copy (bench/upload's copy in from host arrays under several staging thread counts, with the host's CPUs and NUMA nodes),
+#         overlap (bench/overlap_probe.cu: one chain of kernels per image on priority streams against the batch's one chain, modelled)
 # Addons built on the development machine and packed by gpu-pack.sh (RK_PACK_ADDONS) are run by name:
 #   RK_ADDON=NAME          test, sanitize and bench run .carry/addons/NAME (no build here)
 #   RK_COMPARE="a=NAME b=NAME,VAR=VALUE"   (default: every packed addon, by its name)
@@ -372,6 +373,13 @@ PY
       say "select_floor (nvcc $(nvcc --version | tail -2 | head -1 | sed 's/.*release //'))"
       nvcc -O3 -std=c++17 -arch=sm_90 -o "$WORK/select_floor" bench/select_floor.cu > "$OUT/floor-build.log" 2>&1 || { tail -20 "$OUT/floor-build.log"; exit 1; }
       "$WORK/select_floor" "${RK_FLOOR_REPS:-30}" 2>&1 | tee "$OUT/select-floor.txt"
+      ;;
+    overlap)
+      # bench/overlap_probe.cu: a model of one chain of kernels per image on streams of decreasing
+      # priority against the batch's one chain (does the stages' latency hide behind the later passes?).
+      say "overlap_probe (nvcc $(nvcc --version | tail -2 | head -1 | sed 's/.*release //'))"
+      nvcc -O3 -std=c++17 -arch=sm_90 -o "$WORK/overlap_probe" bench/overlap_probe.cu > "$OUT/overlap-build.log" 2>&1 || { tail -20 "$OUT/overlap-build.log"; exit 1; }
+      "$WORK/overlap_probe" "${RK_OVERLAP_REPS:-50}" 2>&1 | tee "$OUT/overlap.txt"
       ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
