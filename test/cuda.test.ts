@@ -348,12 +348,13 @@ describe("cuda backend", function () {
     dev.free();
   });
 
-  it("the one pass's tile sizes (RK_CUDA_TILE_VECTORS=2048, 4096 and 256) and chained launches off (RK_CUDA_PDL=0) give the cpu backend's bits", function () {
+  it("the one pass's tile sizes (RK_CUDA_TILE_VECTORS=2048, 4096 and 256), chained launches off (RK_CUDA_PDL=0) and a chain per image (RK_CUDA_SPLIT=1) give the cpu backend's bits, run and replayed, and name a NaN box's image", function () {
     this.timeout(600000);
     // A child process per setting: it is read once, when the pass first runs. 2048 vectors: the size
     // the pass takes for heads of 128 MB and more (these small cases take 1024 by default); 4096:
     // fewer, longer blocks, each gathering more candidates; 256: many tiles a level, most levels
-    // ending in a partial tile.
+    // ending in a partial tile. RK_CUDA_SPLIT=1: each image of a batch its own chain of kernels on a
+    // stream of its own (the synthetic cases are batches of 3).
     const script = `
       const { createPostprocessor } = require(${JSON.stringify(require.resolve("../kernel/postprocess/postprocessor"))});
       const { loadDataset } = require(${JSON.stringify(require.resolve("../kernel/postprocess/dataset"))});
@@ -365,10 +366,13 @@ describe("cuda backend", function () {
         const bad = [];
         let checked = 0;
         const check = async (name, config, heads) => {
-          const a = await createPostprocessor(config, { backend: "cuda" }).run(heads);
+          const cuda = createPostprocessor(config, { backend: "cuda" });
+          const a = await cuda.run(heads);
+          const replay = await cuda.run(heads);  // the captured graph, replayed
           const b = await createPostprocessor(config, { backend: "cpu" }).run(heads);
-          const same = ["boxes", "scores", "labels", "counts"].every((k) => a.padded[k].length === b.padded[k].length && a.padded[k].every((v, i) => Object.is(v, b.padded[k][i])));
-          if (!same) bad.push(name);
+          const same = (x) => ["boxes", "scores", "labels", "counts"].every((k) => x.padded[k].length === b.padded[k].length && x.padded[k].every((v, i) => Object.is(v, b.padded[k][i])));
+          if (!same(a)) bad.push(name);
+          else if (!same(replay)) bad.push(name + " (replayed)");
           checked++;
         };
         for (const c of cases) {
@@ -382,15 +386,24 @@ describe("cuda backend", function () {
           await check("synthetic bg " + bgMean, { num_classes: 20 }, h);
           await check("synthetic bg " + bgMean + " fp16", { num_classes: 20 }, toHalfHeads(h));
         }
+        {  // a NaN box in the last image of three is named by its index in the batch
+          const ds = synthesize({ images: 3, size: [256, 256], classes: 4, density: 0.05, seed: 9 });
+          const box = ds.bbox_regression.data;
+          box.fill(NaN, (2 * box.length) / 3);
+          let message = "no error";
+          await createPostprocessor({ num_classes: 4 }, { backend: "cuda" }).run(ds).catch((e) => { message = e.message; });
+          if (!/received NaN at image 2,/.test(message)) bad.push("NaN in image 2: " + message);
+          checked++;
+        }
         console.log(JSON.stringify({ bad, checked }));
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const cases = goldenCases().filter((g) => isBuiltPreset(g.preset)).slice(0, 6).map((c) => ({ name: c.name, npz: c.npz, config: goldenConfig(c) }));
-    for (const env of [{ RK_CUDA_TILE_VECTORS: "2048" }, { RK_CUDA_TILE_VECTORS: "4096" }, { RK_CUDA_TILE_VECTORS: "256" }, { RK_CUDA_PDL: "0" }]) {
+    for (const env of [{ RK_CUDA_TILE_VECTORS: "2048" }, { RK_CUDA_TILE_VECTORS: "4096" }, { RK_CUDA_TILE_VECTORS: "256" }, { RK_CUDA_PDL: "0" }, { RK_CUDA_SPLIT: "1" }]) {
       const r = spawnSync(process.execPath, ["-e", script, JSON.stringify(cases)], { env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 16 << 20 });
       assert.strictEqual(r.status, 0, `${JSON.stringify(env)}: ${r.stderr}`);
       const out = JSON.parse(r.stdout.trim().split("\n").pop()!);
       assert.deepStrictEqual(out.bad, [], `${JSON.stringify(env)}: differs from the cpu backend on ${out.bad.join(", ")}`);
-      assert.strictEqual(out.checked, 2 * cases.length + 4);
+      assert.strictEqual(out.checked, 2 * cases.length + 5);
     }
   });
 

@@ -38,6 +38,10 @@ __device__ __forceinline__ void AllowNext() {
 // Whether LaunchChained overlaps kernels on the current device: sm_90 or newer, unless the
 // environment sets RK_CUDA_PDL=0 (plain stream order, for comparison and diagnosis).
 bool ChainedLaunches();
+// RK_CUDA_SPLIT=1 (for measuring; default off): the engine runs a batch as one chain of kernels per
+// image, each on a stream of its own priority, and the stage kernels carry their stream's priority
+// as a launch attribute (so that it holds in a captured graph too).
+bool SplitImages();
 
 // Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the
 // previous kernel of the stream when `chained` and ChainedLaunches(); the kernel must follow the
@@ -51,8 +55,14 @@ cudaError_t LaunchChainedAs(bool chained, bool cooperative, void (*kernel)(Param
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  cudaLaunchAttribute attribute[2];
+  cudaLaunchAttribute attribute[3];
   unsigned n = 0;
+  int priority = 0;
+  if (SplitImages() && cudaStreamGetPriority(stream, &priority) == cudaSuccess && priority != 0) {
+    attribute[n].id = cudaLaunchAttributePriority;
+    attribute[n].val.priority = priority;
+    ++n;
+  }
   if (chained && ChainedLaunches()) {
     attribute[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attribute[n].val.programmaticStreamSerializationAllowed = 1;

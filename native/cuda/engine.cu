@@ -3,6 +3,7 @@
 // replayed, one synchronisation per run (the final copy of the outputs).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -179,6 +180,9 @@ class CudaEngine final : public Engine {
       if (e != nullptr) cudaEventDestroy(e);
     }
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    for (cudaStream_t st : side_) cudaStreamDestroy(st);
+    for (cudaEvent_t ev : joins_) cudaEventDestroy(ev);
+    if (fork_ != nullptr) cudaEventDestroy(fork_);
     if (class_thresh_ != nullptr) cudaFree(class_thresh_);
   }
 
@@ -313,11 +317,12 @@ class CudaEngine final : public Engine {
     return Status::Ok();
   }
 
-  // The device outputs of a run (counts, boxes, scores, labels, then the error record) and their
-  // pinned host copy, grown as needed; `det` and `error` point into the device buffer.
-  Status ReserveOutputs(int N, int D, cuda::DeviceDetections* det, int32_t** error, size_t* bytes) {
+  // The device outputs of a run (counts, boxes, scores, labels, then `records` error records: one per
+  // chain of kernels) and their pinned host copy, grown as needed; `det` and `error` point into the
+  // device buffer.
+  Status ReserveOutputs(int N, int D, cuda::DeviceDetections* det, int32_t** error, size_t* bytes, int records = 1) {
     cudaError_t e;
-    *bytes = (static_cast<size_t>(N) * (1 + static_cast<size_t>(D) * 6) + cuda::kErrorWords) * 4;
+    *bytes = (static_cast<size_t>(N) * (1 + static_cast<size_t>(D) * 6) + static_cast<size_t>(records) * cuda::kErrorWords) * 4;
     if ((e = outputs_.Reserve(*bytes)) != cudaSuccess) return Fail("allocating outputs", e);
     if ((e = host_out_.Reserve(*bytes)) != cudaSuccess) return Fail("allocating pinned outputs", e);
     det->max_detections = D;
@@ -332,14 +337,18 @@ class CudaEngine final : public Engine {
 
   // After the copy out has been synchronised: the error record's NaN box (naming `box_input`), else
   // the detections into `out` and the event times into `timings`.
-  Status ReadOutputs(int N, int D, const char* box_input, Detections* out, RunTimings* timings, bool replayed) {
+  // With one chain per image (`records` = N), record n names image 0 of its chain: image n.
+  Status ReadOutputs(int N, int D, const char* box_input, Detections* out, RunTimings* timings, bool replayed, int records = 1) {
     const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
-    const int32_t* err = h + N + static_cast<size_t>(N) * D * 6;
-    if (err[0] != 0) {
-      return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : box_input) +
-                                          " for a selected candidate but received NaN at image " + std::to_string(err[1]) +
-                                          ", level P" + std::to_string(err[2] + 3) + ", anchor row " + std::to_string(err[3]) +
-                                          " (class " + std::to_string(err[4]) + "): the box cannot be decoded");
+    for (int r = 0; r < records; ++r) {
+      const int32_t* err = h + N + static_cast<size_t>(N) * D * 6 + static_cast<size_t>(r) * cuda::kErrorWords;
+      if (err[0] != 0) {
+        const int image = records == 1 ? err[1] : r + err[1];
+        return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : box_input) +
+                                            " for a selected candidate but received NaN at image " + std::to_string(image) +
+                                            ", level P" + std::to_string(err[2] + 3) + ", anchor row " + std::to_string(err[3]) +
+                                            " (class " + std::to_string(err[4]) + "): the box cannot be decoded");
+      }
     }
     std::memcpy(out->counts, h, sizeof(int32_t) * N);
     std::memcpy(out->boxes, h + N, sizeof(float) * N * D * 4);
@@ -461,9 +470,11 @@ class CudaEngine final : public Engine {
     cuda::DeviceDetections det;
     int32_t* error = nullptr;
     size_t out_bytes = 0;
-    RK_RETURN_IF_ERROR(ReserveOutputs(N, D, &det, &error, &out_bytes));
+    const int chains = cuda::SplitImages() && N > 1 ? N : 1;
+    RK_RETURN_IF_ERROR(ReserveOutputs(N, D, &det, &error, &out_bytes, chains));
+    if (chains > 1) RK_RETURN_IF_ERROR(SideStreams(chains));
 
-    const size_t ws = cuda::PostprocessWorkspaceSize(params_, s);
+    const size_t ws = chains > 1 ? static_cast<size_t>(chains) * ImageWorkspace(s) : cuda::PostprocessWorkspaceSize(params_, s);
     if ((e = workspace_.Reserve(ws)) != cudaSuccess) return Fail("allocating the workspace", e);
     if (cudaEventRecord(events_[1], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
 
@@ -486,10 +497,10 @@ class CudaEngine final : public Engine {
       replayed = true;
     } else if (use_graph_) {
       DropGraph();
-      RK_RETURN_IF_ERROR(Capture(*grid, heads, det, error, key));
+      RK_RETURN_IF_ERROR(Capture(*grid, heads, det, error, chains, key));
       if ((e = cudaGraphLaunch(graph_exec_, stream_)) != cudaSuccess) return Fail("graph launch", e);
     } else {
-      RK_RETURN_IF_ERROR(cuda::LaunchPostprocess(params_, *grid, heads, det, error, workspace_.get(), workspace_.bytes(), stream_));
+      RK_RETURN_IF_ERROR(LaunchStages(*grid, heads, det, error, chains));
     }
     if (cudaEventRecord(events_[2], stream_) != cudaSuccess) return Fail("event", cudaGetLastError());
     if ((e = cudaMemcpyAsync(host_out_.get(), outputs_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_)) != cudaSuccess) return Fail("copying detections out", e);
@@ -499,14 +510,84 @@ class CudaEngine final : public Engine {
 #ifdef RK_CUDA_TRACE
     cuda::trace::Print();
 #endif
-    return ReadOutputs(N, D, "bbox_regression", out, timings, replayed);
+    return ReadOutputs(N, D, "bbox_regression", out, timings, replayed, chains);
+  }
+
+  // The workspace of one image's chain (RK_CUDA_SPLIT), 256-byte aligned.
+  size_t ImageWorkspace(const HeadShapes& s) const {
+    HeadShapes one = s;
+    one.batch = 1;
+    return (cuda::PostprocessWorkspaceSize(params_, one) + 255) & ~size_t{255};
+  }
+
+  // Side streams for `count` chains, stream n at priority greatest + n (lower is higher: image 0's
+  // chain first), and their fork and join events; made once, kept with the engine.
+  Status SideStreams(int count) {
+    cudaError_t e = cudaSuccess;
+    int least = 0, greatest = 0;
+    if ((e = cudaDeviceGetStreamPriorityRange(&least, &greatest)) != cudaSuccess) return Fail("stream priorities", e);
+    if (fork_ == nullptr && (e = cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming)) != cudaSuccess) return Fail("event", e);
+    while (static_cast<int>(side_.size()) < count) {
+      const int n = static_cast<int>(side_.size());
+      cudaStream_t st = nullptr;
+      if ((e = cudaStreamCreateWithPriority(&st, cudaStreamNonBlocking, std::min(least, greatest + n))) != cudaSuccess) return Fail("side stream", e);
+      cudaEvent_t ev = nullptr;
+      if ((e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)) != cudaSuccess) {
+        cudaStreamDestroy(st);
+        return Fail("event", e);
+      }
+      side_.push_back(st);
+      joins_.push_back(ev);
+    }
+    return Status::Ok();
+  }
+
+  // The stages on stream_: one chain for the batch, or (chains = N) image n's chain on side stream n,
+  // forked from stream_ and joined back to it, each with its share of the workspace and its own error
+  // record. A chain whose launch fails is joined like the others, so that a capture ends whole.
+  Status LaunchStages(const AnchorGrid& grid, const cuda::DeviceHeads& heads, const cuda::DeviceDetections& det, int32_t* error,
+                      int chains) {
+    if (chains == 1) return cuda::LaunchPostprocess(params_, grid, heads, det, error, workspace_.get(), workspace_.bytes(), stream_);
+    cudaError_t e = cudaEventRecord(fork_, stream_);
+    if (e != cudaSuccess) return Fail("event", e);
+    const HeadShapes& s = heads.shapes;
+    const size_t ws = ImageWorkspace(s);
+    const size_t elem = DTypeSize(heads.dtype);
+    const int inputs = heads.layout == Layout::kConcatenated ? 1 : s.num_levels;
+    Status first = Status::Ok();
+    for (int n = 0; n < chains; ++n) {
+      cuda::DeviceHeads h = heads;
+      h.shapes.batch = 1;
+      for (int i = 0; i < inputs; ++i) {
+        const size_t anchors = heads.layout == Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors()) : static_cast<size_t>(s.LevelAnchors(i));
+        h.cls[i] = static_cast<const uint8_t*>(heads.cls[i]) + static_cast<size_t>(n) * anchors * static_cast<size_t>(s.num_classes) * elem;
+        h.box[i] = static_cast<const uint8_t*>(heads.box[i]) + static_cast<size_t>(n) * anchors * 4 * elem;
+      }
+      h.image_sizes = heads.image_sizes + 2 * n;
+      h.output_sizes = heads.output_sizes != nullptr ? heads.output_sizes + 2 * n : nullptr;
+      if (heads.anchors != nullptr && heads.anchors_per_image) h.anchors = heads.anchors + static_cast<size_t>(n) * static_cast<size_t>(s.TotalAnchors()) * 4;
+      cuda::DeviceDetections d = det;
+      const size_t D = static_cast<size_t>(det.max_detections);
+      d.counts = det.counts + n;
+      d.boxes = static_cast<float*>(det.boxes) + static_cast<size_t>(n) * D * 4;
+      d.scores = static_cast<float*>(det.scores) + static_cast<size_t>(n) * D;
+      d.labels = det.labels + static_cast<size_t>(n) * D;
+      cudaStream_t side = side_[n];
+      if ((e = cudaStreamWaitEvent(side, fork_, 0)) != cudaSuccess) return Fail("fork", e);
+      Status st = cuda::LaunchPostprocess(params_, grid, h, d, error + static_cast<size_t>(n) * cuda::kErrorWords,
+                                          workspace_.as<uint8_t>() + static_cast<size_t>(n) * ws, ws, side);
+      if (first.ok() && !st.ok()) first = st;
+      if ((e = cudaEventRecord(joins_[n], side)) != cudaSuccess) return Fail("join", e);
+      if ((e = cudaStreamWaitEvent(stream_, joins_[n], 0)) != cudaSuccess) return Fail("join", e);
+    }
+    return first;
   }
 
   Status Capture(const AnchorGrid& grid, const cuda::DeviceHeads& heads, const cuda::DeviceDetections& det, int32_t* error,
-                 const GraphKey& key) {
+                 int chains, const GraphKey& key) {
     cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) return Fail("graph capture", e);
-    const Status launched = cuda::LaunchPostprocess(params_, grid, heads, det, error, workspace_.get(), workspace_.bytes(), stream_);
+    const Status launched = LaunchStages(grid, heads, det, error, chains);
     cudaGraph_t graph = nullptr;
     e = cudaStreamEndCapture(stream_, &graph);
     if (!launched.ok()) {
@@ -533,6 +614,9 @@ class CudaEngine final : public Engine {
   bool use_graph_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t events_[4] = {};
+  std::vector<cudaStream_t> side_;  // RK_CUDA_SPLIT: a stream per image's chain
+  std::vector<cudaEvent_t> joins_;
+  cudaEvent_t fork_ = nullptr;
   Buffer inputs_, small_, outputs_, workspace_;
   PinnedBuffer staging_, host_out_;
   cudaGraphExec_t graph_exec_ = nullptr;

@@ -125,6 +125,14 @@ bool ChainedLaunches() {
   return major >= 9;
 }
 
+bool SplitImages() {
+  static const bool on = [] {
+    const char* e = std::getenv("RK_CUDA_SPLIT");
+    return e != nullptr && std::atoi(e) == 1;
+  }();
+  return on;
+}
+
 Status LaunchFillImageSizes(int32_t* sizes, int32_t batch, int32_t height, int32_t width, cudaStream_t stream) {
   if (batch <= 0) return Status::Ok();
   FillSizesKernel<<<(batch + 127) / 128, 128, 0, stream>>>(sizes, batch, height, width);
