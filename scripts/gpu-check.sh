@@ -378,7 +378,7 @@ PY
       # bench/overlap_probe.cu: a model of one chain of kernels per image on streams of decreasing
       # priority against the batch's one chain (does the stages' latency hide behind the later passes?).
       say "overlap_probe (nvcc $(nvcc --version | tail -2 | head -1 | sed 's/.*release //'))"
-      nvcc -O3 -std=c++17 -arch=sm_90 -o "$WORK/overlap_probe" bench/overlap_probe.cu > "$OUT/overlap-build.log" 2>&1 || { tail -20 "$OUT/overlap-build.log"; exit 1; }
+      mkdir -p "$WORK" && nvcc -O3 -std=c++17 -arch=sm_90 -o "$WORK/overlap_probe" bench/overlap_probe.cu > "$WORK/overlap-build.log" 2>&1 || { tail -20 "$WORK/overlap-build.log"; exit 1; }
       "$WORK/overlap_probe" "${RK_OVERLAP_REPS:-50}" 2>&1 | tee "$OUT/overlap.txt"
       ;;
     *) echo "unknown step $step"; exit 2 ;;

@@ -39,9 +39,12 @@ __device__ __forceinline__ void AllowNext() {
 // environment sets RK_CUDA_PDL=0 (plain stream order, for comparison and diagnosis).
 bool ChainedLaunches();
 // RK_CUDA_SPLIT=1 (for measuring; default off): the engine runs a batch as one chain of kernels per
-// image, each on a stream of its own priority, and the stage kernels carry their stream's priority
-// as a launch attribute (so that it holds in a captured graph too).
+// image, each on a stream of its own priority.
 bool SplitImages();
+// The priority that this thread's stage launches carry as a launch attribute (0, the default: none).
+// The engine's per-image chains set it around each chain's launches, so that a captured graph keeps
+// each chain's priority.
+int& LaunchPriority();
 
 // Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the
 // previous kernel of the stream when `chained` and ChainedLaunches(); the kernel must follow the
@@ -57,10 +60,9 @@ cudaError_t LaunchChainedAs(bool chained, bool cooperative, void (*kernel)(Param
   config.stream = stream;
   cudaLaunchAttribute attribute[3];
   unsigned n = 0;
-  int priority = 0;
-  if (SplitImages() && cudaStreamGetPriority(stream, &priority) == cudaSuccess && priority != 0) {
+  if (LaunchPriority() != 0) {
     attribute[n].id = cudaLaunchAttributePriority;
-    attribute[n].val.priority = priority;
+    attribute[n].val.priority = LaunchPriority();
     ++n;
   }
   if (chained && ChainedLaunches()) {

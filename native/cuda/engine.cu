@@ -521,7 +521,8 @@ class CudaEngine final : public Engine {
   }
 
   // Side streams for `count` chains, stream n at priority greatest + n (lower is higher: image 0's
-  // chain first), and their fork and join events; made once, kept with the engine.
+  // chain first; its launches carry the same priority), and their fork and join events; made once,
+  // kept with the engine.
   Status SideStreams(int count) {
     cudaError_t e = cudaSuccess;
     int least = 0, greatest = 0;
@@ -530,7 +531,8 @@ class CudaEngine final : public Engine {
     while (static_cast<int>(side_.size()) < count) {
       const int n = static_cast<int>(side_.size());
       cudaStream_t st = nullptr;
-      if ((e = cudaStreamCreateWithPriority(&st, cudaStreamNonBlocking, std::min(least, greatest + n))) != cudaSuccess) return Fail("side stream", e);
+      const int priority = std::min(least, greatest + n);
+      if ((e = cudaStreamCreateWithPriority(&st, cudaStreamNonBlocking, priority)) != cudaSuccess) return Fail("side stream", e);
       cudaEvent_t ev = nullptr;
       if ((e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)) != cudaSuccess) {
         cudaStreamDestroy(st);
@@ -538,6 +540,7 @@ class CudaEngine final : public Engine {
       }
       side_.push_back(st);
       joins_.push_back(ev);
+      priorities_.push_back(priority);
     }
     return Status::Ok();
   }
@@ -574,8 +577,10 @@ class CudaEngine final : public Engine {
       d.labels = det.labels + static_cast<size_t>(n) * D;
       cudaStream_t side = side_[n];
       if ((e = cudaStreamWaitEvent(side, fork_, 0)) != cudaSuccess) return Fail("fork", e);
+      cuda::LaunchPriority() = priorities_[n];
       Status st = cuda::LaunchPostprocess(params_, grid, h, d, error + static_cast<size_t>(n) * cuda::kErrorWords,
                                           workspace_.as<uint8_t>() + static_cast<size_t>(n) * ws, ws, side);
+      cuda::LaunchPriority() = 0;
       if (first.ok() && !st.ok()) first = st;
       if ((e = cudaEventRecord(joins_[n], side)) != cudaSuccess) return Fail("join", e);
       if ((e = cudaStreamWaitEvent(stream_, joins_[n], 0)) != cudaSuccess) return Fail("join", e);
@@ -616,6 +621,7 @@ class CudaEngine final : public Engine {
   cudaEvent_t events_[4] = {};
   std::vector<cudaStream_t> side_;  // RK_CUDA_SPLIT: a stream per image's chain
   std::vector<cudaEvent_t> joins_;
+  std::vector<int> priorities_;  // side stream n's priority, also carried by its chain's launches
   cudaEvent_t fork_ = nullptr;
   Buffer inputs_, small_, outputs_, workspace_;
   PinnedBuffer staging_, host_out_;

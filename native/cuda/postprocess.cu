@@ -133,6 +133,11 @@ bool SplitImages() {
   return on;
 }
 
+int& LaunchPriority() {
+  thread_local int priority = 0;
+  return priority;
+}
+
 Status LaunchFillImageSizes(int32_t* sizes, int32_t batch, int32_t height, int32_t width, cudaStream_t stream) {
   if (batch <= 0) return Status::Ok();
   FillSizesKernel<<<(batch + 127) / 128, 128, 0, stream>>>(sizes, batch, height, width);
