@@ -103,17 +103,32 @@ struct StageShape {
 const StageShape kStagesB1[3] = {{5, 1024, 9.0}, {5, 256, 6.0}, {80, 1024, 14.0}};
 const StageShape kStagesB8[3] = {{40, 1024, 14.0}, {40, 256, 9.0}, {640, 256, 23.0}};
 
-void Launch(void (*kernel)(unsigned long long), const StageShape& s, cudaStream_t stream, int priority, bool prio) {
+// Launches kernel<<<grid, block, 0, stream>>>(args...), cooperative when asked, with the launch attribute
+// of `priority` when `prio` (else the stream's default).
+template <typename... Params, typename... Args>
+void LaunchOn(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, int priority, bool prio, bool cooperative,
+              Args... args) {
   cudaLaunchConfig_t c = {};
-  c.gridDim = dim3(s.blocks);
-  c.blockDim = dim3(s.threads);
+  c.gridDim = grid;
+  c.blockDim = block;
   c.stream = stream;
-  cudaLaunchAttribute a[1];
-  a[0].id = cudaLaunchAttributePriority;
-  a[0].val.priority = priority;
-  c.attrs = prio ? a : nullptr;
-  c.numAttrs = prio ? 1 : 0;
-  CHECK(cudaLaunchKernelEx(&c, kernel, static_cast<unsigned long long>(s.us * 1000.0)));
+  cudaLaunchAttribute a[2];
+  unsigned n = 0;
+  if (cooperative) {
+    a[n].id = cudaLaunchAttributeCooperative;
+    a[n++].val.cooperative = 1;
+  }
+  if (prio) {
+    a[n].id = cudaLaunchAttributePriority;
+    a[n++].val.priority = priority;
+  }
+  c.attrs = n > 0 ? a : nullptr;
+  c.numAttrs = n;
+  CHECK(cudaLaunchKernelEx(&c, kernel, args...));
+}
+
+void StageOn(const StageShape& s, cudaStream_t stream, int priority, bool prio) {
+  LaunchOn(Stage, dim3(s.blocks), dim3(s.threads), stream, priority, prio, false, static_cast<unsigned long long>(s.us * 1000.0));
 }
 
 struct Probe {
@@ -126,32 +141,11 @@ struct Probe {
   cudaEvent_t fork = nullptr;
 
   void PassOn(cudaStream_t s, int images, int64_t offset, int priority, bool prio) const {
-    cudaLaunchConfig_t c = {};
-    c.gridDim = dim3(static_cast<unsigned>((kImageVectors + kTileVectors - 1) / kTileVectors), images);
-    c.blockDim = dim3(kPassThreads);
-    c.stream = s;
-    cudaLaunchAttribute a[1];
-    a[0].id = cudaLaunchAttributePriority;
-    a[0].val.priority = priority;
-    c.attrs = prio ? a : nullptr;
-    c.numAttrs = prio ? 1 : 0;
-    CHECK(cudaLaunchKernelEx(&c, Pass, x + offset, kImageVectors, 0.0f));
+    const dim3 grid(static_cast<unsigned>((kImageVectors + kTileVectors - 1) / kTileVectors), images);
+    LaunchOn(Pass, grid, dim3(kPassThreads), s, priority, prio, false, x + offset, kImageVectors, 0.0f);
   }
 
-  void CheckOn(cudaStream_t s, int priority, bool prio) const {
-    cudaLaunchConfig_t c = {};
-    c.gridDim = dim3(2 * sms);
-    c.blockDim = dim3(256);
-    c.stream = s;
-    cudaLaunchAttribute a[2];
-    a[0].id = cudaLaunchAttributeCooperative;
-    a[0].val.cooperative = 1;
-    a[1].id = cudaLaunchAttributePriority;
-    a[1].val.priority = priority;
-    c.attrs = a;
-    c.numAttrs = prio ? 2 : 1;
-    CHECK(cudaLaunchKernelEx(&c, Check, flag));
-  }
+  void CheckOn(cudaStream_t s, int priority, bool prio) const { LaunchOn(Check, dim3(2 * sms), dim3(256), s, priority, prio, true, flag); }
 
   // One configuration, captured from `origin`: batch (split = false) or one chain per image.
   cudaGraphExec_t Build(bool split, bool prio, bool check, bool stages) {
@@ -160,7 +154,7 @@ struct Probe {
       PassOn(origin, kImages, 0, 0, false);
       if (check) CheckOn(origin, 0, false);
       if (stages) {
-        for (const StageShape& s : kStagesB8) Launch(Stage, s, origin, 0, false);
+        for (const StageShape& s : kStagesB8) StageOn(s, origin, 0, false);
       }
     } else {
       CHECK(cudaEventRecord(fork, origin));
@@ -171,7 +165,7 @@ struct Probe {
         PassOn(s, 1, static_cast<int64_t>(n) * kImageVectors, priority, prio);
         if (check) CheckOn(s, priority, prio);
         if (stages) {
-          for (const StageShape& st : kStagesB1) Launch(Stage, st, s, priority, prio);
+          for (const StageShape& st : kStagesB1) StageOn(st, s, priority, prio);
         }
         CHECK(cudaEventRecord(joins[n], s));
         CHECK(cudaStreamWaitEvent(origin, joins[n], 0));
