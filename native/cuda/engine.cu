@@ -146,6 +146,11 @@ class PinnedBuffer {
   size_t bytes_ = 0;
 };
 
+// The anchors an image has in head input i: all of them (concatenated), or level i's.
+size_t InputAnchors(const HeadShapes& s, Layout layout, int i) {
+  return static_cast<size_t>(layout == Layout::kConcatenated ? s.TotalAnchors() : s.LevelAnchors(i));
+}
+
 // What a captured graph depends on: replayed only when all of it is the same.
 struct GraphKey {
   HeadShapes shapes;
@@ -337,13 +342,13 @@ class CudaEngine final : public Engine {
 
   // After the copy out has been synchronised: the error record's NaN box (naming `box_input`), else
   // the detections into `out` and the event times into `timings`.
-  // With one chain per image (`records` = N), record n names image 0 of its chain: image n.
+  // With one chain per image (`records` = N), record r names image 0 of its chain: image r.
   Status ReadOutputs(int N, int D, const char* box_input, Detections* out, RunTimings* timings, bool replayed, int records = 1) {
     const int32_t* h = reinterpret_cast<const int32_t*>(host_out_.get());
     for (int r = 0; r < records; ++r) {
       const int32_t* err = h + N + static_cast<size_t>(N) * D * 6 + static_cast<size_t>(r) * cuda::kErrorWords;
       if (err[0] != 0) {
-        const int image = records == 1 ? err[1] : r + err[1];
+        const int image = r + err[1];  // a batch's one record names the image; chain r's names image 0 of it
         return Status(Code::kNonFinite, std::string("Expected finite ") + (err[5] ? "anchors" : box_input) +
                                             " for a selected candidate but received NaN at image " + std::to_string(image) +
                                             ", level P" + std::to_string(err[2] + 3) + ", anchor row " + std::to_string(err[3]) +
@@ -425,7 +430,7 @@ class CudaEngine final : public Engine {
       size_t offsets[2 * kMaxLevels + 1] = {};
       size_t total = 0;
       for (int i = 0; i < inputs; ++i) {
-        const size_t anchors = t.layout == Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors()) : static_cast<size_t>(s.LevelAnchors(i));
+        const size_t anchors = InputAnchors(s, t.layout, i);
         offsets[2 * i] = total;
         total += (anchors * static_cast<size_t>(N) * static_cast<size_t>(s.num_classes) * elem + 255) & ~size_t{255};
         offsets[2 * i + 1] = total;
@@ -434,7 +439,7 @@ class CudaEngine final : public Engine {
       if ((e = inputs_.Reserve(total)) != cudaSuccess) return Fail("allocating the input copies", e);
       cuda::HostCopy copies[2 * kMaxLevels];
       for (int i = 0; i < inputs; ++i) {
-        const size_t anchors = t.layout == Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors()) : static_cast<size_t>(s.LevelAnchors(i));
+        const size_t anchors = InputAnchors(s, t.layout, i);
         uint8_t* base = inputs_.as<uint8_t>();
         const size_t cls_bytes = anchors * static_cast<size_t>(N) * static_cast<size_t>(s.num_classes) * elem;
         const size_t box_bytes = anchors * static_cast<size_t>(N) * 4 * elem;
@@ -562,7 +567,7 @@ class CudaEngine final : public Engine {
       cuda::DeviceHeads h = heads;
       h.shapes.batch = 1;
       for (int i = 0; i < inputs; ++i) {
-        const size_t anchors = heads.layout == Layout::kConcatenated ? static_cast<size_t>(s.TotalAnchors()) : static_cast<size_t>(s.LevelAnchors(i));
+        const size_t anchors = InputAnchors(s, heads.layout, i);
         h.cls[i] = static_cast<const uint8_t*>(heads.cls[i]) + static_cast<size_t>(n) * anchors * static_cast<size_t>(s.num_classes) * elem;
         h.box[i] = static_cast<const uint8_t*>(heads.box[i]) + static_cast<size_t>(n) * anchors * 4 * elem;
       }
