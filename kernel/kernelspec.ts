@@ -11,6 +11,7 @@ import * as os from "os";
 import * as path from "path";
 
 import { ArgSchema, parseArgs, usage } from "./args";
+import { writeFileWhole } from "./files";
 import { PACKAGE_ROOT } from "./native";
 
 const SCHEMA: ArgSchema = {
@@ -78,8 +79,9 @@ export function kernelspecCommand(command: "install" | "uninstall", argv: string
     throw new Error("Expected the compiled kernel at dist/kernel/main.js; run `npm run build` first");
   }
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "kernel.json"), JSON.stringify(kernelJson(values.displayName as string), null, 2) + "\n");
-  fs.writeFileSync(path.join(dir, "logo-svg.svg"), LOGO);
+  // The logo first: a kernelspec folder is usable once kernel.json is there, and it is written whole.
+  writeFileWhole(path.join(dir, "logo-svg.svg"), "the kernelspec folder", LOGO);
+  writeFileWhole(path.join(dir, "kernel.json"), "the kernelspec folder", JSON.stringify(kernelJson(values.displayName as string), null, 2) + "\n");
   console.log(`Installed kernelspec ${name} in ${dir}`);
   return 0;
 }

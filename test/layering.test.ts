@@ -1,8 +1,8 @@
 /**
  * Which room may lean on which (DESIGN.md's layout): the wire knows nothing of sessions, cells or
  * post-processing; data and evaluation know nothing of the workflow, the magics or the kernel;
- * the post-processing API does not reach up into magics or the session; log, args and collect
- * stand below everything; the TensorRT plugins reach the CUDA launchers through native/include/rk.
+ * the post-processing API does not reach up into magics or the session; log, args, collect and
+ * files stand below everything; the TensorRT plugins reach the CUDA launchers through native/include/rk.
  */
 import * as assert from "assert";
 import * as fs from "fs";
@@ -48,8 +48,8 @@ describe("layering", function () {
     }
   });
 
-  it("log.ts, args.ts and collect.ts import nothing of the kernel", function () {
-    for (const f of ["log.ts", "args.ts", "collect.ts"]) assert.deepStrictEqual(importsOf(path.join(KERNEL, f)), [], f);
+  it("log.ts, args.ts, collect.ts and files.ts import nothing of the kernel", function () {
+    for (const f of ["log.ts", "args.ts", "collect.ts", "files.ts"]) assert.deepStrictEqual(importsOf(path.join(KERNEL, f)), [], f);
   });
 
   it("one file per workflow magic", function () {

@@ -59,6 +59,7 @@ describe("%tune magic", function () {
       ["%tune", /Expected --objective latency \(or %tune thresholds --target \.\.\.\) but received neither/],
       ["%tune --objective latency --keep AP>best", /Expected --keep METRIC>=best-DELTA or METRIC>=VALUE/],
       ["%tune thresholds --target precision=2", /Expected --target precision=P, recall=R \(0 < P, R <= 1\) or f1 but received "precision=2"/],
+      ["%tune thresholds --classes 1,x", /Expected labels \(integers >= 0, comma-separated\) for --classes but received "1,x"/],
       ["%tune something", /Expected "thresholds" or nothing before the options of %tune but received "something"/],
       ["%tune --objective latency --over", /Expected key=values after --over/],
       ["%tune --objective latency --over score_thresh=0.01,0.1", /Expected score_thresh >= 0\.05 \(the min_score bound of the candidate cache/],
@@ -68,6 +69,11 @@ describe("%tune magic", function () {
       const r = await k.execute(code);
       assert.strictEqual(r.status, "error", code);
       assert.match(r.error!.evalue, re, code);
+      // Nothing started for a bad argument: no progress bar; a check that runs once the work has
+      // started (the cache's bounds) leaves its bar finished, saying why it stopped.
+      const bars = (r.iopub as Msg[]).filter((m) => m.msg_type === "display_data" || m.msg_type === "update_display_data").map((m) => String((m.content.data as Record<string, unknown>)["text/plain"]));
+      if (/min_score bound/.test(re.source)) assert.match(bars[bars.length - 1] ?? "", /^evaluations \(at most\) \[\.+\] 0\/2 \(\d+\.\d s\) stopped by the error below$/, code);
+      else assert.deepStrictEqual(bars, [], code);
     }
     const alive = await k.execute("1 + 1");
     assert.strictEqual(alive.result!["text/plain"], "2");

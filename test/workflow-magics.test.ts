@@ -137,7 +137,7 @@ describe("workflow magics", function () {
     const chart = d.find((x) => x["application/vnd.vegalite.v5+json"])!;
     assert.ok(chart, "a Vega-Lite bundle");
     assert.match(String(chart["image/svg+xml"]), /^<svg/);
-    assert.match(String(chart["text/plain"]), /6 of 6 points/);
+    assert.match(String(chart["text/plain"]), /^AP vs median latency, 6 of 6 points; Pareto front: score_thresh=\S+ nms_thresh=\S+ \(/);
     const values = (chart["application/vnd.vegalite.v5+json"] as { data: { values: { front: string }[] } }).data.values;
     assert.strictEqual(values.length, 6);
     assert.ok(values.some((v) => v.front === "Pareto front"));

@@ -9,6 +9,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
+import { writeAll, writeFileWhole, writeWhole } from "../files";
 import { JsonScanError, JsonScanner, JsonValue } from "./json-scan";
 
 export class CocoFormatError extends Error {
@@ -303,46 +304,26 @@ export function checkDetections(dt: CocoDetections, gt: CocoGroundTruth, name = 
   }
 }
 
-/** Writes detections as a COCO results file, whole or not at all. */
-export function writeCocoResults(file: string, dt: CocoDetections): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, "w");
-  try {
+/** Writes detections as a COCO results file, whole or not at all (`what` names the path's option in errors). */
+export function writeCocoResults(file: string, dt: CocoDetections, what = "the results file"): void {
+  writeWhole(file, what, (fd) => {
     let chunk = "[";
     for (let i = 0; i < dt.count; i++) {
       chunk += `${i ? "," : ""}\n{"image_id":${dt.imageId[i]},"category_id":${dt.categoryId[i]},"bbox":[${dt.x[i]},${dt.y[i]},${dt.w[i]},${dt.h[i]}],"score":${dt.score[i]}}`;
       if (chunk.length > 1 << 20) {
-        fs.writeSync(fd, chunk);
+        writeAll(fd, chunk);
         chunk = "";
       }
     }
-    fs.writeSync(fd, `${chunk}\n]\n`);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+    writeAll(fd, `${chunk}\n]\n`);
+  });
 }
 
 /** Writes a COCO annotation file (the parts this project reads), whole or not at all. */
-export function writeCocoAnnotations(file: string, gt: CocoGroundTruth): void {
+export function writeCocoAnnotations(file: string, gt: CocoGroundTruth, what = "the annotation file"): void {
   const anns: string[] = [];
   for (let i = 0; i < gt.count; i++) {
     anns.push(`{"id":${gt.id[i]},"image_id":${gt.imageId[i]},"category_id":${gt.categoryId[i]},"bbox":[${gt.x[i]},${gt.y[i]},${gt.w[i]},${gt.h[i]}],"area":${gt.area[i]},"iscrowd":${gt.iscrowd[i]}}`);
   }
-  const text = `{"images":${JSON.stringify(gt.images)},\n"categories":${JSON.stringify(gt.categories)},\n"annotations":[\n${anns.join(",\n")}\n]}\n`;
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileWhole(file, what, `{"images":${JSON.stringify(gt.images)},\n"categories":${JSON.stringify(gt.categories)},\n"annotations":[\n${anns.join(",\n")}\n]}\n`);
 }

@@ -5,9 +5,9 @@
  * {"stats": [12 numbers in pycocotools' order], "per_category": {category id: {name, AP, AP50, gt, dt}}}
  * to OUT.json (whole or not at all).
  */
-import * as fs from "fs";
 
 import { ArgSchema, parseArgs, usage } from "../args";
+import { checkOutputPath, writeFileWhole } from "../files";
 import { readCocoAnnotations, readCocoResults } from "../data/coco";
 import { evaluateCocoBoxes, summaryLines } from "./coco";
 
@@ -28,6 +28,7 @@ export function evalCommand(argv: string[]): number {
     return 0;
   }
   const { values } = parseArgs(argv, EVAL_SCHEMA);
+  if (values.json !== undefined) checkOutputPath(values.json, "--json");
   const t0 = performance.now();
   const gt = readCocoAnnotations(String(values.annotations));
   const t1 = performance.now();
@@ -42,10 +43,7 @@ export function evalCommand(argv: string[]): number {
   console.log(summaryLines(r.stats).join("\n"));
   if (values.json) {
     const perCategory = Object.fromEntries(r.perCategory.map((c) => [String(c.id), { name: c.name, AP: finite(c.AP), AP50: finite(c.AP50), gt: c.gt, dt: c.dt }]));
-    const out = String(values.json);
-    const tmp = `${out}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify({ stats: r.stats, per_category: perCategory, useCats: values["no-cats"] !== true, images: r.counts.images }, null, 1)}\n`);
-    fs.renameSync(tmp, out);
+    writeFileWhole(String(values.json), "--json", `${JSON.stringify({ stats: r.stats, per_category: perCategory, useCats: values["no-cats"] !== true, images: r.counts.images }, null, 1)}\n`);
   }
   return 0;
 }

@@ -3,7 +3,7 @@
  * this file parses a magic's arguments against its schema, runs it, and answers %lsmagic and
  * `%name?`. An unknown magic is an error that suggests the closest names.
  */
-import type { DisplayFunction } from "../display/api";
+import type { DisplayFunction, DisplayOptions, ProgressBar } from "../display/api";
 import type { Executor } from "../runtime/executor";
 import type { Interrupts } from "../session/interrupt";
 import { ArgSchema, MagicArgError, ParsedArgs, closest, editDistance, parseArgs, tokenize, usage } from "../args";
@@ -114,6 +114,22 @@ export class MagicRegistry {
       }
       throw e;
     }
-    return (await magic.run(ctx, parsed, call)) ?? {};
+    // A progress bar the magic leaves unfinished when it fails is finished, saying so, so that no
+    // bar is left looking as if the work were still running above the error.
+    const bars: ProgressBar[] = [];
+    const display: DisplayFunction = Object.assign((value: unknown, options?: DisplayOptions) => ctx.display(value, options), ctx.display, {
+      progress: (total: number, options?: { label?: string }) => {
+        const bar = ctx.display.progress(total, options);
+        bars.push(bar);
+        return bar;
+      },
+    });
+    try {
+      return (await magic.run({ ...ctx, display }, parsed, call)) ?? {};
+    } catch (e) {
+      const why = (e as Error | undefined)?.name === "KeyboardInterrupt" ? "interrupted" : "stopped by the error below";
+      for (const bar of bars) bar.finish(why);
+      throw e;
+    }
   }
 }

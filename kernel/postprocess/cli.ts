@@ -12,6 +12,7 @@ import { runCache } from "./cache-run";
 import { compareDetections } from "./compare";
 import { BoxSet, loadDataset } from "./dataset";
 import { NdArray, ndarray } from "./ndarray";
+import { checkOutputPath } from "../files";
 import { writeNpz } from "./npz";
 import { resolveConfig } from "./config";
 import { createPostprocessor } from "./postprocessor";
@@ -102,6 +103,7 @@ export async function runCommand(argv: string[], out: (s: string) => void = cons
     return 0;
   }
   const args = parseArgs(argv, RUN_SCHEMA).values;
+  checkOutputPath(args.out, "--out");
   const cache = isCacheDir(args.data as string) ? openCache(args.data as string) : undefined;
   const ds = cache ? undefined : loadDataset(args.data as string, { layout: args.layout as "concatenated" | "per_level" | undefined });
   const meta = (cache ? cache.meta.case : ds!.meta) ?? {};
@@ -136,7 +138,7 @@ export async function runCommand(argv: string[], out: (s: string) => void = cons
     arrays.set(`det${i}_scores`, ndarray("float32", [d.count], Float32Array.from(d.scores)));
     arrays.set(`det${i}_labels`, ndarray("int64", [d.count], BigInt64Array.from(Array.from(d.labels, (v) => BigInt(v)))));
   });
-  writeNpz(args.out as string, arrays);
+  writeNpz(args.out as string, arrays, { what: "--out" });
   out(
     `${path.basename(args.data as string)}: preset ${pp.config.preset}, backend ${result.backend}, ${result.detections.length} image(s), ` +
       `detections [${result.detections.map((d) => d.count).join(", ")}], ${result.timings.totalMs.toFixed(2)} ms -> ${args.out}`,

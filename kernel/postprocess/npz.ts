@@ -2,6 +2,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
+import { writeFileWhole } from "../files";
 import { NdArray } from "./ndarray";
 import { formatNpy, parseNpy } from "./npy";
 import { ZipFormatError, buildZip, listZip, readZipEntry } from "./zip";
@@ -33,18 +34,19 @@ export function readNpz(source: string | Buffer, options: { checkCrc?: boolean }
   return out;
 }
 
-export function writeNpz(file: string, arrays: ArrayMap | Record<string, NdArray>, options: { compress?: boolean } = {}): void {
+/** Writes an .npz whole or not at all (`options.what` names the path's option in errors). */
+export function writeNpz(file: string, arrays: ArrayMap | Record<string, NdArray>, options: { compress?: boolean; what?: string } = {}): void {
   const entries = arrays instanceof Map ? [...arrays.entries()] : Object.entries(arrays);
   const zip = buildZip(entries.map(([name, a]) => ({ name: `${name}.npy`, data: formatNpy(a) })), options.compress ?? false);
-  fs.writeFileSync(file, zip);
+  writeFileWhole(file, options.what ?? "the .npz file", zip);
 }
 
 export function readNpy(file: string): NdArray {
   return parseNpy(readFile(file, "a .npy file"), JSON.stringify(file));
 }
 
-export function writeNpy(file: string, a: NdArray): void {
-  fs.writeFileSync(file, formatNpy(a));
+export function writeNpy(file: string, a: NdArray, what = "the .npy file"): void {
+  writeFileWhole(file, what, formatNpy(a));
 }
 
 /** Every `*.npy` of a folder, keyed by file name without the suffix. */

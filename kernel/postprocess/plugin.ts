@@ -7,6 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
+import { writeFileWhole } from "../files";
 import { loadNative, nativeStatus, PluginFieldValue, PluginKind } from "../native";
 import { toNativeParams } from "./config";
 import { PostprocessConfig } from "./presets";
@@ -211,8 +212,8 @@ export function writePluginExport(file: string, exp: PluginExport): { json: stri
   const json = file.endsWith(".json") ? file : `${file}.json`;
   const script = json.replace(/\.json$/, ".py");
   fs.mkdirSync(path.dirname(path.resolve(json)), { recursive: true });
-  fs.writeFileSync(json, JSON.stringify(exp, null, 1) + "\n");
-  fs.writeFileSync(script, onnxScript(exp, path.basename(json)), { mode: 0o755 });
+  writeFileWhole(json, "--export-plugin", JSON.stringify(exp, null, 1) + "\n");
+  writeFileWhole(script, "--export-plugin", onnxScript(exp, path.basename(json)), 0o755);
   return { json, script };
 }
 

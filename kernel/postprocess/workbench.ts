@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as os from "os";
 
+import { writeFileWhole } from "../files";
 import { loadNative } from "../native";
 import { compareDetections } from "./compare";
 import { closest } from "../args";
@@ -810,9 +811,9 @@ export class Workbench {
 
 
   /** Writes a result as a COCO results file (whole or not at all); returns how many detections it holds. */
-  saveResults(ds: AnyDataset, result: PostprocessResult, file: string): { count: number; unmapped: number } {
+  saveResults(ds: AnyDataset, result: PostprocessResult, file: string, what = "file"): { count: number; unmapped: number } {
     const { dt, unmapped } = this.cocoDetections(ds, result);
-    writeCocoResults(file, dt);
+    writeCocoResults(file, dt, what);
     return { count: dt.count, unmapped };
   }
 
@@ -1069,8 +1070,9 @@ export function markPareto(rows: SweepRow[]): void {
   }
 }
 
-export function saveOptimized(file: string, artifact: OptimizedArtifact): void {
-  fs.writeFileSync(file, JSON.stringify(artifact, null, 1) + "\n");
+/** Writes a chosen config (loadOptimized reads it back), whole or not at all; `what` names the path's option in errors. */
+export function saveOptimized(file: string, artifact: OptimizedArtifact, what = "file"): void {
+  writeFileWhole(file, what, JSON.stringify(artifact, null, 1) + "\n");
 }
 
 /** Reads a saved artifact, checks it, and builds its Postprocessor (cpu when its backend is missing here). */

@@ -1,6 +1,7 @@
 /** %optimize: every available implementation checked and timed; the fastest exact one kept. */
 import { tableBundle } from "../../display/render";
 import { modulePath } from "../../runtime/prelude";
+import { checkOutputPath } from "../../files";
 import { Magic } from "../registry";
 import { WorkflowArgError, fmt, stopSignal, wf } from "./workflow-common";
 
@@ -27,6 +28,7 @@ export const optimize: Magic = {
     const v = args.values;
     const name = String(v.as);
     if (!/^[A-Za-z_$][\w$]*$/.test(name)) throw new WorkflowArgError(`Expected an identifier for --as but received ${JSON.stringify(name)}`);
+    if (v.save !== undefined) checkOutputPath(String(v.save), "--save");
     if (v["export-plugin"] !== undefined) {
       const out = wf().workbench.exportPlugin(String(v["export-plugin"]), { data: v.data as string | undefined, batch: v.batch as number | undefined, kind: v.plugin as never });
       const f = out.spec.fields;
@@ -39,7 +41,8 @@ export const optimize: Magic = {
     const target = wf().workbench.dataset(v.data as string | undefined);
     const onCache = "kind" in target && target.kind === "cache";
     const cands = onCache ? wf().workbench.cacheCandidates({ backend: v.backend as never }) : wf().workbench.candidates({ backend: v.backend as never, precision: v.precision as never });
-    const bar = ctx.display.progress(cands.filter((c) => !c.unavailable).length, { label: "optimize" });
+    const available = cands.filter((c) => !c.unavailable).length;
+    const bar = available > 0 ? ctx.display.progress(available, { label: "optimize" }) : undefined; // none: optimize says why
     const report = await wf().workbench.optimize(
       { data: v.data as string | undefined, backend: v.backend as never, precision: v.precision as never, batch: v.batch as number | undefined, iterations: v.iterations as number },
       bar,
@@ -67,7 +70,7 @@ export const optimize: Magic = {
       wf().workbench.lastOptimized = name;
       ctx.executor.bind(name, report.postprocessor, `import("${modulePath("postprocess/api")}").Postprocessor`);
       if (v.save) {
-        wf().saveOptimized(String(v.save), report.artifact);
+        wf().saveOptimized(String(v.save), report.artifact, "--save");
         process.stdout.write(`Saved ${report.winner!.name} to ${v.save} (loadOptimized(${JSON.stringify(v.save)}) in a fresh kernel).\n`);
       }
     }

@@ -2,6 +2,7 @@
 import { overlaySvg, tableBundle, vegaLiteToSvg } from "../../display/render";
 import type { CocoMetrics } from "../../postprocess/eval";
 import type { Postprocessor } from "../../postprocess/postprocessor";
+import { checkOutputPath } from "../../files";
 import { Magic, MagicContext } from "../registry";
 import { WorkflowArgError, config_, fmt, stopSignal, wf } from "./workflow-common";
 
@@ -97,6 +98,7 @@ export const run: Magic = {
       label = `config (${pp.backend})`;
     }
     const ds = wf().workbench.dataset(v.data as string | undefined);
+    if (v["save-results"] !== undefined) checkOutputPath(String(v["save-results"]), "--save-results");
     const isCache = "kind" in ds && ds.kind === "cache";
     const bar = isCache ? ctx.display.progress(wf().workbench.shapesOf(ds).batch, { label: "images" }) : undefined;
     const { stats, result, perImage } = await wf().workbench.runDataset(pp, ds, v.iterations as number, stopSignal(ctx), bar);
@@ -152,7 +154,7 @@ export const run: Magic = {
     }
     if (v["save-results"] !== undefined) {
       const file = String(v["save-results"]);
-      const saved = wf().workbench.saveResults(ds, result, file);
+      const saved = wf().workbench.saveResults(ds, result, file, "--save-results");
       process.stdout.write(`Wrote ${saved.count} detections to ${file} (COCO results format${ds.coco ? "" : "; image ids 1..N and labels as category ids, as no annotations are bound"}${saved.unmapped ? `; ${saved.unmapped} of labels without a category left out` : ""}).\n`);
     }
     return {};

@@ -69,7 +69,8 @@ export const sweep: Magic = {
       } catch (e) {
         process.stderr.write(`(the SVG rendering of the chart failed: ${(e as Error).message}; the Vega-Lite spec is still shown)\n`);
       }
-      ctx.display.vegalite(spec, { svg, text: String(table["text/plain"]) });
+      const front = rows.filter((r) => r.pareto).map((r) => `${keys.map((k) => `${k}=${show(r.values[k])}`).join(" ")} (${fmt(r.medianMs)}, ${metric} ${metric === "detections" ? r.metric : r.metric.toFixed(4)})`);
+      ctx.display.vegalite(spec, { svg, text: `${metric} vs median latency, ${rows.length} of ${points} points; Pareto front: ${front.join("; ") || "none"}` });
     }
     if (interrupted) throw Object.assign(new Error("Interrupted by the user (the rows done are above)"), { name: "KeyboardInterrupt" });
     return {};

@@ -3,6 +3,7 @@ import { parseNumberList } from "../../args";
 import { tableBundle, vegaLiteToSvg } from "../../display/render";
 import { modulePath } from "../../runtime/prelude";
 import type { ThresholdReport, TuneLatencyReport } from "../../postprocess/tune";
+import { checkOutputPath } from "../../files";
 import { Magic, MagicContext } from "../registry";
 import { fmt, show, stopSignal, wf, WorkflowArgError } from "./workflow-common";
 
@@ -128,14 +129,19 @@ export const tune: Magic = {
     const mode = v.MODE === undefined ? undefined : String(v.MODE);
     if (mode !== undefined && mode !== "thresholds") throw new WorkflowArgError(`Expected "thresholds" or nothing before the options of %tune but received ${JSON.stringify(mode)}`);
     if (mode === undefined && v.objective === undefined) throw new WorkflowArgError("Expected --objective latency (or %tune thresholds --target ...) but received neither");
+    // The arguments are checked before any work starts (a run of the dataset can take minutes).
+    const chartClasses = v.classes === undefined ? undefined : String(v.classes).split(",").map((x) => Number(x));
+    if (chartClasses?.some((x) => !Number.isInteger(x) || x < 0)) throw new WorkflowArgError(`Expected labels (integers >= 0, comma-separated) for --classes but received ${JSON.stringify(v.classes)}`);
+    if (v.save !== undefined) checkOutputPath(String(v.save), "--save");
+    const { parseKeep, parseTarget } = require("../../postprocess/tune") as typeof import("../../postprocess/tune");
+    if (mode === "thresholds") parseTarget(String(v.target));
+    else parseKeep(String(v.keep));
     const stop = stopSignal(ctx);
     let result: import("../../postprocess/workbench").TuneResult<ThresholdReport | TuneLatencyReport>;
     if (mode === "thresholds") {
       if (args.pairs.length > 0) throw new WorkflowArgError(`Expected no key=values with %tune thresholds but received ${args.pairs.map((p) => p.join("=")).join(" ")}`);
       const bar = ctx.display.progress(wf().workbench.shapesOf(wf().workbench.dataset(v.data as string | undefined)).batch, { label: "images" });
       result = await wf().workbench.tuneThresholds({ target: v.target as string, iou: v.iou as number, data: v.data as string | undefined, backend: v.backend as never }, bar, stop);
-      const chartClasses = v.classes === undefined ? undefined : String(v.classes).split(",").map((x) => Number(x));
-      if (chartClasses?.some((x) => !Number.isInteger(x) || x < 0)) throw new WorkflowArgError(`Expected labels (integers >= 0, comma-separated) for --classes but received ${JSON.stringify(v.classes)}`);
       await showThresholds(ctx, result.report as ThresholdReport, chartClasses);
     } else {
       const over: Record<string, unknown[]> = {};
@@ -160,7 +166,7 @@ export const tune: Magic = {
     );
     process.stdout.write(`Bound as ${name}; the session config now has ${changed.changed.join(", ") || "no changes"} from the result.\n`);
     if (v.save) {
-      wf().saveOptimized(String(v.save), result.artifact);
+      wf().saveOptimized(String(v.save), result.artifact, "--save");
       process.stdout.write(`Saved to ${v.save} (loadOptimized(${JSON.stringify(v.save)}) in a fresh kernel).\n`);
     }
     if (v["export-plugin"] !== undefined) {
