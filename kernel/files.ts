@@ -9,6 +9,10 @@ import * as path from "path";
 
 export class OutputPathError extends Error {
   readonly code = "ERR_RK_OUTPUT";
+  constructor(message: string) {
+    super(message);
+    this.name = "OutputPathError";
+  }
 }
 
 function describePath(file: unknown): string {
@@ -40,22 +44,25 @@ function reason(e: unknown, file: string): string {
 
 /**
  * Throws an OutputPathError (naming `what`, e.g. "--save") unless `file` is a non-empty path whose
- * folder exists and can be written, and which is not itself a folder.
+ * folder exists and can be written, and which is not itself a folder; with `folder`, the output is
+ * a folder (written under a temporary name and renamed), so the path may be an existing folder,
+ * which it replaces, but not a file.
  */
-export function checkOutputPath(file: unknown, what: string): string {
+export function checkOutputPath(file: unknown, what: string, options: { folder?: boolean } = {}): string {
+  const kind = options.folder ? "folder" : "file";
   if (typeof file !== "string" || file.length === 0) {
-    throw new OutputPathError(`Expected a file path for ${what} but received ${describePath(file)}`);
+    throw new OutputPathError(`Expected a ${kind} path for ${what} but received ${describePath(file)}`);
   }
   const dir = path.dirname(path.resolve(file));
   let why: string | undefined;
   try {
     if (!fs.statSync(dir).isDirectory()) why = `${JSON.stringify(dir)} is not a folder`;
     else fs.accessSync(dir, fs.constants.W_OK);
-    if (!why && fs.existsSync(file) && fs.statSync(file).isDirectory()) why = "it is a folder";
+    if (!why && fs.existsSync(file) && fs.statSync(file).isDirectory() !== !!options.folder) why = options.folder ? "it is a file" : "it is a folder";
   } catch (e) {
     why = reason(e, file);
   }
-  if (why) throw new OutputPathError(`Expected a writable file path for ${what} but received ${JSON.stringify(file)}: ${why}`);
+  if (why) throw new OutputPathError(`Expected a writable ${kind} path for ${what} but received ${JSON.stringify(file)}: ${why}`);
   return file;
 }
 

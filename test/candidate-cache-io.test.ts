@@ -144,6 +144,9 @@ describe("candidate cache files: CLI, shards, memory, bad input", function () {
       ["again", 6, "cache (concatenated)", "score_thresh >= 0.05, topk_candidates <= 1000"],
       ["direct", 6, "cache (concatenated)", "score_thresh >= 0.05, topk_candidates <= 1000"],
     ]);
+    // Bounds belong to the shards' cache: on a cache they would be ignored, so they are an error.
+    assert.throws(() => wb.load("bounded", `${shards}.cache`, { minScore: 0.5 }), /^WorkflowError: Expected a folder of shards for --min-score \/ --max-topk \(they set the bounds of the candidate cache built from it\) but .*load-shards\.cache is a candidate cache, whose bounds were set when it was built/);
+    assert.strictEqual(wb.datasetRows().length, 3, "nothing was added");
     const other = new Workbench();
     other.setConfig({ preset: "detectron2" });
     assert.throws(() => other.load("x", `${shards}.cache`), /Expected a candidate cache built for the session preset detectron2 but .*load-shards\.cache was built for torchvision/);

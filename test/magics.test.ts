@@ -1,6 +1,7 @@
-/** The magics system in a running kernel: %lsmagic, %time, %who, %name?, unknown magics, magics.run, mixed cells. */
+/** The magics system: in a running kernel %lsmagic, %time, %who, %name?, unknown magics, magics.run, mixed cells; the registry finishing the progress bars of a magic that fails. */
 import * as assert from "assert";
 
+import { MagicContext, MagicRegistry } from "../kernel/magics/registry";
 import { TestKernel } from "./kernel-client";
 
 describe("magics", function () {
@@ -87,5 +88,51 @@ describe("magics", function () {
   it("a type error in a later TypeScript chunk reports its line in the cell", async function () {
     const r = await k.execute("const x1 = 1;\n%who\nconst y1: string = x1;");
     assert.match(r.error!.evalue, /^3:7 /);
+  });
+});
+
+describe("magics registry: progress bars of a magic that fails", function () {
+  function registryWith(fail: Error | undefined) {
+    const notes: (string | undefined)[] = [];
+    const registry = new MagicRegistry();
+    registry.register({
+      name: "work",
+      kind: "line",
+      summary: "",
+      help: "",
+      args: { positionals: [] },
+      async run(ctx) {
+        const done = ctx.display.progress(2, { label: "first" });
+        done.finish("2 done");
+        const bar = ctx.display.progress(10, { label: "second" });
+        bar.update(3);
+        await new Promise((r) => setImmediate(r));
+        if (fail) throw fail;
+        bar.finish("all done");
+      },
+    });
+    const display = Object.assign(() => ({}), {
+      progress: () => {
+        const i = notes.push(undefined) - 1;
+        return { update() {}, finish: (note = "") => (notes[i] ??= note) };
+      },
+    }) as unknown as MagicContext["display"];
+    const ctx = { display } as unknown as MagicContext;
+    return { run: () => registry.run(ctx, "work", { args: "", cell: false }), notes };
+  }
+
+  it("an error after the work started finishes its unfinished bars, saying so; finished bars keep their note", async function () {
+    const { run, notes } = registryWith(new Error("boom"));
+    await assert.rejects(run(), /boom/);
+    assert.deepStrictEqual(notes, ["2 done", "stopped by the error below"]);
+  });
+
+  it("an interrupt says interrupted; a magic that succeeds is left as it finished", async function () {
+    const stopped = registryWith(Object.assign(new Error("Interrupted by the user"), { name: "KeyboardInterrupt" }));
+    await assert.rejects(stopped.run(), /Interrupted/);
+    assert.deepStrictEqual(stopped.notes, ["2 done", "interrupted"]);
+    const ok = registryWith(undefined);
+    await ok.run();
+    assert.deepStrictEqual(ok.notes, ["2 done", "all done"]);
   });
 });

@@ -1,8 +1,8 @@
 /**
  * Output files are written whole or not at all, and a path that cannot be written is an error
  * naming its option, before any long work: the helpers (kernel/files.ts), the CLI (`run --out`,
- * `eval --json`) and the magics (`%optimize --save`, `%run --save-results`, `%tune --save`), where
- * the session keeps what it had.
+ * `eval --json`) and the magics (`%optimize --save`, `%run --save-results`, `%tune --save`,
+ * `--export-plugin`, `%synth --cache`), where the session keeps what it had and no bar is shown.
  */
 import * as assert from "assert";
 import { spawnSync } from "child_process";
@@ -60,6 +60,9 @@ describe("output files", function () {
     ];
     for (const [file, re] of cases) assert.throws(() => checkOutputPath(file, "--save"), (e: Error) => e instanceof OutputPathError && re.test(e.message), String(file));
     assert.strictEqual(checkOutputPath(path.join(dir, "new.json"), "--save"), path.join(dir, "new.json"));
+    // A folder output (a candidate cache) may replace a folder, not a file.
+    assert.strictEqual(checkOutputPath(dir, "--cache", { folder: true }), dir);
+    assert.throws(() => checkOutputPath(path.join(dir, "a.json"), "--cache", { folder: true }), /^OutputPathError: Expected a writable folder path for --cache but received ".*a\.json": it is a file$/);
   });
 
   it("retinanet-kernel run --out and eval --json: an unwritable path is an error naming the flag, before the work", function () {
@@ -91,18 +94,21 @@ describe("output files", function () {
     });
     after(() => k?.stop());
 
-    it("%optimize --save, %run --save-results and %tune --save to an unwritable path: an error naming the option, no work started, the session kept", async function () {
+    it("--save, --save-results, --export-plugin and --cache to an unwritable path: an error naming the option, no work started, the session kept", async function () {
       const opt = await k.execute("%optimize --data small --iterations 2 --as first");
       assert.strictEqual(opt.status, "ok", opt.error?.evalue);
       const cases: [string, string][] = [
         [`%optimize --data small --iterations 2 --as second --save ${missing}`, "--save"],
         [`%run first --data small --iterations 2 --save-results ${missing}`, "--save-results"],
         [`%tune thresholds --data small --as third --save ${missing}`, "--save"],
+        [`%tune thresholds --data small --as third --export-plugin ${missing.replace(/\.json$/, "")}`, "--export-plugin"],
+        [`%optimize --data small --iterations 2 --as second --export-plugin ${missing}`, "--export-plugin"],
+        [`%synth second --images 3 --size 96x128 --classes 3 --cache ${path.dirname(missing)}/val.cache`, "--cache"],
       ];
       for (const [code, flag] of cases) {
         const r = await k.execute(code);
         assert.strictEqual(r.status, "error", code);
-        assert.match(r.error!.evalue, new RegExp(`^Expected a writable file path for ${flag} but received ".*x\\.json": its folder ".*no-such-folder" does not exist$`), code);
+        assert.match(r.error!.evalue, new RegExp(`^Expected a writable (file|folder) path for ${flag} but received ".*(x\\.json|val\\.cache)": its folder ".*no-such-folder" does not exist$`), code);
         assert.deepStrictEqual((r.iopub as Msg[]).filter((m) => m.msg_type === "display_data"), [], `${code}: nothing shown, nothing started`);
       }
       const kept = await k.execute("typeof first");

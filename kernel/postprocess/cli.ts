@@ -69,6 +69,7 @@ export function cacheCommand(argv: string[], out: (s: string) => void = console.
     return 0;
   }
   const args = parseArgs(argv, CACHE_SCHEMA).values;
+  checkOutputPath(args.out, "--out", { folder: true });
   const data = args.data as string;
   // A case's .json beside an .npz, or meta.json in a folder (examples/export_heads.py writes one).
   const caseJson = data.endsWith(".npz") ? data.replace(/\.npz$/, ".json") : path.join(data, "meta.json");

@@ -7,7 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
-import { writeFileWhole } from "../files";
+import { checkOutputPath, writeFileWhole } from "../files";
 import { loadNative, nativeStatus, PluginFieldValue, PluginKind } from "../native";
 import { toNativeParams } from "./config";
 import { PostprocessConfig } from "./presets";
@@ -204,14 +204,21 @@ if __name__ == "__main__":
 `;
 }
 
-/** Writes FILE (.json: the plugin description) and FILE with .py (the ONNX script). */
-export function writePluginExport(file: string, exp: PluginExport): { json: string; script: string } {
+/** The two files of an export to FILE: FILE(.json) and the same with .py; checked to be writable. */
+export function pluginExportFiles(file: string): { json: string; script: string } {
   if (typeof file !== "string" || file.length === 0) {
     throw Object.assign(new TypeError(`Expected a file name for --export-plugin but received ${JSON.stringify(file)}`), { code: "ERR_RK_FILE" });
   }
   const json = file.endsWith(".json") ? file : `${file}.json`;
   const script = json.replace(/\.json$/, ".py");
-  fs.mkdirSync(path.dirname(path.resolve(json)), { recursive: true });
+  checkOutputPath(json, "--export-plugin");
+  checkOutputPath(script, "--export-plugin");
+  return { json, script };
+}
+
+/** Writes FILE (.json: the plugin description) and FILE with .py (the ONNX script), each whole. */
+export function writePluginExport(file: string, exp: PluginExport): { json: string; script: string } {
+  const { json, script } = pluginExportFiles(file);
   writeFileWhole(json, "--export-plugin", JSON.stringify(exp, null, 1) + "\n");
   writeFileWhole(script, "--export-plugin", onnxScript(exp, path.basename(json)), 0o755);
   return { json, script };

@@ -303,13 +303,17 @@ export class Workbench {
   ): AnyDataset {
     if (options.images !== undefined && !options.annotations) throw new WorkflowError(`Expected --annotations with --images (the image files are found by the annotations' file_name) but received --images ${options.images} alone`, "ERR_RK_MAGIC_ARGS");
     if (options.images !== undefined && !fs.existsSync(options.images)) throw new WorkflowError(`Expected a folder of images for --images but ${options.images} does not exist`, "ERR_RK_DATASET");
+    const isCache = isCacheDir(path);
+    if ((options.minScore !== undefined || options.maxTopk !== undefined) && !isShardFolder(path)) {
+      const what = isCache ? "a candidate cache, whose bounds were set when it was built (retinanet-kernel cache --min-score --max-topk builds another)" : "one batch of heads";
+      throw new WorkflowError(`Expected a folder of shards for --min-score / --max-topk (they set the bounds of the candidate cache built from it) but ${path} is ${what}`, "ERR_RK_MAGIC_ARGS");
+    }
     let ds: AnyDataset;
-    if (isCacheDir(path)) {
+    if (isCache) {
       ds = this.cacheDataset(name, openCache(path));
     } else if (isShardFolder(path)) {
       ds = this.cacheDataset(name, this.cacheShards(path, options));
     } else {
-      if (options.minScore !== undefined || options.maxTopk !== undefined) throw new WorkflowError(`Expected a folder of shards for --min-score / --max-topk (they set the bounds of the candidate cache built from it) but ${path} is one batch of heads`, "ERR_RK_MAGIC_ARGS");
       ds = loadDataset(path, { name });
     }
     if (options.annotations) this.bindCoco(ds, options.annotations, options.labelMap);
@@ -817,8 +821,11 @@ export class Workbench {
     return { count: dt.count, unmapped };
   }
 
-  /** The grid of a sweep: every combination of the given values of config keys. */
-  sweepGrid(axes: Record<string, unknown[]>): Record<string, unknown>[] {
+  /**
+   * The grid of a sweep: every combination of the given values of config keys, each point checked
+   * as a config and, with a candidate cache as `data`, as one the cache serves exactly (before any runs).
+   */
+  sweepGrid(axes: Record<string, unknown[]>, data?: AnyDataset): Record<string, unknown>[] {
     let grid: Record<string, unknown>[] = [{}];
     for (const [key, values] of Object.entries(axes)) {
       if (!(CONFIG_KEYS as string[]).includes(key)) {
@@ -830,7 +837,10 @@ export class Workbench {
     }
     if (grid.length > 10000) throw new WorkflowError(`Expected at most 10000 grid points but the sweep has ${grid.length}`, "ERR_RK_MAGIC_ARGS");
     // Validate every point before running any.
-    for (const g of grid) resolveConfig({ ...this.overrides, ...g });
+    for (const g of grid) {
+      const config = resolveConfig({ ...this.overrides, ...g });
+      if (data && isCacheDataset(data)) checkConfigForCache(config, data.cache);
+    }
     return grid;
   }
 
@@ -844,10 +854,8 @@ export class Workbench {
    * Every point still runs, for its latency and for that check; rows come back in grid order.
    */
   async sweep(axes: Record<string, unknown[]>, options: { data?: string; metric?: string; iterations?: number; backend?: BackendName | "auto"; shareMatching?: boolean } = {}, progress: Progress = NO_PROGRESS, stop: StopSignal = NEVER): Promise<{ rows: SweepRow[]; metric: string; interrupted: boolean; perImage: boolean; evalShared: number }> {
-    const grid = this.sweepGrid(axes);
     const ds = this.dataset(options.data);
-    // Every point must be one the cache serves exactly: checked before any runs.
-    if (isCacheDataset(ds)) for (const g of grid) checkConfigForCache(resolveConfig({ ...this.overrides, ...g }), ds.cache);
+    const grid = this.sweepGrid(axes, ds);
     const metric = options.metric ?? (ds.gt || ds.coco ? "AP" : "detections");
     const metrics = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "detections"];
     if (!metrics.includes(metric)) throw new WorkflowError(`Expected --metric one of ${metrics.join(", ")} but received ${JSON.stringify(metric)}`, "ERR_RK_MAGIC_ARGS");
@@ -980,8 +988,7 @@ export class Workbench {
     const keep = parseKeep(options.keep ?? "AP>=best-0.002");
     const axes = options.over && Object.keys(options.over).length > 0 ? options.over : this.defaultTuneSpace(ds);
     // Every point of the space is a valid config (and one the cache serves) before anything runs.
-    const grid = this.sweepGrid(axes);
-    if (isCacheDataset(ds)) for (const g of grid) checkConfigForCache(resolveConfig({ ...this.overrides, ...g }), ds.cache);
+    this.sweepGrid(axes, ds);
     const iterations = options.iterations ?? 5;
     const backend = options.backend ?? "auto";
     const r = await tuneLatency(axes, keep, (values) => this.tunePoint(ds, values, keep.metric, backend, iterations, stop), {

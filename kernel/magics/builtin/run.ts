@@ -100,6 +100,8 @@ export const run: Magic = {
     const ds = wf().workbench.dataset(v.data as string | undefined);
     if (v["save-results"] !== undefined) checkOutputPath(String(v["save-results"]), "--save-results");
     const isCache = "kind" in ds && ds.kind === "cache";
+    // A config the cache cannot serve exactly is an error before any image runs.
+    if (isCache) (require("../../postprocess/cache") as typeof import("../../postprocess/cache")).checkConfigForCache(pp.config, ds.cache);
     const bar = isCache ? ctx.display.progress(wf().workbench.shapesOf(ds).batch, { label: "images" }) : undefined;
     const { stats, result, perImage } = await wf().workbench.runDataset(pp, ds, v.iterations as number, stopSignal(ctx), bar);
     const counts = result.detections.map((d) => d.count);

@@ -27,7 +27,7 @@ export const sweep: Magic = {
     if (args.pairs.length === 0) throw new WorkflowArgError("Expected at least one key=values axis (e.g. score_thresh=0.05,0.1) for %sweep but received none");
     const axes: Record<string, unknown[]> = {};
     for (const [k, raw] of args.pairs) axes[k] = axisValues(k, raw);
-    const points = wf().workbench.sweepGrid(axes).length;
+    const points = wf().workbench.sweepGrid(axes, wf().workbench.dataset(args.values.data as string | undefined)).length;
     const bar = ctx.display.progress(points, { label: "sweep" });
     const v = args.values;
     const { rows, metric, interrupted, evalShared } = await wf().workbench.sweep(axes, { data: v.data as string | undefined, metric: v.metric as string | undefined, iterations: v.iterations as number, backend: v.backend as never }, bar, stopSignal(ctx));

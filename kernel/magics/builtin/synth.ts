@@ -1,5 +1,6 @@
 /** %synth: synthetic head outputs with ground truth. */
 import { modulePath } from "../../runtime/prelude";
+import { checkOutputPath } from "../../files";
 import { Magic } from "../registry";
 import { wf, showDatasets, stopSignal, WorkflowArgError } from "./workflow-common";
 
@@ -37,6 +38,7 @@ export const synth: Magic = {
     };
     if (v.cache !== undefined) {
       if (v.fp16) throw new WorkflowArgError("Expected --fp16 without --cache (a cache stores the values widened to f32) but received both");
+      checkOutputPath(String(v.cache), "--cache", { folder: true });
       const total = v.images as number;
       const ds = wf().workbench.synthCache(
         String(v.NAME),

@@ -133,6 +133,7 @@ export const tune: Magic = {
     const chartClasses = v.classes === undefined ? undefined : String(v.classes).split(",").map((x) => Number(x));
     if (chartClasses?.some((x) => !Number.isInteger(x) || x < 0)) throw new WorkflowArgError(`Expected labels (integers >= 0, comma-separated) for --classes but received ${JSON.stringify(v.classes)}`);
     if (v.save !== undefined) checkOutputPath(String(v.save), "--save");
+    if (v["export-plugin"] !== undefined) (require("../../postprocess/plugin") as typeof import("../../postprocess/plugin")).pluginExportFiles(String(v["export-plugin"]));
     const { parseKeep, parseTarget } = require("../../postprocess/tune") as typeof import("../../postprocess/tune");
     if (mode === "thresholds") parseTarget(String(v.target));
     else parseKeep(String(v.keep));
@@ -147,8 +148,9 @@ export const tune: Magic = {
       const over: Record<string, unknown[]> = {};
       for (const [k, raw] of args.pairs) over[k] = axisValues(k, raw);
       if (v.over && args.pairs.length === 0) throw new WorkflowArgError("Expected key=values after --over (e.g. --over score_thresh=0.05,0.1,0.2) but received none");
-      const space = Object.keys(over).length > 0 ? over : wf().workbench.defaultTuneSpace(wf().workbench.dataset(v.data as string | undefined));
-      const bar = ctx.display.progress(wf().workbench.sweepGrid(space).length, { label: "evaluations (at most)" });
+      const ds = wf().workbench.dataset(v.data as string | undefined);
+      const space = Object.keys(over).length > 0 ? over : wf().workbench.defaultTuneSpace(ds);
+      const bar = ctx.display.progress(wf().workbench.sweepGrid(space, ds).length, { label: "evaluations (at most)" });
       result = await wf().workbench.tuneLatency({ keep: v.keep as string, over, data: v.data as string | undefined, grid: !!v.grid, backend: v.backend as never, iterations: v.iterations as number }, bar, stop);
       showLatency(ctx, result.report as TuneLatencyReport);
       if ((result.report as TuneLatencyReport).interrupted) {
