@@ -10,8 +10,10 @@ export interface TableOptions {
   caption?: string;
   /** Rows to emphasise (bold, marked with * in text). */
   highlight?: Set<number>;
-  /** Columns aligned right (numbers). */
+  /** Columns aligned right (numbers); their cells do not wrap. */
   numeric?: Set<number>;
+  /** Lines under the table (long explanations that would squeeze its columns). */
+  notes?: string[];
 }
 
 export function tableBundle(header: string[], rows: string[][], o: TableOptions = {}): MimeBundle {
@@ -23,13 +25,15 @@ export function tableBundle(header: string[], rows: string[][], o: TableOptions 
     ...(o.caption ? [o.caption] : []),
     line(header, marks ? "  " : ""),
     ...rows.map((r, i) => line(r, marks ? (o.highlight!.has(i) ? "* " : "  ") : "")),
+    ...(o.notes ?? []),
   ].join("\n");
-  const cell = (c: string, i: number, tag: string) => `<${tag}${o.numeric?.has(i) ? ' style="text-align:right"' : ""}>${escapeHtml(c)}</${tag}>`;
+  const cell = (c: string, i: number, tag: string) => `<${tag}${o.numeric?.has(i) ? ' style="text-align:right;white-space:nowrap"' : ""}>${escapeHtml(c)}</${tag}>`;
   const html =
     `<table>${o.caption ? `<caption style="text-align:left">${escapeHtml(o.caption)}</caption>` : ""}` +
     `<thead><tr>${header.map((h, i) => cell(h, i, "th")).join("")}</tr></thead><tbody>` +
     rows.map((r, i) => `<tr${o.highlight?.has(i) ? ' style="font-weight:bold;background:#e8f4e8"' : ""}>${r.map((c, j) => cell(c, j, "td")).join("")}</tr>`).join("") +
-    `</tbody></table>`;
+    `</tbody></table>` +
+    (o.notes && o.notes.length > 0 ? `<div style="font-size:smaller">${o.notes.map((n) => escapeHtml(n)).join("<br>")}</div>` : "");
   return { "text/plain": text, "text/html": html };
 }
 

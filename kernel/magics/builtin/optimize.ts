@@ -50,7 +50,7 @@ export const optimize: Magic = {
     );
     const rows = report.rows.map((r) => [
       r.name,
-      r.unavailable ? `unavailable: ${r.unavailable}` : r.correct === undefined ? "-" : r.correct ? "yes" : `NO (${r.mismatch ?? "differs"})`,
+      r.unavailable ? "unavailable (below)" : r.correct === undefined ? "-" : r.correct ? "yes" : `NO (${r.mismatch ?? "differs"})`,
       fmt(r.medianMs),
       fmt(r.p90Ms),
       r.speedup ? `${r.speedup.toFixed(1)}x` : "-",
@@ -63,6 +63,7 @@ export const optimize: Magic = {
           (report.perImage ? `; a candidate cache: checked against the js reference on the first ${report.sample} images, timed per image over all (js: over the sample)` : ""),
         highlight: new Set(win >= 0 ? [win] : []),
         numeric: new Set([2, 3, 4]),
+        notes: report.rows.filter((r) => r.unavailable).map((r) => `${r.name} unavailable: ${r.unavailable}`),
       }),
     );
     if (report.postprocessor && report.artifact) {
