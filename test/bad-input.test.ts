@@ -86,6 +86,14 @@ describe("bad input", function () {
         await assert.rejects(pp.run(h2), shapeError(/Expected image_sizes\[0\] within the padded size 64x64 but received 65x64/));
       });
 
+      it("no heads at all: null, undefined or a number for run() and runSync()", async function () {
+        for (const bad of [null, undefined, 3]) {
+          const re = new RegExp(`^Expected head outputs for run\\(\\) \\(a dataset, \\{cls_logits, bbox_regression, image_sizes\\}, or heads from upload\\(\\)\\) but received ${bad === null ? "null" : bad === undefined ? "undefined" : "number"}$`);
+          await assert.rejects(pp.run(bad as unknown as HeadOutputs), (e: Error) => e instanceof TypeError && re.test(e.message));
+          assert.throws(() => pp.runSync(bad as unknown as HeadOutputs), (e: Error) => e instanceof TypeError && re.test(e.message));
+        }
+      });
+
       it("a missing array in a dataset", function () {
         const arrays = new Map([["cls_logits", ndarray("float32", [1, HWA, K], new Float32Array(HWA * K))], ["bbox_regression", ndarray("float32", [1, HWA, 4], new Float32Array(HWA * 4))]]);
         assert.throws(() => datasetFromArrays(arrays, "x", "x.npz"), /Expected image_sizes \[N, 2\] in x\.npz but it is missing/);

@@ -68,6 +68,14 @@ export class BackendUnavailableError extends Error {
   }
 }
 
+/** The argument of run() / upload() is an object (the fields themselves are checked where they are read). */
+function checkHeadsArgument(heads: unknown, where: string): void {
+  if (heads === null || typeof heads !== "object") {
+    const got = heads === null ? "null" : heads === undefined ? "undefined" : typeof heads;
+    throw Object.assign(new TypeError(`Expected head outputs for ${where} (a dataset, {cls_logits, bbox_regression, image_sizes}, or heads from upload()) but received ${got}`), { code: "ERR_RK_PARAM" });
+  }
+}
+
 /** Backends usable here, and why the others are not. */
 export function availableBackends(): { available: BackendName[]; unavailable: Partial<Record<BackendName, string>> } {
   const status = nativeStatus();
@@ -198,6 +206,7 @@ export class Postprocessor {
         `Expected a Postprocessor with backend "cuda" for upload() but this one runs on "${this.backend}"`,
       );
     }
+    checkHeadsArgument(heads, "upload()");
     const h = "featureSizes" in heads ? heads : this.prepare(heads);
     const arrays: DeviceArray[] = [];
     const put = (a: Float32Array | Uint16Array): DeviceArray => {
@@ -279,6 +288,7 @@ export class Postprocessor {
   private route(
     heads: HeadOutputs | NormalizedHeads | DeviceHeads | CandidateBatch,
   ): { done: PostprocessResult } | { engine: NativePostprocessor; inputs: NativeInputs; start: number } {
+    checkHeadsArgument(heads, "run()");
     if (isCandidateBatch(heads)) {
       const { engine, inputs } = this.candidateInputs(heads);
       if (!engine) return { done: this.runCandidatesJs(heads) };
