@@ -216,16 +216,20 @@ class CudaEngine final : public Engine {
   Status Run(const HeadShapes& shapes, const HeadTensors& t, Residency residency, Detections* out,
              RunTimings* timings) override {
     if (!broken_.empty()) return Status(Code::kCudaError, broken_);
-    Status st = RunOnce(shapes, t, residency, out, timings);
-    if (st.code() == Code::kCudaError) {
-      const cudaError_t e = cudaGetLastError();
-      if (IsSticky(e) || IsSticky(last_error_)) {
-        broken_ = st.message() +
-                  " (the CUDA context of this process is now unusable: rebuild the Postprocessor after restarting the kernel)";
-        return Status(Code::kCudaError, broken_);
-      }
-      DropGraph();
+    return AfterRun(RunOnce(shapes, t, residency, out, timings));
+  }
+
+  // A run's CUDA error: a sticky one leaves the engine broken (every later call says so, as the
+  // context is lost); any other drops the captured graph, which may hold the launch that failed.
+  Status AfterRun(Status st) {
+    if (st.code() != Code::kCudaError) return st;
+    const cudaError_t e = cudaGetLastError();
+    if (IsSticky(e) || IsSticky(last_error_)) {
+      broken_ = st.message() +
+                " (the CUDA context of this process is now unusable: rebuild the Postprocessor after restarting the kernel)";
+      return Status(Code::kCudaError, broken_);
     }
+    DropGraph();
     return st;
   }
 
@@ -233,16 +237,7 @@ class CudaEngine final : public Engine {
   Status RunCandidates(const HeadShapes& shapes, const CandidateLists& lists, const int32_t* image_sizes,
                        const int32_t* output_sizes, Detections* out, RunTimings* timings) override {
     if (!broken_.empty()) return Status(Code::kCudaError, broken_);
-    Status st = RunCandidatesOnce(shapes, lists, image_sizes, output_sizes, out, timings);
-    if (st.code() == Code::kCudaError) {
-      const cudaError_t e = cudaGetLastError();
-      if (IsSticky(e) || IsSticky(last_error_)) {
-        broken_ = st.message() +
-                  " (the CUDA context of this process is now unusable: rebuild the Postprocessor after restarting the kernel)";
-        return Status(Code::kCudaError, broken_);
-      }
-    }
-    return st;
+    return AfterRun(RunCandidatesOnce(shapes, lists, image_sizes, output_sizes, out, timings));
   }
 
  private:
