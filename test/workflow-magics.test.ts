@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
+import { readNpz, writeNpz } from "../kernel/postprocess/npz";
 import { TestKernel } from "./kernel-client";
 import { GOLDEN_DIR, nativeAvailable } from "./helpers";
 
@@ -157,6 +158,22 @@ describe("workflow magics", function () {
     const t = text(out);
     assert.match(t, /%sweep: \d+ of 91 points \(interrupted\)/);
     assert.strictEqual((await k.execute("small.gt!.length")).result!["text/plain"], "2", "session state kept");
+  });
+
+  it("without ground truth: %sweep counts detections (one column), %run --eval is refused before it runs", async function () {
+    const file = path.join(GOLDEN_DIR, "tv_k4_b1_dense_nms03.npz");
+    if (!fs.existsSync(file)) this.skip();
+    const noGt = path.join(dir, "no-gt.npz");
+    writeNpz(noGt, new Map([...readNpz(file)].filter(([name]) => !name.startsWith("gt"))));
+    assert.strictEqual((await k.execute(`%load nogt ${noGt}`)).status, "ok");
+    const sweep = await k.execute("%sweep score_thresh=0.05,0.5 --data nogt --iterations 2");
+    assert.strictEqual(sweep.status, "ok", sweep.error?.evalue);
+    const table = String(displays(sweep.iopub).find((d) => /^%sweep: 2 of 2 points/.test(String(d["text/plain"])))!["text/plain"]);
+    assert.match(table.split("\n")[1], /^\s*score_thresh\s+median\s+detections\s+Pareto\s*$/);
+    const run = await k.execute("%run --data nogt --iterations 2 --eval");
+    assert.strictEqual(run.status, "error");
+    assert.match(run.error!.evalue, /^Expected ground truth \(gt\{i\}_boxes, gt\{i\}_labels, or %load --annotations GT\.json\) in dataset nogt for --eval but it has none$/);
+    assert.deepStrictEqual(displays(run.iopub), [], "nothing ran");
   });
 
   it("bad arguments are errors naming the argument", async function () {

@@ -796,13 +796,18 @@ export class Workbench {
     return metricsOf(accumulateCoco(matching), unmapped === undefined ? {} : { unmapped });
   }
 
+  /** Throws unless the dataset has ground truth to evaluate against (its gt arrays or bound COCO annotations). */
+  requireGroundTruth(ds: AnyDataset): void {
+    if (!ds.gt && !ds.coco) throw new WorkflowError(`Expected ground truth (gt{i}_boxes, gt{i}_labels, or %load --annotations GT.json) in dataset ${ds.name} for --eval but it has none`, "ERR_RK_DATASET");
+  }
+
   /** The COCO matching of a result (what evaluate() accumulates), and the detections no category takes. */
   matchResult(ds: AnyDataset, result: PostprocessResult): { matching: CocoMatching; unmapped?: number } {
     if (ds.coco) {
       const { dt, unmapped } = this.cocoDetections(ds, result);
       return { matching: matchCoco(ds.coco.gt, dt, { imgIds: ds.coco.imageIds }), unmapped };
     }
-    if (!ds.gt) throw new WorkflowError(`Expected ground truth (gt{i}_boxes, gt{i}_labels, or %load --annotations GT.json) in dataset ${ds.name} for --eval but it has none`, "ERR_RK_DATASET");
+    this.requireGroundTruth(ds);
     return { matching: matchCocoArrays(result.detections.map((d, i) => ({ gt: ds.gt![i], dt: { boxes: d.boxes, scores: d.scores, labels: d.labels } }))) };
   }
 

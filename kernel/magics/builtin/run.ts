@@ -99,6 +99,7 @@ export const run: Magic = {
     }
     const ds = wf().workbench.dataset(v.data as string | undefined);
     if (v["save-results"] !== undefined) checkOutputPath(String(v["save-results"]), "--save-results");
+    if (v.eval) wf().workbench.requireGroundTruth(ds);
     const isCache = "kind" in ds && ds.kind === "cache";
     // A config the cache cannot serve exactly is an error before any image runs.
     if (isCache) (require("../../postprocess/cache") as typeof import("../../postprocess/cache")).checkConfigForCache(pp.config, ds.cache);

@@ -32,10 +32,12 @@ export const sweep: Magic = {
     const v = args.values;
     const { rows, metric, interrupted, evalShared } = await wf().workbench.sweep(axes, { data: v.data as string | undefined, metric: v.metric as string | undefined, iterations: v.iterations as number, backend: v.backend as never }, bar, stopSignal(ctx));
     const keys = Object.keys(axes);
+    // With --metric detections (no ground truth) the metric is the detections column itself.
+    const byCount = metric === "detections";
     const table = tableBundle(
-      [...keys, "median", metric, "detections", "Pareto"],
-      rows.map((r) => [...keys.map((k) => show(r.values[k])), fmt(r.medianMs), metric === "detections" ? String(r.metric) : r.metric.toFixed(4), String(r.detections), r.pareto ? "yes" : ""]),
-      { caption: `%sweep: ${rows.length} of ${points} points${interrupted ? " (interrupted)" : ""}${evalShared > 0 ? `; ${evalShared} evaluated from the matching of a lower score_thresh (their detections are exactly its detections above the threshold)` : ""}`, highlight: new Set(rows.flatMap((r, i) => (r.pareto ? [i] : []))), numeric: new Set([keys.length, keys.length + 1, keys.length + 2]) },
+      [...keys, "median", ...(byCount ? [] : [metric]), "detections", "Pareto"],
+      rows.map((r) => [...keys.map((k) => show(r.values[k])), fmt(r.medianMs), ...(byCount ? [] : [r.metric.toFixed(4)]), String(r.detections), r.pareto ? "yes" : ""]),
+      { caption: `%sweep: ${rows.length} of ${points} points${interrupted ? " (interrupted)" : ""}${evalShared > 0 ? `; ${evalShared} evaluated from the matching of a lower score_thresh (their detections are exactly its detections above the threshold)` : ""}`, highlight: new Set(rows.flatMap((r, i) => (r.pareto ? [i] : []))), numeric: new Set(byCount ? [keys.length, keys.length + 1] : [keys.length, keys.length + 1, keys.length + 2]) },
     );
     ctx.display(table);
     if (rows.length > 0) {
