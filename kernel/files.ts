@@ -25,7 +25,7 @@ function reason(e: unknown, file: string): string {
   const dir = path.dirname(path.resolve(file));
   switch (err?.code) {
     case "ENOENT":
-      return `its folder ${JSON.stringify(dir)} does not exist`;
+      return fs.existsSync(dir) ? `files cannot be made in ${JSON.stringify(dir)} (ENOENT)` : `its folder ${JSON.stringify(dir)} does not exist`;
     case "ENOTDIR":
       return `a part of ${JSON.stringify(dir)} is not a folder`;
     case "EISDIR":
@@ -93,6 +93,35 @@ export function writeWhole(file: string, what: string, write: (fd: number) => vo
     fs.rmSync(tmp, { force: true });
     if (e instanceof OutputPathError || !(e as NodeJS.ErrnoException)?.code) throw e;
     throw new OutputPathError(`Expected a writable file path for ${what} but received ${JSON.stringify(file)}: ${reason(e, file)}`);
+  }
+}
+
+/**
+ * Creates `dir` and its missing parents, one level at a time (not Node's recursive mkdir, which
+ * loops forever where a folder answers ENOENT for a child it cannot hold: /proc, a stale mount).
+ * A level that cannot be made is an OutputPathError naming `what`, the folder and why.
+ */
+export function makeFolders(dir: string, what: string): void {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  while (!fs.existsSync(at)) {
+    missing.unshift(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const d of [at, ...missing]) {
+    try {
+      if (d === at) {
+        if (!fs.statSync(d).isDirectory()) throw Object.assign(new Error("not a folder"), { code: "ENOTDIR" });
+      } else {
+        fs.mkdirSync(d);
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOTDIR" || code === "EEXIST" ? `${JSON.stringify(d)} is not a folder` : code === "ENOENT" ? `${JSON.stringify(d)} cannot be made there (ENOENT)` : reason(e, path.join(d, "x"));
+      throw new OutputPathError(`Expected a folder that can be made for ${what} but received ${JSON.stringify(dir)}: ${why}`);
+    }
   }
 }
 

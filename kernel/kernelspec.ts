@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 
 import { ArgSchema, parseArgs, usage } from "./args";
-import { writeFileWhole } from "./files";
+import { makeFolders, writeFileWhole } from "./files";
 import { PACKAGE_ROOT } from "./native";
 
 const SCHEMA: ArgSchema = {
@@ -78,7 +78,7 @@ export function kernelspecCommand(command: "install" | "uninstall", argv: string
   if (!fs.existsSync(path.join(PACKAGE_ROOT, "dist", "kernel", "main.js"))) {
     throw new Error("Expected the compiled kernel at dist/kernel/main.js; run `npm run build` first");
   }
-  fs.mkdirSync(dir, { recursive: true });
+  makeFolders(dir, values.prefix !== undefined ? "--prefix" : "the kernelspec folder");
   // The logo first: a kernelspec folder is usable once kernel.json is there, and it is written whole.
   writeFileWhole(path.join(dir, "logo-svg.svg"), "the kernelspec folder", LOGO);
   writeFileWhole(path.join(dir, "kernel.json"), "the kernelspec folder", JSON.stringify(kernelJson(values.displayName as string), null, 2) + "\n");

@@ -57,6 +57,28 @@ describe("kernelspec and CLI", function () {
     assert.match(cli(["install", "--prefix", data, "--name", "bad name"]).stderr, /kernelspec name of letters/);
   });
 
+  it("install --prefix where no folder can be made: an error naming --prefix and the folder, at once (no endless mkdir)", function () {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rk-prefix-"));
+    const file = path.join(tmp, "a-file");
+    fs.writeFileSync(file, "");
+    const dangling = path.join(tmp, "dangling");
+    fs.symlinkSync(path.join(tmp, "no-target"), dangling);
+    const cases: [string, RegExp][] = [
+      [path.join(file, "x"), /"[^"]*a-file" is not a folder/],
+      [dangling, /"[^"]*dangling" is not a folder/],
+      // procfs answers ENOENT for a child it cannot hold, where Node's recursive mkdir loops forever.
+      ...(fs.existsSync("/proc/self") ? ([["/proc/rk-no-such", /"\/proc\/rk-no-such" cannot be made there \(ENOENT\)/]] as [string, RegExp][]) : []),
+    ];
+    for (const [prefix, why] of cases) {
+      const r = spawnSync(process.execPath, [BIN, "install", "--prefix", prefix], { encoding: "utf8", timeout: 20000 });
+      assert.strictEqual(r.signal, null, `${prefix}: ended by itself`);
+      assert.strictEqual(r.status, 1, prefix);
+      assert.match(r.stderr, /^retinanet-kernel install: Expected a folder that can be made for --prefix but received ".*share\/jupyter\/kernels\/retinanet-kernel": /, prefix);
+      assert.match(r.stderr, why, prefix);
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
   it("kernel without a connection file, or with an unreadable one, exits with a clear error", function () {
     const r = cli(["kernel"]);
     assert.strictEqual(r.status, 1);

@@ -60,6 +60,10 @@ describe("output files", function () {
     ];
     for (const [file, re] of cases) assert.throws(() => checkOutputPath(file, "--save"), (e: Error) => e instanceof OutputPathError && re.test(e.message), String(file));
     assert.strictEqual(checkOutputPath(path.join(dir, "new.json"), "--save"), path.join(dir, "new.json"));
+    // A folder that exists but holds no files of ours (procfs answers ENOENT): said as such, at write time.
+    if (fs.existsSync("/proc/self")) {
+      assert.throws(() => writeFileWhole("/proc/rk-x.json", "--save", "{}"), /^OutputPathError: Expected a writable file path for --save but received "\/proc\/rk-x\.json": (files cannot be made in "\/proc" \(ENOENT\)|"\/proc" cannot be written \(EACCES\))$/);
+    }
     // A folder output (a candidate cache) may replace a folder, not a file.
     assert.strictEqual(checkOutputPath(dir, "--cache", { folder: true }), dir);
     assert.throws(() => checkOutputPath(path.join(dir, "a.json"), "--cache", { folder: true }), /^OutputPathError: Expected a writable folder path for --cache but received ".*a\.json": it is a file$/);
