@@ -19,8 +19,8 @@ function describePath(file: unknown): string {
   return typeof file === "string" ? JSON.stringify(file) : file === undefined ? "nothing" : `a ${typeof file}`;
 }
 
-/** Why writing `file` failed, in words, from a Node error. */
-function reason(e: unknown, file: string): string {
+/** Why writing `file` (a file or a folder) failed, in words, from a Node error. */
+export function reason(e: unknown, file: string): string {
   const err = e as NodeJS.ErrnoException;
   const dir = path.dirname(path.resolve(file));
   switch (err?.code) {

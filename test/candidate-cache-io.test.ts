@@ -175,6 +175,14 @@ describe("candidate cache files: CLI, shards, memory, bad input", function () {
     assert.ok(!fs.existsSync(path.join(tmp, "cut-cache")));
     assert.deepStrictEqual(leftovers(tmp), []);
 
+    if (fs.existsSync("/proc/self")) {
+      // A parent folder that exists but takes no folders of ours (procfs): an error naming the cache, nothing left.
+      const r2 = cli(["cache", "--data", cut, "--out", "/proc/rk-cache"]);
+      assert.strictEqual(r2.code, 1);
+      // (as root procfs answers ENOENT when the folder is made; as another user, access() refuses it first)
+      assert.match(r2.err, /(Expected a folder where the cache \/proc\/rk-cache can be written but files cannot be made in "\/proc" \(ENOENT\)|Expected a writable folder path for --out but received "\/proc\/rk-cache": "\/proc" cannot be written \(EACCES\))/);
+    }
+
     const good = path.join(tmp, "good-cache");
     buildCache(goldenCases().find((c) => c.name === "tv_k80_b2_mixed")!.npz, good, resolveConfig({}), { minScore: 0.05, maxTopk: 1000 });
     const metaFile = path.join(good, "cache.json");

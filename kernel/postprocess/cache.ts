@@ -23,6 +23,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
+import { reason } from "../files";
 import { loadNative } from "../native";
 import { classThresholds, describe, resolveConfig } from "./config";
 import { HeadOutputs, NormalizedHeads, normalizeHeads } from "./heads";
@@ -414,7 +415,11 @@ export class CacheWriter {
     const parent = path.dirname(path.resolve(dir));
     if (!fs.existsSync(parent)) throw new CacheError(`Expected an existing folder for the cache's parent but ${parent} does not exist`, "ERR_RK_FILE");
     this.tmp = path.join(parent, `.${path.basename(dir)}.partial-${process.pid}-${Date.now()}`);
-    fs.mkdirSync(this.tmp);
+    try {
+      fs.mkdirSync(this.tmp);
+    } catch (e) {
+      throw new CacheError(`Expected a folder where the cache ${dir} can be written but ${reason(e, dir)}`, "ERR_RK_FILE");
+    }
     const col = (name: string, descr: string, tail: number[] = []) => (this.cols[name] = new ColumnFile(path.join(this.tmp, `${name}.npy`), descr, tail));
     col("offsets", "<i8");
     col("rows", "<i4");
