@@ -51,6 +51,15 @@ describe("%tune magic", function () {
     assert.match(bad.error!.evalue, /Expected a number in \[0, 1\] for score_thresh_per_class\[1\] but received 2/);
     const still = await k.execute("rk.workbench.config.score_thresh_per_class");
     assert.match(String(still.result!["text/plain"]), /0\.6/);
+    // A map, written as JSON (the line's quoting eats its quotes) or with bare label keys; shown as JSON.
+    for (const [code, want] of [['%config score_thresh_per_class={"3":0.6}', '{"3":0.6}'], ["%config score_thresh_per_class={3:0.7,1:0.2}", '{"1":0.2,"3":0.7}']]) {
+      const map = await k.execute(code);
+      assert.strictEqual(map.status, "ok", map.error?.evalue);
+      assert.match(text(map.iopub), new RegExp(`score_thresh_per_class\\s+\\S+\\s+${want.replace(/[{}]/g, "\\$&")}`), code);
+      assert.strictEqual((await k.execute("JSON.stringify(rk.workbench.config.score_thresh_per_class)")).result!["text/plain"], `'${want}'`, code);
+    }
+    const notLabel = await k.execute("%config score_thresh_per_class={a:0.6}");
+    assert.match(notLabel.error!.evalue, /^Expected valid JSON for a list or map value \(a map's keys may be bare labels: \{3:0\.6\}\) but received \{a:0\.6\}$/);
     await k.execute("%config score_thresh_per_class=null");
   });
 

@@ -94,7 +94,7 @@ export function classThresholds(c: PostprocessConfig, numClasses: number): Float
   if (v === null || v === undefined) return undefined;
   const field = "score_thresh_per_class";
   if (Array.isArray(v)) {
-    if (v.length !== numClasses) throw rangeError(field, `${numClasses} thresholds (one per class of the data)`, `${v.length} thresholds`);
+    if (v.length !== numClasses) throw Object.assign(new RangeError(`Expected ${numClasses} thresholds (one per class of the data) for ${field} but received ${v.length}`), { code: "ERR_RK_CONFIG", field });
     return Float32Array.from(v);
   }
   const out = new Float32Array(numClasses).fill(Math.fround(c.score_thresh));

@@ -79,9 +79,10 @@ export function parseConfigValue(raw: string): unknown {
   if (t === "null") return null;
   if (t.startsWith("[") || t.startsWith("{")) {
     try {
-      return JSON.parse(t);
+      // A map's label keys may be written bare ({3:0.6}): the magic line's quoting removes JSON's quotes.
+      return JSON.parse(t.startsWith("{") ? t.replace(/([{,]\s*)(\d+)\s*:/g, '$1"$2":') : t);
     } catch {
-      throw new WorkflowError(`Expected valid JSON for a list value but received ${t}`, "ERR_RK_CONFIG");
+      throw new WorkflowError(`Expected valid JSON for a list or map value (a map's keys may be bare labels: {3:0.6}) but received ${t}`, "ERR_RK_CONFIG");
     }
   }
   return t;

@@ -14,7 +14,7 @@ export class WorkflowArgError extends Error {
 }
 
 export const fmt = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? "-" : ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 1 ? `${ms.toFixed(2)} ms` : `${(ms * 1000).toFixed(0)} us`);
-export const show = (v: unknown) => (Array.isArray(v) ? JSON.stringify(v) : v === null ? "null" : String(v));
+export const show = (v: unknown) => (v !== null && typeof v === "object" ? JSON.stringify(v) : v === null ? "null" : String(v));
 
 /** Set when the cell is interrupted; long loops check it between steps. */
 export function stopSignal(ctx: MagicContext): StopSignal {
