@@ -1,10 +1,12 @@
 /**
  * Interrupts: interrupt_request (the kernelspec's interrupt_mode "message") and SIGINT stop a busy
- * loop within 1 s and a pending await likewise; the reply is a KeyboardInterrupt error; every
+ * loop within 1 s and a pending await likewise, a magic's own synchronous loop too (V8 termination,
+ * the request still answered); the reply is a KeyboardInterrupt error; every
  * variable defined before is still there; the heartbeat answers while a cell spins.
  */
 import * as assert from "assert";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 import { PACKAGE_ROOT } from "../kernel/native";
@@ -70,6 +72,21 @@ describe("interrupt", function () {
     const r = await k.execute("[defined.length, counter]");
     assert.strictEqual(r.status, "ok");
     assert.strictEqual(r.result!["text/plain"], "[ 3, 2 ]");
+  });
+
+  it("message: a magic's own long synchronous loop (%synth --cache) is stopped, the request answered; the next write of that cache clears the abandoned temporary folder", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rk-intr-"));
+    const cache = path.join(dir, "big.cache");
+    const { ms, reply } = await interruptWith("message", `%synth big --images 5000 --size 800x1333 --classes 80 --cache ${cache}`);
+    assert.strictEqual(reply.ename, "KeyboardInterrupt");
+    assert.ok(ms < 2000, `${ms.toFixed(0)} ms`);
+    assert.ok(!fs.existsSync(cache), "no cache was written");
+    // The terminated write could not remove its temporary folder; the next write of the same cache does.
+    assert.strictEqual(fs.readdirSync(dir).filter((e) => e.startsWith(".big.cache.partial-")).length, 1);
+    const again = await k.execute(`%synth big --images 2 --size 96x128 --classes 3 --cache ${cache}`);
+    assert.strictEqual(again.status, "ok", again.error?.evalue);
+    assert.deepStrictEqual(fs.readdirSync(dir), ["big.cache"]);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("an interrupt while idle does nothing to the next cell", async function () {

@@ -393,6 +393,34 @@ interface CacheLayout {
   det: boolean;
 }
 
+/**
+ * Removes the temporary folders of earlier writes of the cache `name` in `parent` that can never
+ * finish: left by a process that is gone (killed), or by this one (a write that an interrupt
+ * terminated mid-way; this process writes one cache at a time).
+ */
+function removeAbandonedPartials(parent: string, name: string): void {
+  const prefix = `.${name}.partial-`;
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(parent).filter((e) => e.startsWith(prefix));
+  } catch {
+    return; // the parent's own problem is reported when the new write starts
+  }
+  for (const e of entries) {
+    const pid = Number(/^(\d+)-\d+$/.exec(e.slice(prefix.length))?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    let gone = pid === process.pid;
+    if (!gone) {
+      try {
+        process.kill(pid, 0);
+      } catch (err) {
+        gone = (err as NodeJS.ErrnoException).code === "ESRCH";
+      }
+    }
+    if (gone) fs.rmSync(path.join(parent, e), { recursive: true, force: true });
+  }
+}
+
 /** Writes a cache image by image into a temporary folder; finish() renames it into place. */
 export class CacheWriter {
   private readonly tmp: string;
@@ -414,6 +442,7 @@ export class CacheWriter {
     checkBounds(bounds);
     const parent = path.dirname(path.resolve(dir));
     if (!fs.existsSync(parent)) throw new CacheError(`Expected an existing folder for the cache's parent but ${parent} does not exist`, "ERR_RK_FILE");
+    removeAbandonedPartials(parent, path.basename(dir));
     this.tmp = path.join(parent, `.${path.basename(dir)}.partial-${process.pid}-${Date.now()}`);
     try {
       fs.mkdirSync(this.tmp);

@@ -378,7 +378,12 @@ export class Kernel {
     try {
       const payload: Record<string, unknown>[] = [];
       mark("start");
-      const result = await this.withCell({ msg, allowStdin: c.allow_stdin === true, payload }, () => this.runCell(code));
+      // The cell starts in a task of its own, after this handler awaits it raced against an interrupt:
+      // when an interrupt has to terminate JavaScript stuck in a synchronous loop (a magic's own
+      // loop, which breakOnSigint does not reach), only the cell's task is unwound, and the
+      // interrupt still settles this race, so the request is answered and the queue goes on.
+      const cell = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.withCell({ msg, allowStdin: c.allow_stdin === true, payload }, () => this.runCell(code)));
+      const result = await this.interrupts.race(cell);
       mark("ran");
       if (result.hasValue && !silent && !isSilent(result.value)) {
         const data = toBundle(result.value);
@@ -394,6 +399,7 @@ export class Kernel {
     } finally {
       this.output.endCell();
       this.endBusy();
+      this.running = undefined; // a terminated cell never ran withCell's own reset
     }
     const repliedAt = Date.now();
     this.reply("shell", msg, "execute_reply", content, { started, dependencies_met: true, engine: this.session, status: content.status });
