@@ -378,11 +378,11 @@ export class Kernel {
     try {
       const payload: Record<string, unknown>[] = [];
       mark("start");
-      // The cell starts in a task of its own, after this handler awaits it raced against an interrupt:
+      // The cell starts in a microtask of its own, after this handler awaits it raced against an interrupt:
       // when an interrupt has to terminate JavaScript stuck in a synchronous loop (a magic's own
       // loop, which breakOnSigint does not reach), only the cell's task is unwound, and the
       // interrupt still settles this race, so the request is answered and the queue goes on.
-      const cell = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.withCell({ msg, allowStdin: c.allow_stdin === true, payload }, () => this.runCell(code)));
+      const cell = Promise.resolve().then(() => this.withCell({ msg, allowStdin: c.allow_stdin === true, payload }, () => this.runCell(code)));
       const result = await this.interrupts.race(cell);
       mark("ran");
       if (result.hasValue && !silent && !isSilent(result.value)) {
