@@ -110,17 +110,14 @@ export function makeFolders(dir: string, what: string): void {
     if (up === at) break;
     at = up;
   }
-  for (const d of [at, ...missing]) {
+  const fail = (why: string) => new OutputPathError(`Expected a folder that can be made for ${what} but received ${JSON.stringify(dir)}: ${why}`);
+  if (!fs.statSync(at).isDirectory()) throw fail(`${JSON.stringify(at)} is not a folder`);
+  for (const d of missing) {
     try {
-      if (d === at) {
-        if (!fs.statSync(d).isDirectory()) throw Object.assign(new Error("not a folder"), { code: "ENOTDIR" });
-      } else {
-        fs.mkdirSync(d);
-      }
+      fs.mkdirSync(d);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = code === "ENOTDIR" || code === "EEXIST" ? `${JSON.stringify(d)} is not a folder` : code === "ENOENT" ? `${JSON.stringify(d)} cannot be made there (ENOENT)` : reason(e, path.join(d, "x"));
-      throw new OutputPathError(`Expected a folder that can be made for ${what} but received ${JSON.stringify(dir)}: ${why}`);
+      throw fail(code === "EEXIST" ? `${JSON.stringify(d)} is not a folder` : code === "ENOENT" ? `${JSON.stringify(d)} cannot be made there (ENOENT)` : reason(e, path.join(d, "x")));
     }
   }
 }
